@@ -1,0 +1,343 @@
+"""Report parameters: parse a template's ``parameters`` cell and validate values against it.
+
+The parameters cell of a report template is the one place that declares each parameter.
+Every line is a plain literal assignment followed by a ``# help`` comment::
+
+    epochs = 3  # [1, 200] training epochs
+    lr = 0.001  # (0, 1] learning rate
+    model = "seed_cnn"  # {seed_cnn, lenet300, lenet5, mlp} network to train
+    methods = ["fp16"]  # spec: compression configurations, e.g. "magnitude:sparsity=0.9 + int8"
+    root = None  # path, required if dataset is "idx": folder of MNIST-format IDX files
+    latency = True  # measure CPU latency (machine-dependent)
+
+Grammar of the comment (``help`` is free text and must not be empty)::
+
+    comment    := constraint? help
+    constraint := range | choices | kind
+    range      := ("[" | "(") number? "," number? ("]" | ")")    # int/float; empty = unbounded
+    choices    := "{" word ("," word)* "}"                         # str, or each list element
+    kind       := "spec:"                                          # str/list: mcv.registry specs
+                | "path" (", required if" NAME "is" '"' value '"')? ":"   # None-able folder/file
+
+The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str),
+and ``None`` is allowed only for a ``path`` (which then accepts a str or None).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import math
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["Param", "ParameterError", "parse_cell", "check", "from_text", "validate"]
+
+TYPES = ("int", "float", "str", "bool", "list", "path")
+
+_RANGE = re.compile(r"^([\[(])\s*([^,\s]*)\s*,\s*([^\]\)\s]*)\s*([\])])\s*(.*)$")
+_CHOICES = re.compile(r"^\{([^}]*)\}\s*(.*)$")
+_SPEC = re.compile(r"^spec:\s*(.*)$")
+_PATH = re.compile(r'^path(?:\s*,\s*required if\s+(\w+)\s+is\s+"([^"]*)")?\s*:\s*(.*)$')
+_NONE_WORDS = ("", "none", "null", "~")
+
+
+class ParameterError(ValueError):
+    """A report parameter (or a template's parameters cell) is invalid; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared report parameter.
+
+    Attributes:
+        name: Python identifier assigned in the parameters cell.
+        type: one of ``int, float, str, bool, list, path``.
+        default: the literal value in the cell.
+        help: the help text of the comment (without the constraint).
+        choices: allowed values (str, or each element of a list), or None.
+        low, high: numeric bounds (None = unbounded); ``low_open``/``high_open`` exclude them.
+        spec: values are ``mcv.registry`` method specs.
+        required_if: ``(other_param, value)``: a path that must be given when other == value.
+    """
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    spec: bool = False
+    required_if: tuple[str, str] | None = None
+
+    @property
+    def allowed(self) -> str:
+        """Return a short phrase saying what values are allowed, e.g. ``an int in [1, 200]``."""
+        article = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}
+        if self.type == "path":
+            text = "an existing path or None"
+            if self.required_if:
+                other, value = self.required_if
+                text += f' (required if {other} is "{value}")'
+            return text
+        base = "a list of str" if self.type == "list" else article[self.type]
+        if self.choices is not None:
+            each = " each" if self.type == "list" else ""
+            return f"{base}{each} one of {{{', '.join(self.choices)}}}"
+        if self.spec:
+            return f"{base} of method specs (see mcv.registry.describe())"
+        if self.low is not None or self.high is not None:
+            lo = "" if self.low is None else _num(self.low)
+            hi = "" if self.high is None else _num(self.high)
+            lb, hb = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{base} in {lb}{lo}, {hi}{hb}"
+        return base
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def _bound(text: str, where: str) -> float | None:
+    if text in ("", "inf", "-inf"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ParameterError(f"{where}: range bound must be a number, got {text!r}") from None
+
+
+def _literal_type(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "list"
+    raise ParameterError(
+        f"parameter {name}: default must be an int, float, str, bool, list of str or None "
+        f"(for a path), got {value!r}"
+    )
+
+
+def _comments(source: str) -> dict[int, str]:
+    out = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            out[tok.start[0]] = tok.string[1:].strip()
+    return out
+
+
+def parse_cell(source: str, where: str = "parameters cell") -> list[Param]:
+    """Return the parameters declared by a parameters cell's source; the source is not executed.
+
+    Raises:
+        ParameterError: a statement is not ``name = literal  # help``, or the comment is malformed.
+    """
+    try:
+        tree = ast.parse(source)
+        comments = _comments(source)
+    except (SyntaxError, tokenize.TokenError) as exc:
+        raise ParameterError(f"{where}: not valid Python ({exc})") from None
+    params: dict[str, Param] = {}
+    for node in tree.body:
+        line = f"{where}, line {node.lineno}"
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            raise ParameterError(f"{line}: expected `name = literal  # help`")
+        name = node.targets[0].id
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError:
+            raise ParameterError(f"{line}: {name} must be a plain literal") from None
+        if node.lineno != node.end_lineno:
+            raise ParameterError(f"{line}: {name} must fit on one line")
+        if name in params:
+            raise ParameterError(f"{line}: {name} is declared twice")
+        comment = comments.get(node.lineno, "")
+        params[name] = _param(name, default, comment, line)
+    return list(params.values())
+
+
+def _param(name: str, default: Any, comment: str, where: str) -> Param:
+    kw: dict[str, Any] = {}
+    ptype = None
+    if m := _RANGE.match(comment):
+        kw.update(low=_bound(m[2], where), high=_bound(m[3], where))
+        kw.update(low_open=m[1] == "(", high_open=m[4] == ")")
+        text = m[5]
+    elif m := _CHOICES.match(comment):
+        kw["choices"] = tuple(c.strip().strip("\"'") for c in m[1].split(","))
+        text = m[2]
+    elif m := _SPEC.match(comment):
+        kw["spec"] = True
+        text = m[1]
+    elif m := _PATH.match(comment):
+        ptype = "path"
+        if m[1]:
+            kw["required_if"] = (m[1], m[2])
+        text = m[3]
+    else:
+        text = comment
+    if not text.strip():
+        raise ParameterError(f"{where}: {name} needs a `# help` comment after its constraint")
+    if ptype == "path":
+        if default is not None:
+            raise ParameterError(f"{where}: path parameter {name} must default to None")
+    elif default is None:
+        raise ParameterError(f"{where}: {name} = None is only allowed for a `path:` parameter")
+    else:
+        ptype = _literal_type(name, default)
+    if "low" in kw and ptype not in ("int", "float"):
+        raise ParameterError(f"{where}: a range on {name} needs an int or float, not {ptype}")
+    if "choices" in kw and ptype not in ("str", "list"):
+        raise ParameterError(f"{where}: {{choices}} on {name} need a str or list, not {ptype}")
+    if kw.get("spec") and ptype not in ("str", "list"):
+        raise ParameterError(f"{where}: spec: on {name} needs a str or list, not {ptype}")
+    param = Param(name=name, type=ptype, default=default, help=text.strip(), **kw)
+    if ptype != "path" and not kw.get("spec"):
+        check(param, default, where=where)  # the declared default must satisfy its own rule
+    return param
+
+
+def from_text(param: Param, text: str) -> Any:
+    """Return a command-line value converted for ``param``; strings are kept verbatim.
+
+    ``int``/``float``/``bool`` values are read as YAML scalars (so ``-p epochs 3`` is 3); a ``str``
+    stays exactly what was typed (``001`` stays ``"001"``); a ``list`` accepts a YAML flow
+    sequence (``[fp16, int8]``, every element kept as a str) or a single item; a ``path`` accepts
+    ``none``/``null`` for None. The result still has to pass :func:`check`.
+    """
+    if param.type == "str":
+        return text
+    if param.type == "path":
+        return None if text.strip().lower() in _NONE_WORDS else text
+    if param.type == "list":
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                value = yaml.load(stripped, Loader=yaml.BaseLoader)  # every scalar stays a str
+            except yaml.YAMLError:
+                raise ParameterError(
+                    f"{param.name} must be {param.allowed}, got {text!r} (not a YAML list)"
+                ) from None
+            return value
+        return [text]
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # check() reports it with the allowed values
+
+
+def check(param: Param, value: Any, *, where: str | None = None) -> Any:
+    """Return ``value`` normalized for ``param`` (float for int input, list for a scalar item,
+    absolute str for a path), or raise ParameterError naming the parameter and what is allowed.
+    """
+    name = f"{where}: {param.name}" if where else param.name
+
+    def bad(extra: str = "") -> ParameterError:
+        return ParameterError(f"{name} must be {param.allowed}, got {value!r}{extra}")
+
+    t = param.type
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if t in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad()
+        if t == "int" and not isinstance(value, int):
+            raise bad()
+        if t == "float":
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad()
+        lo, hi = param.low, param.high
+        if lo is not None and (value < lo or (param.low_open and value == lo)):
+            raise bad()
+        if hi is not None and (value > hi or (param.high_open and value == hi)):
+            raise bad()
+        return value
+    if t == "path":
+        if value is None:
+            return None
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str):
+            raise bad()
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise ParameterError(f"{name} must be {param.allowed}, got {value!r} (not found)")
+        return str(path.resolve())
+    if t == "str":
+        items = [value]
+        if not isinstance(value, str):
+            raise bad()
+    else:  # list of str; a single str is a one-element list
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad()
+        items = value
+    for item in items:
+        if param.choices is not None and item not in param.choices:
+            raise bad()
+        if param.spec:
+            _check_spec(name, item)
+    return list(value) if t == "list" else value
+
+
+def _check_spec(name: str, spec: str) -> None:
+    from . import registry  # lazy: reports sit above the registry
+
+    try:
+        registry.parse(spec)
+    except (ValueError, TypeError) as exc:
+        msg = " ".join(str(exc).split())
+        raise ParameterError(f"{name}: bad method spec {spec!r}: {msg}") from None
+
+
+def validate(params: list[Param], values: dict[str, Any], template: str = "template") -> dict:
+    """Return every parameter's value (defaults filled in), checked and normalized.
+
+    Raises:
+        ParameterError: unknown name, wrong type, out of range, bad spec, missing path.
+    """
+    declared = {p.name: p for p in params}
+    for key in values:
+        if key not in declared:
+            close = difflib.get_close_matches(str(key), declared, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ParameterError(
+                f"unknown parameter {key!r} for {template}{hint}; "
+                f"allowed: {', '.join(declared)}"
+            )
+    out = {}
+    for p in params:
+        out[p.name] = check(p, values[p.name]) if p.name in values else p.default
+    for p in params:
+        if p.required_if and out[p.name] is None:
+            other, want = p.required_if
+            if str(out.get(other)) == want:
+                raise ParameterError(
+                    f'{p.name} is required when {other} is "{want}" ({p.help}), got None'
+                )
+    return out

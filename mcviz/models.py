@@ -1,0 +1,121 @@
+"""Reference networks by name: LeNet-300-100, LeNet-5, the seed article's CNN, MLP students.
+
+Layers are named (``conv1``, ``fc1``...) so per-layer tables and figures read well. Every library
+function also accepts a user's own ``nn.Module`` built from Linear and Conv2d layers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from math import prod
+
+import torch
+from torch import nn
+
+NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp")
+
+
+def build(name: str, *, input_shape: Sequence[int], num_classes: int = 10, seed: int | None = None,
+          **options) -> nn.Module:
+    """Returns a freshly initialized network; the global RNG is left untouched when ``seed`` is given.
+
+    Args:
+        name: "seed_cnn" (conv 32@3x3 + ReLU -> max-pool 2 -> flatten -> linear), "lenet300"
+            (LeNet-300-100), "lenet5" (Caffe LeNet-5 as in Deep Compression, 431K weights; needs
+            inputs of at least 28x28), or "mlp" (hidden widths via ``hidden=(300, 100)``).
+        input_shape: shape of one example, e.g. ``data.input_shape``.
+        num_classes: number of outputs.
+        seed: initialize with this seed (without touching global RNG state); None draws from the
+            global generator, which ``mcv.seed`` controls.
+        options: only "mlp" takes one, ``hidden``.
+
+    The model records ``model.input_shape`` so that MACs can be counted without data.
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
+    shape = _check_shape(input_shape)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    allowed = {"mlp": {"hidden"}}.get(name, set())
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        allowed_text = ", ".join(sorted(allowed)) or "none"
+        raise ValueError(f"model {name!r} got unknown option {unknown[0]!r}; allowed: {allowed_text}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+    maker = {"seed_cnn": _seed_cnn, "lenet300": _lenet300, "lenet5": _lenet5, "mlp": _mlp}[name]
+    if seed is None:
+        model = maker(shape, num_classes, **options)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = maker(shape, num_classes, **options)
+    model.input_shape = shape
+    return model
+
+
+def _check_shape(input_shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}") \
+            from None
+    if not shape or min(shape) < 1 or len(shape) not in (1, 3):
+        raise ValueError(f"input_shape must be (C, H, W) or (D,) with positive sizes, got "
+                         f"{input_shape!r}")
+    return shape
+
+
+def _image(shape, name) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ValueError(f"model {name!r} needs image input (C, H, W), got input_shape {shape}")
+    return shape
+
+
+def _seed_cnn(shape, k):
+    c, h, w = _image(shape, "seed_cnn")
+    if h < 4 or w < 4:
+        raise ValueError(f"model 'seed_cnn' needs inputs of at least 4x4, got {h}x{w}")
+    flat = 32 * ((h - 2) // 2) * ((w - 2) // 2)
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(c, 32, 3)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, k)),
+    ]))
+
+
+def _lenet5(shape, k):
+    c, h, w = _image(shape, "lenet5")
+    if h < 28 or w < 28:
+        raise ValueError(f"model 'lenet5' needs inputs of at least 28x28, got {h}x{w}; "
+                         "use 'seed_cnn' or 'mlp' for smaller images")
+    h2, w2 = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
+    # Caffe's LeNet-5 (the one Deep Compression prunes): ReLU only after ip1.
+    return nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(c, 20, 5)), ("pool1", nn.MaxPool2d(2)),
+        ("conv2", nn.Conv2d(20, 50, 5)), ("pool2", nn.MaxPool2d(2)),
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(50 * h2 * w2, 500)), ("relu1", nn.ReLU()),
+        ("fc2", nn.Linear(500, k)),
+    ]))
+
+
+def _lenet300(shape, k):
+    return _mlp(shape, k, hidden=(300, 100))
+
+
+def _mlp(shape, k, hidden=(300, 100)):
+    if isinstance(hidden, int) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        hidden = tuple(hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}") from None
+    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
+    width = prod(shape)
+    for i, h in enumerate(hidden, start=1):
+        layers += [(f"fc{i}", nn.Linear(width, h)), (f"relu{i}", nn.ReLU())]
+        width = h
+    layers.append((f"fc{len(hidden) + 1}", nn.Linear(width, k)))
+    return nn.Sequential(OrderedDict(layers))

@@ -1,0 +1,65 @@
+"""Plotly figure builders: a DataFrame in, column names as arguments, a ``go.Figure`` out.
+
+No function here shows its figure; the notebook displays what it returns. Tests assert on
+``fig.data``, never on pictures.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_COST_TITLES = {"size_bytes": "size (bytes at stored bit widths)", "file_bytes": "file bytes",
+                "gzip_bytes": "gzipped file bytes", "macs": "MACs per example",
+                "params": "parameters", "nonzero_params": "nonzero parameters",
+                "latency_ms": "latency (ms)", "bits": "mean bits per weight"}
+
+
+def history(df: pd.DataFrame, *, title: str = "Training history") -> go.Figure:
+    """Returns loss (left) and train / val accuracy (right) per epoch from ``mcv.train.fit``."""
+    _need(df, ["epoch", "loss", "train_accuracy", "val_accuracy"], "history")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    fig.add_trace(go.Scatter(x=df["epoch"], y=df["loss"], mode="lines+markers", name="loss"),
+                  row=1, col=1)
+    for col, name in (("train_accuracy", "train"), ("val_accuracy", "val")):
+        fig.add_trace(go.Scatter(x=df["epoch"], y=df[col], mode="lines+markers", name=name),
+                      row=1, col=2)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_layout(title=title, height=350)
+    return fig
+
+
+def accuracy_vs_size(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accuracy",
+                     log_x: bool = True, title: str | None = None) -> go.Figure:
+    """Returns a scatter of ``metric`` against ``cost``, one labelled point per row of a
+    ``mcv.measure.table``."""
+    _need(table, ["label", cost, metric], "accuracy_vs_size")
+    fig = go.Figure(go.Scatter(
+        x=table[cost], y=table[metric], mode="markers+text", text=table["label"],
+        textposition="top center", marker={"size": 12},
+        hovertemplate="%{text}<br>" + cost + "=%{x}<br>" + metric + "=%{y:.4f}<extra></extra>"))
+    fig.update_layout(title=title or f"{metric} vs {cost}", height=400,
+                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def layers(layer_df: pd.DataFrame, *, value: str = "params", title: str | None = None) -> go.Figure:
+    """Returns one bar per layer of ``value`` from ``mcv.measure.layers``."""
+    _need(layer_df, ["layer", value], "layers")
+    fig = go.Figure(go.Bar(x=layer_df["layer"], y=layer_df[value], name=value,
+                           text=layer_df[value], textposition="auto"))
+    fig.update_layout(title=title or f"{value} per layer", height=350, xaxis_title="layer",
+                      yaxis_title=_COST_TITLES.get(value, value))
+    return fig
+
+
+def _need(df, columns, what):
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"plots.{what} needs column {missing[0]!r}; the DataFrame has "
+                         f"{', '.join(map(str, df.columns))}")

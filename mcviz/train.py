@@ -1,0 +1,202 @@
+"""Training and evaluation: deterministic, single-threaded by default, with a cache of baselines.
+
+Same arguments and seed give bit-identical weights on every rerun: shuffling uses a private
+generator, the global RNG is forked and restored, and training runs on one thread unless asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mcviz import models
+from mcviz.data import DataBundle
+
+CACHE_FORMAT = 1  # bump when the training loop changes what a cached entry means
+HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
+
+
+def fit(model: nn.Module, data: DataBundle, *, epochs: int, lr: float = 1e-3, batch_size: int = 64,
+        seed: int = 0, progress: bool = True, threads: int = 1) -> pd.DataFrame:
+    """Trains ``model`` in place with Adam and cross-entropy; returns one history row per epoch.
+
+    The history has the columns epoch, loss (mean training loss), train_accuracy (on the
+    batches as they were trained) and val_accuracy. The global RNG state is left unchanged.
+
+    Args:
+        model: any classifier taking ``(N, *data.input_shape)`` and returning logits.
+        data: a DataBundle (``mcv.data.load``).
+        epochs: passes over the training split, >= 1.
+        lr: Adam learning rate, > 0.
+        batch_size: examples per step.
+        seed: fixes the shuffling order (and any randomness inside the model).
+        progress: show a tqdm progress bar (a widget in JupyterLab, text in a terminal).
+        threads: torch threads used while training; 1 keeps results bit-identical.
+    """
+    _check_data(data)
+    _check_int("epochs", epochs, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("seed", seed, 0)
+    _check_int("threads", threads, 1)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
+        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    X, y = data.train.tensors
+    n = len(y)
+    steps = (n + batch_size - 1) // batch_size
+    rows = []
+    with _threads(threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        bar = _progress_bar(epochs * steps, progress)
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(n, generator=generator)
+            total_loss, correct = 0.0, 0
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                xb, yb = X[idx], y[idx]
+                optimizer.zero_grad(set_to_none=True)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == yb).sum())
+                if bar is not None:
+                    bar.update(1)
+            val = evaluate(model, data, split="val", threads=threads)
+            rows.append((epoch, total_loss / n, correct / n, val))
+            if bar is not None:
+                bar.set_postfix(epoch=epoch, loss=f"{total_loss / n:.4f}", val=f"{val:.4f}")
+        if bar is not None:
+            bar.close()
+    model.eval()
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000,
+             threads: int = 1) -> float:
+    """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode."""
+    _check_data(data)
+    X, y = data.split(split).tensors
+    if len(y) == 0:
+        raise ValueError(f"split {split!r} of {data.name!r} is empty")
+    model.eval()
+    correct = 0
+    with _threads(threads):
+        for start in range(0, len(y), batch_size):
+            logits = model(X[start:start + batch_size])
+            correct += int((logits.argmax(1) == y[start:start + batch_size]).sum())
+    return correct / len(y)
+
+
+def baseline(model_name: str, data: DataBundle, *, epochs: int, seed: int = 0, lr: float = 1e-3,
+             batch_size: int = 64, progress: bool = True, return_history: bool = False):
+    """Returns a trained ``models.build(model_name)``, from the cache when it was trained before.
+
+    The cache key covers everything that affects the weights: model, data fingerprint, epochs,
+    seed, lr, batch size, torch version and the cache format. The folder is ``$MCVIZ_CACHE_DIR``
+    (default ``~/.cache/mcviz``); entries are written atomically and loaded with
+    ``weights_only=True``; a corrupt entry is retrained with a warning.
+
+    Returns:
+        the model in eval mode, or ``(model, history)`` when ``return_history`` is true.
+    """
+    _check_data(data)
+    model = models.build(model_name, input_shape=data.input_shape, num_classes=data.num_classes,
+                         seed=_check_int("seed", seed, 0))
+    key = _cache_key(model_name, data, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size)
+    path = cache_dir() / f"baseline-{model_name}-{data.name}-{key[:20]}.pt"
+    history = None
+    if path.exists():
+        try:
+            entry = torch.load(path, weights_only=True)
+            model.load_state_dict(entry["state_dict"])
+            history = pd.DataFrame(entry["history"], columns=list(HISTORY_COLUMNS))
+        except Exception as e:  # noqa: BLE001 - any unreadable entry is retrained
+            warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); retraining",
+                          stacklevel=2)
+            model = models.build(model_name, input_shape=data.input_shape,
+                                 num_classes=data.num_classes, seed=seed)
+            history = None
+    if history is None:
+        history = fit(model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                      progress=progress)
+        _atomic_save({"state_dict": model.state_dict(),
+                      "history": history.to_dict(orient="list")}, path)
+    model.eval()
+    return (model, history) if return_history else model
+
+
+def cache_dir() -> Path:
+    """Returns the folder of cached baselines: ``$MCVIZ_CACHE_DIR`` or ``~/.cache/mcviz``."""
+    env = os.environ.get("MCVIZ_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "mcviz"
+
+
+def _cache_key(model_name, data, **settings) -> str:
+    _check_int("epochs", settings["epochs"], 1)
+    _check_int("batch_size", settings["batch_size"], 1)
+    lr = settings["lr"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
+        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    blob = json.dumps({"model": model_name, "data": data.fingerprint,
+                       "input_shape": list(data.input_shape), "classes": data.num_classes,
+                       "torch": torch.__version__, "format": CACHE_FORMAT,
+                       **{k: settings[k] for k in sorted(settings)}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _progress_bar(total: int, show: bool):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="training", unit="step", leave=False)
+
+
+def _check_data(data) -> None:
+    if not isinstance(data, DataBundle):
+        raise ValueError(f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, "
+                         f"got {type(data).__name__}")
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
