@@ -1,0 +1,46 @@
+# mcviz: every target creates the environment from the project's own files first.
+#   make report   set up, then run the default comparison report   (README command 1)
+#   make test     set up, then run the whole test suite             (README command 2)
+#   make lab      set up, then open JupyterLab on lessons/
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.mcviz-installed
+# Extra pip options, e.g. PIP_TORCH="--index-url <PyTorch's CPU wheel index>" on machines where
+# torch==2.13.0 would otherwise resolve to a CUDA build.
+PIP_TORCH ?=
+
+.PHONY: setup report test test-fast nbval lab bench lint clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "mcviz needs Python >= 3.10, found " + sys.version.split()[0]'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(PIP_TORCH) torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import mcviz, torch; print('mcviz', mcviz.__version__, 'torch', torch.__version__)"
+	touch $(STAMP)
+
+report: setup
+	$(BIN)/mcviz report compare
+
+test: setup
+	$(BIN)/python -m pytest tests reports/examples --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" tests
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.root_dir=lessons
+
+bench: setup
+	$(BIN)/python benchmarks/foundation.py
+
+lint: setup
+	$(BIN)/ruff check mcviz tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)
