@@ -19,8 +19,14 @@ NAMES = ("digits", "mnist5k", "idx")
 SPLITS = ("train", "val", "test")
 
 # IDX header: two zero bytes, a type code, the number of dimensions.
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,15 @@ class DataBundle:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         return getattr(self, split)
 
-    def loader(self, split: str, *, batch_size: int = 64, shuffle: bool = False,
-               seed: int | None = None) -> DataLoader:
+    def loader(
+        self, split: str, *, batch_size: int = 64, shuffle: bool = False, seed: int | None = None
+    ) -> DataLoader:
         """Returns a DataLoader over one split; shuffling is reproducible when ``seed`` is given."""
         dataset = self.split(split)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        if seed is not None:
+            _check_seed(seed, "seed")
         generator = None
         if shuffle and seed is not None:
             generator = torch.Generator().manual_seed(seed)
@@ -89,15 +98,22 @@ def load(name: str = "mnist5k", *, root: str | Path | None = None, split_seed: i
         return from_arrays(X, d.target, name="digits", split_seed=split_seed, scale=None)
     if name == "mnist5k":
         X, y = _mnist5k()
-        return from_arrays(X, y, name="mnist5k", split=(3500, 500, 1000), split_seed=split_seed,
-                           scale=None)
+        return from_arrays(X, y, name="mnist5k", split=(3500, 500, 1000), split_seed=split_seed, scale=None)
     if name == "idx":
         return _load_idx(root, split_seed)
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
 
 
-def from_arrays(X, y, *, name: str = "arrays", split=(0.7, 0.1, 0.2), split_seed: int = 0,
-                num_classes: int | None = None, scale: float | None | str = "auto") -> DataBundle:
+def from_arrays(
+    X,
+    y,
+    *,
+    name: str = "arrays",
+    split=(0.7, 0.1, 0.2),
+    split_seed: int = 0,
+    num_classes: int | None = None,
+    scale: float | None | str = "auto",
+) -> DataBundle:
     """Returns a DataBundle made from a user's arrays, split stratified by ``split_seed``.
 
     Args:
@@ -120,14 +136,21 @@ def _prepare(X, y, num_classes, scale):
     if X.ndim not in (2, 3, 4):
         raise ValueError(f"X must be (N, D), (N, H, W) or (N, C, H, W), got shape {X.shape}")
     if y.dtype.kind not in "iu" or y.ndim != 1:
-        raise ValueError(f"y must be a 1-D array of integer labels, got dtype {y.dtype} "
-                         f"and shape {y.shape}")
+        raise ValueError(f"y must be a 1-D array of integer labels, got dtype {y.dtype} and shape {y.shape}")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels; they must match")
-    if len(y) == 0 or y.min() < 0:
-        raise ValueError("y must hold at least one label, all >= 0")
+    if len(y) == 0:
+        raise ValueError("y must hold at least one label, got an empty array")
+    if y.min() < 0:
+        raise ValueError(f"labels must be >= 0, got a label {int(y.min())}")
     if not np.isfinite(X).all():
         raise ValueError("X contains NaN or infinite values")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
+        raise ValueError(f"num_classes must be None or an int, got {num_classes!r}")
+    if scale not in (None, "auto") and (
+        isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0
+    ):
+        raise ValueError(f"scale must be None, 'auto' or a number > 0, got {scale!r}")
     k = int(y.max()) + 1 if num_classes is None else num_classes
     if y.max() >= k:
         raise ValueError(f"labels must be < num_classes={k}, got a label {int(y.max())}")
@@ -147,9 +170,15 @@ def _bundle(name: str, split_seed: int, k: int, parts) -> DataBundle:
     for images, labels in parts:
         digest.update(images.numpy().tobytes())
         digest.update(labels.numpy().tobytes())
-    return DataBundle(name=name, train=TensorDataset(*parts[0]), val=TensorDataset(*parts[1]),
-                      test=TensorDataset(*parts[2]), num_classes=k,
-                      input_shape=tuple(parts[0][0].shape[1:]), fingerprint=digest.hexdigest())
+    return DataBundle(
+        name=name,
+        train=TensorDataset(*parts[0]),
+        val=TensorDataset(*parts[1]),
+        test=TensorDataset(*parts[2]),
+        num_classes=k,
+        input_shape=tuple(parts[0][0].shape[1:]),
+        fingerprint=digest.hexdigest(),
+    )
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -165,19 +194,27 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise ValueError(f"cannot read IDX file {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         magic = raw[:4].hex() if len(raw) >= 4 else raw.hex() or "empty"
-        raise ValueError(f"{path.name} is not an IDX file: magic number 0x{magic}, expected "
-                         f"0x0000TTNN (TT a type code such as 08, NN the number of dimensions)")
+        raise ValueError(
+            f"{path.name} is not an IDX file: magic number 0x{magic}, expected "
+            f"0x0000TTNN (TT a type code such as 08, NN the number of dimensions)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise ValueError(f"{path.name} is truncated: its header needs {header} bytes, "
-                         f"the file has {len(raw)}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if ndim == 0:
+        raise ValueError(
+            f"{path.name} declares 0 dimensions (magic number 0x{raw[:4].hex()}); expected 1 to 255"
+        )
+    if len(raw) < header:
+        raise ValueError(
+            f"{path.name} is truncated: its header needs {header} bytes, the file has {len(raw)}"
+        )
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     need = header + int(np.prod(shape)) * dtype.itemsize
     if len(raw) < need:
-        raise ValueError(f"{path.name} is truncated: shape {shape} needs {need} bytes, "
-                         f"the file has {len(raw)}")
+        raise ValueError(
+            f"{path.name} is truncated: shape {shape} needs {need} bytes, the file has {len(raw)}"
+        )
     return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header).reshape(shape)
 
 
@@ -205,13 +242,15 @@ def _load_idx(root, split_seed: int) -> DataBundle:
             return None
         X, y = read_idx(images), read_idx(labels)
         if X.ndim != 3 or X.dtype != np.uint8:
-            raise ValueError(f"{images.name} must hold uint8 images (N, H, W), got {X.dtype} "
-                             f"{X.shape}")
-        if y.ndim != 1:
-            raise ValueError(f"{labels.name} must hold a 1-D label vector, got shape {y.shape}")
+            raise ValueError(f"{images.name} must hold uint8 images (N, H, W), got {X.dtype} {X.shape}")
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise ValueError(
+                f"{labels.name} must hold a 1-D vector of integer labels, got {y.dtype} {y.shape}"
+            )
         if len(X) != len(y):
-            raise ValueError(f"{images.name} has {len(X)} images but {labels.name} has {len(y)} "
-                             "labels; they must match")
+            raise ValueError(
+                f"{images.name} has {len(X)} images but {labels.name} has {len(y)} labels; they must match"
+            )
         return X, y.astype(np.int64)
 
     X, y = pair("train", required=True)
@@ -232,19 +271,23 @@ def _load_idx(root, split_seed: int) -> DataBundle:
 
 def _stratified_split(y: np.ndarray, split, split_seed: int):
     n = len(y)
-    if len(split) != 3:
+    if not isinstance(split, (tuple, list)) or len(split) != 3:
         raise ValueError(f"split must give three parts (train, val, test), got {split!r}")
     if all(isinstance(s, int) and not isinstance(s, bool) for s in split):
         counts = list(split)
         if sum(counts) != n or min(counts) < 1:
             raise ValueError(f"split counts must be >= 1 and sum to {n}, got {split!r}")
     else:
+        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in split):
+            raise ValueError(f"split must hold three fractions or three counts, got {split!r}")
         fr = [float(s) for s in split]
         if min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
             raise ValueError(f"split fractions must be > 0 and sum to 1, got {split!r}")
         n_test = max(1, round(fr[2] * n))
         n_val = max(1, round(fr[1] * n))
         counts = [n - n_val - n_test, n_val, n_test]
+        if counts[0] < 1:
+            raise ValueError(f"split {split!r} of {n} examples leaves no training examples")
     rest, test = _two_way(np.arange(n), y, counts[2], split_seed)
     train, val = _two_way(rest, y, counts[1], split_seed)
     return train, val, test
@@ -257,10 +300,12 @@ def _two_way(idx: np.ndarray, y: np.ndarray, n_second: int, seed: int):
     labels = y[idx]
     counts = np.bincount(labels)
     counts = counts[counts > 0]
-    stratify = labels if counts.min() >= 2 and n_second >= len(counts) and \
-        len(idx) - n_second >= len(counts) else None
-    first, second = train_test_split(idx, test_size=n_second, random_state=seed,
-                                     stratify=stratify)
+    stratify = (
+        labels
+        if counts.min() >= 2 and n_second >= len(counts) and len(idx) - n_second >= len(counts)
+        else None
+    )
+    first, second = train_test_split(idx, test_size=n_second, random_state=seed, stratify=stratify)
     return np.sort(first), np.sort(second)
 
 
@@ -279,6 +324,6 @@ def _tensors(X: np.ndarray, y: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y.astype(np.int64))
 
 
-def _check_seed(split_seed) -> None:
+def _check_seed(split_seed, name: str = "split_seed") -> None:
     if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise ValueError(f"split_seed must be an int >= 0, got {split_seed!r}")
+        raise ValueError(f"{name} must be an int >= 0, got {split_seed!r}")

@@ -63,9 +63,17 @@ class StorageRow(NamedTuple):
         return math.ceil(self.numel * self.bits / 8)
 
 
-def model(model: nn.Module, data=None, *, label: str = "", latency: bool = False,
-          batch_size: int = 256, repeats: int = 20, warmup: int = 3,
-          input_shape: tuple[int, ...] | None = None) -> Measurement:
+def model(
+    model: nn.Module,
+    data=None,
+    *,
+    label: str = "",
+    latency: bool = False,
+    batch_size: int = 256,
+    repeats: int = 20,
+    warmup: int = 3,
+    input_shape: tuple[int, ...] | None = None,
+) -> Measurement:
     """Returns a Measurement of ``model``; the model's weights are left unchanged.
 
     Args:
@@ -82,8 +90,7 @@ def model(model: nn.Module, data=None, *, label: str = "", latency: bool = False
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(label, str):
         raise ValueError(f"label must be a str, got {label!r}")
-    for name, value, low in (("batch_size", batch_size, 1), ("repeats", repeats, 3),
-                             ("warmup", warmup, 0)):
+    for name, value, low in (("batch_size", batch_size, 1), ("repeats", repeats, 3), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     shape = _input_shape(model, data, input_shape)
@@ -95,7 +102,9 @@ def model(model: nn.Module, data=None, *, label: str = "", latency: bool = False
     weight_rows = [r for r in rows if r.role == "weight"]
     weight_numel = sum(r.numel for r in weight_rows)
     raw = serialized(model)
+    was_training = model.training
     accuracy = train.evaluate(model, data, "test") if data is not None else None
+    model.train(was_training)  # evaluate leaves eval mode; measuring changes nothing
     lat = iqr = None
     if latency:
         lat, iqr = _latency(model, data, shape, batch_size, repeats, warmup)
@@ -129,6 +138,8 @@ def table(records) -> pd.DataFrame:
 def layers(model: nn.Module, *, input_shape: tuple[int, ...] | None = None) -> pd.DataFrame:
     """Returns one row per Linear / Conv2d layer: layer, kind, params, nonzero_params, sparsity,
     bits, size_bytes and macs (None without an input shape)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     shape = _input_shape(model, None, input_shape)
     per_layer = _layer_macs(model, shape) if shape is not None else {}
     rows_by_layer: dict[str, list[StorageRow]] = {}
@@ -140,18 +151,21 @@ def layers(model: nn.Module, *, input_shape: tuple[int, ...] | None = None) -> p
         w = tensors[0]
         rows = rows_by_layer.get(name, [])
         wrows = [r for r in rows if r.role == "weight"]
-        out.append({
-            "layer": name,
-            "kind": type(m).__name__,
-            "params": sum(t.numel() for t in tensors),
-            "nonzero_params": sum(int(t.count_nonzero()) for t in tensors),
-            "sparsity": float((w == 0).sum()) / w.numel(),
-            "bits": sum(r.bits * r.numel for r in wrows) / max(1, sum(r.numel for r in wrows)),
-            "size_bytes": sum(r.nbytes for r in rows),
-            "macs": per_layer.get(name),
-        })
-    return pd.DataFrame(out, columns=["layer", "kind", "params", "nonzero_params", "sparsity",
-                                      "bits", "size_bytes", "macs"])
+        out.append(
+            {
+                "layer": name,
+                "kind": type(m).__name__,
+                "params": sum(t.numel() for t in tensors),
+                "nonzero_params": sum(int(t.count_nonzero()) for t in tensors),
+                "sparsity": float((w == 0).sum()) / w.numel(),
+                "bits": sum(r.bits * r.numel for r in wrows) / max(1, sum(r.numel for r in wrows)),
+                "size_bytes": sum(r.nbytes for r in rows),
+                "macs": per_layer.get(name),
+            }
+        )
+    return pd.DataFrame(
+        out, columns=["layer", "kind", "params", "nonzero_params", "sparsity", "bits", "size_bytes", "macs"]
+    )
 
 
 def storage(model: nn.Module) -> list[StorageRow]:
@@ -161,15 +175,23 @@ def storage(model: nn.Module) -> list[StorageRow]:
         if hasattr(m, "mcviz_storage"):
             rows.extend(r._replace(layer=name) for r in m.mcviz_storage())
             continue
-        if any(name.startswith(p + ".") for p in _custom_prefixes(model)):
+        if any(name.startswith(p + ".") or (not p and name) for p in _custom_prefixes(model)):
             continue
-        persistent = [(n, b) for n, b in m.named_buffers(recurse=False)
-                      if n not in getattr(m, "_non_persistent_buffers_set", set())]
+        persistent = [
+            (n, b)
+            for n, b in m.named_buffers(recurse=False)
+            if n not in getattr(m, "_non_persistent_buffers_set", set())
+        ]
         for tname, t in list(m.named_parameters(recurse=False)) + persistent:
             if t is None:
                 continue
-            role = "weight" if tname in ("weight", "weight_orig") else \
-                "bias" if tname in ("bias", "bias_orig") else "other"
+            role = (
+                "weight"
+                if tname in ("weight", "weight_orig")
+                else "bias"
+                if tname in ("bias", "bias_orig")
+                else "other"
+            )
             rows.append(StorageRow(name, tname, role, t.numel(), t.element_size() * 8))
     return rows
 
@@ -200,6 +222,7 @@ def _layer_macs(model: nn.Module, input_shape) -> dict[str, int]:
             else:
                 per_out = m.in_features
             counts[name] = counts.get(name, 0) + int(out) * int(per_out)
+
         return record
 
     for name, m in _layers(model):
@@ -209,6 +232,9 @@ def _layer_macs(model: nn.Module, input_shape) -> dict[str, int]:
         model.eval()
         with torch.no_grad():
             model(torch.zeros((1, *input_shape)))
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"the model does not accept input_shape {tuple(input_shape)}: {first}") from None
     finally:
         for h in hooks:
             h.remove()
@@ -240,12 +266,16 @@ def _latency(model, data, shape, batch_size, repeats, warmup):
 
 
 def _layers(model: nn.Module):
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Conv2d)) or getattr(m, "mcviz_layer", False)]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d)) or getattr(m, "mcviz_layer", False)
+    ]
 
 
 def _custom_prefixes(model):
-    return [n for n, m in model.named_modules() if n and hasattr(m, "mcviz_storage")]
+    # "" (the root itself describing its storage) must hide every submodule, so keep it as "".
+    return [n for n, m in model.named_modules() if hasattr(m, "mcviz_storage")]
 
 
 def _dense(t) -> torch.Tensor:
@@ -280,4 +310,3 @@ def _input_shape(model, data, input_shape):
         return tuple(data.input_shape)
     shape = getattr(model, "input_shape", None)
     return tuple(shape) if shape is not None else None
-

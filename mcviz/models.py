@@ -6,6 +6,7 @@ function also accepts a user's own ``nn.Module`` built from Linear and Conv2d la
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from math import prod
@@ -16,8 +17,9 @@ from torch import nn
 NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp")
 
 
-def build(name: str, *, input_shape: Sequence[int], num_classes: int = 10, seed: int | None = None,
-          **options) -> nn.Module:
+def build(
+    name: str, *, input_shape: Sequence[int], num_classes: int = 10, seed: int | None = None, **options
+) -> nn.Module:
     """Returns a freshly initialized network; the global RNG is left untouched when ``seed`` is given.
 
     Args:
@@ -57,13 +59,13 @@ def build(name: str, *, input_shape: Sequence[int], num_classes: int = 10, seed:
 
 def _check_shape(input_shape) -> tuple[int, ...]:
     try:
-        shape = tuple(int(s) for s in input_shape)
+        if isinstance(input_shape, str):
+            raise TypeError
+        shape = tuple(operator.index(s) for s in input_shape)
     except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}") \
-            from None
+        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}") from None
     if not shape or min(shape) < 1 or len(shape) not in (1, 3):
-        raise ValueError(f"input_shape must be (C, H, W) or (D,) with positive sizes, got "
-                         f"{input_shape!r}")
+        raise ValueError(f"input_shape must be (C, H, W) or (D,) with positive sizes, got {input_shape!r}")
     return shape
 
 
@@ -78,25 +80,42 @@ def _seed_cnn(shape, k):
     if h < 4 or w < 4:
         raise ValueError(f"model 'seed_cnn' needs inputs of at least 4x4, got {h}x{w}")
     flat = 32 * ((h - 2) // 2) * ((w - 2) // 2)
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(c, 32, 3)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, k)),
-    ]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(c, 32, 3)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", nn.Linear(flat, k)),
+            ]
+        )
+    )
 
 
 def _lenet5(shape, k):
     c, h, w = _image(shape, "lenet5")
     if h < 28 or w < 28:
-        raise ValueError(f"model 'lenet5' needs inputs of at least 28x28, got {h}x{w}; "
-                         "use 'seed_cnn' or 'mlp' for smaller images")
+        raise ValueError(
+            f"model 'lenet5' needs inputs of at least 28x28, got {h}x{w}; "
+            "use 'seed_cnn' or 'mlp' for smaller images"
+        )
     h2, w2 = ((h - 4) // 2 - 4) // 2, ((w - 4) // 2 - 4) // 2
     # Caffe's LeNet-5 (the one Deep Compression prunes): ReLU only after ip1.
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(c, 20, 5)), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(20, 50, 5)), ("pool2", nn.MaxPool2d(2)),
-        ("flatten", nn.Flatten()), ("fc1", nn.Linear(50 * h2 * w2, 500)), ("relu1", nn.ReLU()),
-        ("fc2", nn.Linear(500, k)),
-    ]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(c, 20, 5)),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(20, 50, 5)),
+                ("pool2", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", nn.Linear(50 * h2 * w2, 500)),
+                ("relu1", nn.ReLU()),
+                ("fc2", nn.Linear(500, k)),
+            ]
+        )
+    )
 
 
 def _lenet300(shape, k):

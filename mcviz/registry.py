@@ -18,20 +18,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from typing import Any
 
 import yaml
 from torch import nn
 
 METHODS: dict[str, type] = {}
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def register(cls: type) -> type:
     """Registers a config class under ``cls.method``; returns the class (use as a decorator)."""
     name = getattr(cls, "method", None)
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"config class {cls.__name__} needs a class attribute 'method' that is "
-                         f"an identifier, got {name!r}")
+        raise ValueError(
+            f"config class {cls.__name__} needs a class attribute 'method' that is "
+            f"an identifier, got {name!r}"
+        )
     if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
         raise ValueError(f"config class {cls.__name__} must be a frozen dataclass")
     if name in METHODS and METHODS[name] is not cls:
@@ -57,8 +61,9 @@ def compress(model: nn.Module, *configs, data=None) -> nn.Module:
     for config in configs:
         if type(config) not in METHODS.values():
             allowed = ", ".join(sorted(METHODS))
-            raise ValueError(f"{config!r} is not a registered compression config; registered "
-                             f"methods: {allowed}")
+            raise ValueError(
+                f"{config!r} is not a registered compression config; registered methods: {allowed}"
+            )
         if config.needs_data and data is None:
             raise ValueError(f"method {config.method!r} needs data=, a DataBundle")
         out = config.apply(out, data)
@@ -71,7 +76,8 @@ def parse(spec: str) -> tuple[Any, ...]:
     """Returns the configs a method spec string names, e.g. ``"fp16"`` -> ``(FP16Config(),)``."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a method spec must be a non-empty string such as 'fp16', got {spec!r}")
-    return tuple(_parse_one(part.strip(), spec) for part in spec.split("+"))
+    # "+" joins methods, except inside a number such as 1e+3
+    return tuple(_parse_one(part.strip(), spec) for part in re.split(r"\+(?!\d)", spec))
 
 
 def describe() -> list[str]:
@@ -79,8 +85,10 @@ def describe() -> list[str]:
     lines = []
     for name in sorted(METHODS):
         cls = METHODS[name]
-        opts = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)
-                         if f.default is not dataclasses.MISSING)
+        opts = ", ".join(
+            f.name if f.default is dataclasses.MISSING else f"{f.name}={f.default!r}"
+            for f in dataclasses.fields(cls)
+        )
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         lines.append(f"{name}" + (f" (options: {opts})" if opts else "") + (f": {doc}" if doc else ""))
     return lines
@@ -90,8 +98,9 @@ def label(configs) -> str:
     """Returns a short, stable label for a sequence of configs, e.g. ``"fp16"``."""
     parts = []
     for c in configs:
-        opts = [f"{f.name}={getattr(c, f.name)}" for f in dataclasses.fields(c)
-                if getattr(c, f.name) != f.default]
+        opts = [
+            f"{f.name}={getattr(c, f.name)}" for f in dataclasses.fields(c) if getattr(c, f.name) != f.default
+        ]
         parts.append(c.method + (":" + ",".join(opts) if opts else ""))
     return " + ".join(parts)
 
@@ -110,13 +119,13 @@ def _parse_one(part: str, spec: str):
         key = key.strip()
         if not eq or key not in names:
             allowed = ", ".join(names) or "none"
-            raise ValueError(f"method {name!r} has no option {key!r} (in {spec!r}); "
-                             f"its options: {allowed}")
+            raise ValueError(f"method {name!r} has no option {key!r} (in {spec!r}); its options: {allowed}")
         try:
             options[key] = yaml.safe_load(value.strip())
         except yaml.YAMLError:
-            raise ValueError(f"option {key}={value.strip()!r} of {name!r} is not a plain value") \
-                from None
+            raise ValueError(f"option {key}={value.strip()!r} of {name!r} is not a plain value") from None
+        if _EXPONENT.fullmatch(value.strip()):
+            options[key] = float(value)  # YAML 1.1 reads 1e-3 as a string
         if isinstance(options[key], (dict, list)) or options[key] is None and value.strip() == "":
             raise ValueError(f"option {key} of {name!r} needs a plain value, got {value.strip()!r}")
     return cls(**options)

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,8 +27,17 @@ CACHE_FORMAT = 1  # bump when the training loop changes what a cached entry mean
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
 
 
-def fit(model: nn.Module, data: DataBundle, *, epochs: int, lr: float = 1e-3, batch_size: int = 64,
-        seed: int = 0, progress: bool = True, threads: int = 1) -> pd.DataFrame:
+def fit(
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    threads: int = 1,
+) -> pd.DataFrame:
     """Trains ``model`` in place with Adam and cross-entropy; returns one history row per epoch.
 
     The history has the columns epoch, loss (mean training loss), train_accuracy (on the
@@ -43,6 +53,7 @@ def fit(model: nn.Module, data: DataBundle, *, epochs: int, lr: float = 1e-3, ba
         progress: show a tqdm progress bar (a widget in JupyterLab, text in a terminal).
         threads: torch threads used while training; 1 keeps results bit-identical.
     """
+    _check_model(model)
     _check_data(data)
     _check_int("epochs", epochs, 1)
     _check_int("batch_size", batch_size, 1)
@@ -64,7 +75,7 @@ def fit(model: nn.Module, data: DataBundle, *, epochs: int, lr: float = 1e-3, ba
             order = torch.randperm(n, generator=generator)
             total_loss, correct = 0.0, 0
             for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 xb, yb = X[idx], y[idx]
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(xb)
@@ -86,10 +97,14 @@ def fit(model: nn.Module, data: DataBundle, *, epochs: int, lr: float = 1e-3, ba
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000,
-             threads: int = 1) -> float:
+def evaluate(
+    model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
+) -> float:
     """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode."""
+    _check_model(model)
     _check_data(data)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("threads", threads, 1)
     X, y = data.split(split).tensors
     if len(y) == 0:
         raise ValueError(f"split {split!r} of {data.name!r} is empty")
@@ -97,13 +112,22 @@ def evaluate(model: nn.Module, data: DataBundle, split: str = "test", *, batch_s
     correct = 0
     with _threads(threads):
         for start in range(0, len(y), batch_size):
-            logits = model(X[start:start + batch_size])
-            correct += int((logits.argmax(1) == y[start:start + batch_size]).sum())
+            logits = model(X[start : start + batch_size])
+            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
     return correct / len(y)
 
 
-def baseline(model_name: str, data: DataBundle, *, epochs: int, seed: int = 0, lr: float = 1e-3,
-             batch_size: int = 64, progress: bool = True, return_history: bool = False):
+def baseline(
+    model_name: str,
+    data: DataBundle,
+    *,
+    epochs: int,
+    seed: int = 0,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    progress: bool = True,
+    return_history: bool = False,
+):
     """Returns a trained ``models.build(model_name)``, from the cache when it was trained before.
 
     The cache key covers everything that affects the weights: model, data fingerprint, epochs,
@@ -115,10 +139,15 @@ def baseline(model_name: str, data: DataBundle, *, epochs: int, seed: int = 0, l
         the model in eval mode, or ``(model, history)`` when ``return_history`` is true.
     """
     _check_data(data)
-    model = models.build(model_name, input_shape=data.input_shape, num_classes=data.num_classes,
-                         seed=_check_int("seed", seed, 0))
+    model = models.build(
+        model_name,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        seed=_check_int("seed", seed, 0),
+    )
     key = _cache_key(model_name, data, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size)
-    path = cache_dir() / f"baseline-{model_name}-{data.name}-{key[:20]}.pt"
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", data.name)  # a user's name may hold "/"
+    path = cache_dir() / f"baseline-{model_name}-{safe_name}-{key[:20]}.pt"
     history = None
     if path.exists():
         try:
@@ -126,16 +155,14 @@ def baseline(model_name: str, data: DataBundle, *, epochs: int, seed: int = 0, l
             model.load_state_dict(entry["state_dict"])
             history = pd.DataFrame(entry["history"], columns=list(HISTORY_COLUMNS))
         except Exception as e:  # noqa: BLE001 - any unreadable entry is retrained
-            warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); retraining",
-                          stacklevel=2)
-            model = models.build(model_name, input_shape=data.input_shape,
-                                 num_classes=data.num_classes, seed=seed)
+            warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); retraining", stacklevel=2)
+            model = models.build(
+                model_name, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed
+            )
             history = None
     if history is None:
-        history = fit(model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                      progress=progress)
-        _atomic_save({"state_dict": model.state_dict(),
-                      "history": history.to_dict(orient="list")}, path)
+        history = fit(model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+        _atomic_save({"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}, path)
     model.eval()
     return (model, history) if return_history else model
 
@@ -152,10 +179,18 @@ def _cache_key(model_name, data, **settings) -> str:
     lr = settings["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
         raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
-    blob = json.dumps({"model": model_name, "data": data.fingerprint,
-                       "input_shape": list(data.input_shape), "classes": data.num_classes,
-                       "torch": torch.__version__, "format": CACHE_FORMAT,
-                       **{k: settings[k] for k in sorted(settings)}}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "model": model_name,
+            "data": data.fingerprint,
+            "input_shape": list(data.input_shape),
+            "classes": data.num_classes,
+            "torch": torch.__version__,
+            "format": CACHE_FORMAT,
+            **{k: settings[k] for k in sorted(settings)},
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -190,10 +225,16 @@ def _progress_bar(total: int, show: bool):
     return tqdm(total=total, desc="training", unit="step", leave=False)
 
 
+def _check_model(model) -> None:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+
+
 def _check_data(data) -> None:
     if not isinstance(data, DataBundle):
-        raise ValueError(f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, "
-                         f"got {type(data).__name__}")
+        raise ValueError(
+            f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
+        )
 
 
 def _check_int(name: str, value, minimum: int) -> int:

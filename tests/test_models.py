@@ -1,0 +1,200 @@
+"""Unit tests of mcviz.models: every reference network, its size, seeding and validation."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mcviz as mcv
+
+MNIST, DIGITS = (1, 28, 28), (1, 8, 8)
+BUILDS = [(name, MNIST) for name in mcv.models.NAMES] + [
+    (name, DIGITS) for name in mcv.models.NAMES if name != "lenet5"
+]
+
+
+def one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message, f"error message spans lines: {message!r}"
+    return message
+
+
+def count(model: nn.Module, tensor: str) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if n.endswith(tensor))
+
+
+@pytest.mark.parametrize(("name", "shape"), BUILDS)
+def test_build_output_shape(name, shape):
+    model = mcv.models.build(name, input_shape=shape, seed=0)
+    assert model(torch.zeros(3, *shape)).shape == (3, 10)
+
+
+@pytest.mark.parametrize(("name", "shape"), BUILDS)
+def test_build_records_input_shape(name, shape):
+    assert mcv.models.build(name, input_shape=list(shape), seed=0).input_shape == shape
+
+
+@pytest.mark.parametrize("name", mcv.models.NAMES)
+def test_build_num_classes(name):
+    model = mcv.models.build(name, input_shape=MNIST, num_classes=3, seed=0)
+    assert model(torch.zeros(2, *MNIST)).shape == (2, 3)
+
+
+def test_lenet300_parameter_count():
+    model = mcv.models.build("lenet300", input_shape=MNIST)
+    assert sum(p.numel() for p in model.parameters()) == 266_610
+
+
+def test_lenet300_weight_count():
+    assert count(mcv.models.build("lenet300", input_shape=MNIST), "weight") == 266_200
+
+
+def test_lenet300_layer_widths():
+    model = mcv.models.build("lenet300", input_shape=MNIST)
+    widths = [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)]
+    assert widths == [(784, 300), (300, 100), (100, 10)]
+
+
+def test_lenet5_weight_count():
+    assert count(mcv.models.build("lenet5", input_shape=MNIST), "weight") == 430_500
+
+
+def test_lenet5_bias_count():
+    assert count(mcv.models.build("lenet5", input_shape=MNIST), "bias") == 580
+
+
+def test_lenet5_parameter_count():
+    model = mcv.models.build("lenet5", input_shape=MNIST)
+    assert sum(p.numel() for p in model.parameters()) == 431_080
+
+
+def test_lenet5_layer_names():
+    model = mcv.models.build("lenet5", input_shape=MNIST)
+    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    assert names == ["conv1", "conv2", "fc1", "fc2"]
+
+
+@pytest.mark.parametrize(("shape", "flat"), [(MNIST, 32 * 13 * 13), (DIGITS, 32 * 3 * 3)])
+def test_seed_cnn_layout(shape, flat):
+    model = mcv.models.build("seed_cnn", input_shape=shape)
+    assert [type(m) for m in model] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Linear]
+    assert (model.conv1.in_channels, model.conv1.out_channels, model.conv1.kernel_size) == (1, 32, (3, 3))
+    assert model.pool1.kernel_size == 2
+    assert (model.fc1.in_features, model.fc1.out_features) == (flat, 10)
+
+
+def test_mlp_hidden_widths():
+    model = mcv.models.build("mlp", input_shape=DIGITS, hidden=(20, 7))
+    widths = [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)]
+    assert widths == [(64, 20), (20, 7), (7, 10)]
+
+
+def test_mlp_hidden_int_means_one_layer():
+    model = mcv.models.build("mlp", input_shape=DIGITS, hidden=16)
+    assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [16, 10]
+
+
+def test_mlp_hidden_empty_is_linear_classifier():
+    model = mcv.models.build("mlp", input_shape=DIGITS, hidden=())
+    assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [(64, 10)]
+
+
+def test_mlp_takes_feature_vectors():
+    model = mcv.models.build("mlp", input_shape=(12,), hidden=(5,))
+    assert model(torch.zeros(4, 12)).shape == (4, 10)
+
+
+def test_lenet5_on_8x8_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least 28x28, got 8x8") as e:
+        mcv.models.build("lenet5", input_shape=DIGITS)
+    one_line(e)
+
+
+@pytest.mark.parametrize("name", ["seed_cnn", "lenet5"])
+def test_conv_models_reject_flat_input(name):
+    with pytest.raises(ValueError, match=re.escape("input_shape (64,)")) as e:
+        mcv.models.build(name, input_shape=(64,))
+    one_line(e)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown model 'resnet18'") as e:
+        mcv.models.build("resnet18", input_shape=MNIST)
+    assert "lenet300" in one_line(e)
+
+
+@pytest.mark.parametrize(
+    ("name", "option"), [("lenet300", "hidden"), ("mlp", "width"), ("seed_cnn", "channels")]
+)
+def test_unknown_option(name, option):
+    with pytest.raises(ValueError, match=f"unknown option '{option}'") as e:
+        mcv.models.build(name, input_shape=MNIST, **{option: 3})
+    one_line(e)
+
+
+@pytest.mark.parametrize("hidden", [(0,), (10, -1), (10, "a"), 2.5, True, (True,), None])
+def test_bad_hidden(hidden):
+    with pytest.raises(ValueError, match=re.escape(f"got {hidden!r}")) as e:
+        mcv.models.build("mlp", input_shape=DIGITS, hidden=hidden)
+    one_line(e)
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 8), (0, 8, 8), (1, 8, -8), (), None, "abc", "188", (1, 8, 8, 8), (1, 8.5, 8)]
+)
+def test_bad_input_shape(shape):
+    with pytest.raises(ValueError, match=re.escape(repr(shape))) as e:
+        mcv.models.build("mlp", input_shape=shape)
+    one_line(e)
+
+
+@pytest.mark.parametrize("k", [1, 0, 2.0, True])
+def test_bad_num_classes(k):
+    with pytest.raises(ValueError, match=re.escape(f"got {k!r}")) as e:
+        mcv.models.build("mlp", input_shape=DIGITS, num_classes=k)
+    one_line(e)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.0, "0", False])
+def test_bad_seed(seed):
+    with pytest.raises(ValueError, match=re.escape(f"got {seed!r}")) as e:
+        mcv.models.build("mlp", input_shape=DIGITS, seed=seed)
+    one_line(e)
+
+
+@pytest.mark.parametrize("name", mcv.models.NAMES)
+def test_same_seed_same_weights(name):
+    a = mcv.models.build(name, input_shape=MNIST, seed=7).state_dict()
+    b = mcv.models.build(name, input_shape=MNIST, seed=7).state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", mcv.models.NAMES)
+def test_other_seed_other_weights(name):
+    a = mcv.models.build(name, input_shape=MNIST, seed=7).state_dict()
+    b = mcv.models.build(name, input_shape=MNIST, seed=8).state_dict()
+    assert not any(torch.equal(a[k], b[k]) for k in a if k.endswith("weight"))
+
+
+def test_seeded_build_leaves_global_rng_alone():
+    before = torch.get_rng_state()
+    mcv.models.build("lenet5", input_shape=MNIST, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_unseeded_build_follows_mcv_seed():
+    mcv.seed(11)
+    a = mcv.models.build("mlp", input_shape=DIGITS, hidden=(8,)).state_dict()
+    mcv.seed(11)
+    b = mcv.models.build("mlp", input_shape=DIGITS, hidden=(8,)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("shape", [torch.Size([1, 8, 8]), (np.int64(1), np.int64(8), 8), [1, 8, 8]])
+def test_input_shape_accepts_any_int_sequence(shape):
+    assert mcv.models.build("mlp", input_shape=shape).input_shape == DIGITS

@@ -1,0 +1,446 @@
+"""Unit tests of mcviz.train: fit, evaluate and the cache of baselines (tiny models on digits)."""
+
+from __future__ import annotations
+
+import random
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import mcviz as mcv
+from mcviz import train
+
+
+def one_line(excinfo) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message, f"error message spans lines: {message!r}"
+    return message
+
+
+def tiny(data, seed: int = 0) -> nn.Module:
+    return mcv.models.build("mlp", input_shape=data.input_shape, hidden=(16,), seed=seed)
+
+
+def fit(model, data, **kw):
+    kw = {"epochs": 1, "lr": 1e-2, "progress": False} | kw
+    return mcv.train.fit(model, data, **kw)
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def global_rng_state():
+    return torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+
+
+def assert_same_rng(before, after):
+    assert torch.equal(before[0], after[0])
+    assert np.array_equal(before[1], after[1])
+    assert before[2] == after[2]
+
+
+@pytest.fixture
+def fit_calls(monkeypatch):
+    """Counts calls of train.fit (the real one still runs)."""
+    calls = []
+    real = train.fit
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", counting)
+    return calls
+
+
+def baseline(data, **kw):
+    kw = {"epochs": 1, "progress": False} | kw
+    return mcv.train.baseline("mlp", data, **kw)
+
+
+# ---------------------------------------------------------------- fit
+
+
+def test_fit_history_columns(digits):
+    history = fit(tiny(digits), digits, epochs=2)
+    assert list(history.columns) == ["epoch", "loss", "train_accuracy", "val_accuracy"]
+
+
+def test_fit_history_one_row_per_epoch(digits):
+    history = fit(tiny(digits), digits, epochs=3)
+    assert history["epoch"].tolist() == [1, 2, 3]
+
+
+def test_fit_history_values_in_range(digits):
+    history = fit(tiny(digits), digits, epochs=2)
+    assert (history["loss"] > 0).all()
+    assert history[["train_accuracy", "val_accuracy"]].stack().between(0, 1).all()
+
+
+def test_fit_val_accuracy_is_evaluate_on_val(digits):
+    model = tiny(digits)
+    history = fit(model, digits, epochs=1)
+    assert history["val_accuracy"].iloc[-1] == mcv.train.evaluate(model, digits, "val")
+
+
+def test_fit_learns(digits):
+    model = tiny(digits)
+    fit(model, digits, epochs=3)
+    assert mcv.train.evaluate(model, digits) > 0.8
+
+
+def test_fit_trains_in_place(digits):
+    model, untouched = tiny(digits), tiny(digits)
+    fit(model, digits)
+    assert not same_weights(model, untouched)
+
+
+def test_fit_same_seed_bit_identical(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits, epochs=2, seed=5)
+    fit(b, digits, epochs=2, seed=5)
+    assert same_weights(a, b)
+
+
+def test_fit_same_seed_same_history(digits):
+    a = fit(tiny(digits), digits, epochs=2, seed=5)
+    b = fit(tiny(digits), digits, epochs=2, seed=5)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_fit_other_seed_other_weights(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits, seed=5)
+    fit(b, digits, seed=6)
+    assert not same_weights(a, b)
+
+
+def test_fit_seeds_dropout(digits):
+    def dropout_net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Dropout(0.5), nn.Linear(32, 10))
+
+    a, b = dropout_net(), dropout_net()
+    fit(a, digits, seed=1)
+    fit(b, digits, seed=1)
+    assert same_weights(a, b)
+
+
+def test_fit_leaves_global_rng_alone(digits):
+    model = tiny(digits)
+    before = global_rng_state()
+    fit(model, digits)
+    assert_same_rng(before, global_rng_state())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_restores_thread_count(digits, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        fit(tiny(digits), digits, threads=threads)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fit_trains_with_the_requested_threads(digits):
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return x
+
+    model = nn.Sequential(Spy(), nn.Flatten(), nn.Linear(64, 10))
+    fit(model, digits, threads=1)
+    assert set(seen) == {1}
+
+
+def test_fit_restores_state_when_training_fails(digits):
+    class Broken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    model = Broken()
+    before_threads, before_rng = torch.get_num_threads(), global_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(model, digits, threads=1 if before_threads > 1 else 2)
+    assert torch.get_num_threads() == before_threads
+    assert_same_rng(before_rng, global_rng_state())
+
+
+def test_fit_leaves_model_in_eval_mode(digits):
+    model = tiny(digits)
+    fit(model, digits)
+    assert not model.training
+
+
+@pytest.mark.parametrize(
+    ("kw", "pattern"),
+    [
+        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ({"epochs": 1.5}, "epochs must be an int >= 1, got 1.5"),
+        ({"lr": -1}, "lr must be a number in (0, 10], got -1"),
+        ({"lr": 0}, "lr must be a number in (0, 10], got 0"),
+        ({"lr": "0.1"}, "lr must be a number in (0, 10], got '0.1'"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"threads": 0}, "threads must be an int >= 1, got 0"),
+    ],
+)
+def test_fit_rejects_bad_arguments(digits, kw, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+        fit(tiny(digits), digits, **kw)
+    one_line(e)
+
+
+def test_fit_rejects_bad_arguments_before_training(digits):
+    model = tiny(digits)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError):
+        fit(model, digits, lr=-1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("data", [None, "digits", (torch.zeros(2, 64), torch.zeros(2))])
+def test_fit_rejects_data_that_is_not_a_bundle(digits, data):
+    with pytest.raises(ValueError, match=f"DataBundle.*got {type(data).__name__}") as e:
+        fit(tiny(digits), data)
+    one_line(e)
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def test_evaluate_matches_hand_count(digits_mlp, digits):
+    X, y = digits.test.tensors
+    with torch.no_grad():
+        expected = int((digits_mlp(X).argmax(1) == y).sum()) / len(y)
+    assert mcv.train.evaluate(digits_mlp, digits) == expected
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_evaluate_in_unit_interval(digits, split):
+    accuracy = mcv.train.evaluate(tiny(digits), digits, split)
+    assert 0 <= accuracy <= 1
+
+
+def test_evaluate_with_small_batches_equals_one_batch(digits_mlp, digits):
+    assert mcv.train.evaluate(digits_mlp, digits, batch_size=7) == mcv.train.evaluate(digits_mlp, digits)
+
+
+def test_evaluate_unknown_split(digits):
+    with pytest.raises(ValueError, match="'holdout'") as e:
+        mcv.train.evaluate(tiny(digits), digits, "holdout")
+    one_line(e)
+
+
+def test_evaluate_rejects_non_bundle(digits):
+    with pytest.raises(ValueError, match="DataBundle") as e:
+        mcv.train.evaluate(tiny(digits), [1, 2, 3])
+    one_line(e)
+
+
+# ---------------------------------------------------------------- baseline and its cache
+
+
+def test_baseline_equals_build_then_fit(digits, cache_dir):
+    model = mcv.models.build("mlp", input_shape=digits.input_shape, seed=0)
+    mcv.train.fit(model, digits, epochs=1, seed=0, progress=False)
+    assert same_weights(baseline(digits), model)
+
+
+def test_baseline_is_in_eval_mode(digits, cache_dir):
+    assert not baseline(digits).training
+
+
+def test_baseline_second_call_loads_from_cache(digits, cache_dir, fit_calls):
+    baseline(digits)
+    baseline(digits)
+    assert len(fit_calls) == 1
+
+
+def test_baseline_cached_weights_are_identical(digits, cache_dir):
+    assert same_weights(baseline(digits), baseline(digits))
+
+
+def test_baseline_writes_into_mcviz_cache_dir(digits, cache_dir):
+    baseline(digits)
+    assert len(list(cache_dir.glob("baseline-mlp-digits-*.pt"))) == 1
+
+
+def test_cache_dir_honours_environment(cache_dir):
+    assert mcv.train.cache_dir() == cache_dir
+
+
+def test_cache_dir_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("MCVIZ_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert mcv.train.cache_dir() == tmp_path / ".cache" / "mcviz"
+
+
+@pytest.mark.parametrize("change", [{"epochs": 2}, {"seed": 1}, {"lr": 3e-3}, {"batch_size": 32}])
+def test_baseline_cache_key_changes(digits, cache_dir, fit_calls, change):
+    baseline(digits)
+    baseline(digits, **change)
+    assert len(fit_calls) == 2
+    assert len(list(cache_dir.glob("*.pt"))) == 2
+
+
+def test_baseline_cache_key_changes_with_data(digits, cache_dir, fit_calls):
+    baseline(digits)
+    baseline(mcv.data.load("digits", split_seed=1))
+    assert len(fit_calls) == 2
+
+
+def test_baseline_return_history(digits, cache_dir):
+    model, history = baseline(digits, epochs=2, return_history=True)
+    assert isinstance(model, nn.Module)
+    assert history["epoch"].tolist() == [1, 2]
+
+
+def test_baseline_history_survives_the_cache(digits, cache_dir):
+    _, first = baseline(digits, epochs=2, return_history=True)
+    _, second = baseline(digits, epochs=2, return_history=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_baseline_corrupt_cache_warns(digits, cache_dir):
+    baseline(digits)
+    (entry,) = cache_dir.glob("*.pt")
+    entry.write_bytes(b"not a checkpoint")
+    with pytest.warns(UserWarning, match="unreadable"):
+        baseline(digits)
+
+
+def test_baseline_corrupt_cache_is_retrained(digits, cache_dir, fit_calls):
+    first = baseline(digits)
+    (entry,) = cache_dir.glob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:100])
+    with pytest.warns(UserWarning):
+        again = baseline(digits)
+    assert len(fit_calls) == 2
+    assert same_weights(first, again)
+
+
+def test_baseline_corrupt_cache_is_repaired(digits, cache_dir):
+    baseline(digits)
+    (entry,) = cache_dir.glob("*.pt")
+    entry.write_bytes(b"")
+    with pytest.warns(UserWarning):
+        baseline(digits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        baseline(digits)
+
+
+def test_baseline_cache_of_other_model_shape_is_retrained(digits, cache_dir):
+    baseline(digits)
+    (entry,) = cache_dir.glob("*.pt")
+    torch.save({"state_dict": tiny(digits).state_dict(), "history": {}}, entry)
+    with pytest.warns(UserWarning, match="unreadable"):
+        model = baseline(digits)
+    assert model.fc1.out_features == 300
+
+
+def test_baseline_leaves_no_temp_files(digits, cache_dir):
+    baseline(digits)
+    assert [p.name for p in cache_dir.iterdir() if not p.name.startswith("baseline-")] == []
+
+
+def test_baseline_failed_write_leaves_nothing(digits, cache_dir, monkeypatch):
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        baseline(digits)
+    assert list(cache_dir.iterdir()) == []
+
+
+def test_baseline_leaves_global_rng_alone(digits, cache_dir):
+    before = global_rng_state()
+    baseline(digits)
+    baseline(digits)
+    assert_same_rng(before, global_rng_state())
+
+
+@pytest.mark.parametrize(
+    ("kw", "pattern"),
+    [
+        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ({"lr": -1}, "lr must be a number in (0, 10], got -1"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"seed": -2}, "seed must be an int >= 0, got -2"),
+    ],
+)
+def test_baseline_rejects_bad_arguments(digits, cache_dir, kw, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+        baseline(digits, **kw)
+    one_line(e)
+    assert not cache_dir.exists() or list(cache_dir.iterdir()) == []
+
+
+def test_baseline_unknown_model(digits, cache_dir):
+    with pytest.raises(ValueError, match="unknown model 'vgg'") as e:
+        mcv.train.baseline("vgg", digits, epochs=1)
+    one_line(e)
+
+
+def test_baseline_rejects_non_bundle(cache_dir):
+    with pytest.raises(ValueError, match="DataBundle") as e:
+        mcv.train.baseline("mlp", "digits", epochs=1)
+    one_line(e)
+
+
+@pytest.mark.slow
+def test_baseline_lenet300_on_mnist5k_learns(mnist5k, cache_dir):
+    model = mcv.train.baseline("lenet300", mnist5k, epochs=2, progress=False)
+    assert mcv.train.evaluate(model, mnist5k) > 0.85
+
+
+def test_baseline_cache_file_stays_in_cache_dir(cache_dir):
+    rng = np.random.default_rng(0)
+    data = mcv.data.from_arrays(rng.random((60, 4, 4)), np.arange(60) % 3, name="../my/data")
+    mcv.train.baseline("mlp", data, epochs=1, progress=False)
+    assert [p.parent for p in cache_dir.rglob("*.pt")] == [cache_dir]
+
+
+def test_fit_progress_bar_does_not_change_training(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits, progress=True)
+    fit(b, digits, progress=False)
+    assert same_weights(a, b)
+
+
+@pytest.mark.parametrize(
+    ("kw", "pattern"),
+    [
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"threads": 0}, "threads must be an int >= 1, got 0"),
+    ],
+)
+def test_evaluate_rejects_bad_arguments(digits, kw, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+        mcv.train.evaluate(tiny(digits), digits, **kw)
+    one_line(e)
+
+
+@pytest.mark.parametrize("function", [mcv.train.evaluate, fit])
+def test_rejects_non_module(digits, function):
+    with pytest.raises(ValueError, match="torch.nn.Module, got OrderedDict") as e:
+        function(tiny(digits).state_dict(), digits)
+    one_line(e)
