@@ -29,6 +29,7 @@ import ast
 import difflib
 import io
 import math
+import numbers
 import re
 import tokenize
 from dataclasses import dataclass
@@ -82,24 +83,29 @@ class Param:
     @property
     def allowed(self) -> str:
         """Return a short phrase saying what values are allowed, e.g. ``an int in [1, 200]``."""
-        article = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}
         if self.type == "path":
             text = "an existing path or None"
             if self.required_if:
                 other, value = self.required_if
                 text += f' (required if {other} is "{value}")'
             return text
-        base = "a list of str" if self.type == "list" else article[self.type]
+        base = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}.get(
+            self.type, "a list of str"
+        )
         if self.choices is not None:
             each = " each" if self.type == "list" else ""
-            return f"{base}{each} one of {{{', '.join(self.choices)}}}"
+            return f"{base},{each} one of {{{', '.join(self.choices)}}}"
         if self.spec:
-            return f"{base} of method specs (see mcv.registry.describe())"
-        if self.low is not None or self.high is not None:
-            lo = "" if self.low is None else _num(self.low)
-            hi = "" if self.high is None else _num(self.high)
+            what = "a list of method specs" if self.type == "list" else "a method spec"
+            return f"{what} (see mcv.registry.describe())"
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
             lb, hb = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{base} in {lb}{lo}, {hi}{hb}"
+            return f"{base} in {lb}{_num(lo)}, {_num(hi)}{hb}"
+        if lo is not None:
+            return f"{base} {'>' if self.low_open else '>='} {_num(lo)}"
+        if hi is not None:
+            return f"{base} {'<' if self.high_open else '<='} {_num(hi)}"
         return base
 
 
@@ -156,9 +162,7 @@ def parse_cell(source: str, where: str = "parameters cell") -> list[Param]:
     for node in tree.body:
         line = f"{where}, line {node.lineno}"
         if not (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
+            isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
         ):
             raise ParameterError(f"{line}: expected `name = literal  # help`")
         name = node.targets[0].id
@@ -240,9 +244,15 @@ def from_text(param: Param, text: str) -> Any:
             return value
         return [text]
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text  # check() reports it with the allowed values
+    if param.type == "float" and isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a str
+        except ValueError:
+            pass
+    return value
 
 
 def check(param: Param, value: Any, *, where: str | None = None) -> Any:
@@ -250,9 +260,10 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
     absolute str for a path), or raise ParameterError naming the parameter and what is allowed.
     """
     name = f"{where}: {param.name}" if where else param.name
+    given = value  # messages show the value as given, before any normalization
 
-    def bad(extra: str = "") -> ParameterError:
-        return ParameterError(f"{name} must be {param.allowed}, got {value!r}{extra}")
+    def bad() -> ParameterError:
+        return ParameterError(f"{name} must be {param.allowed}, got {given!r}")
 
     t = param.type
     if t == "bool":
@@ -260,11 +271,15 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
             raise bad()
         return value
     if t in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # numbers.* also admits numpy scalars, which become plain int / float (papermill would
+        # inject them as strings)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise bad()
-        if t == "int" and not isinstance(value, int):
-            raise bad()
-        if t == "float":
+        if t == "int":
+            if not isinstance(value, numbers.Integral):
+                raise bad()
+            value = int(value)
+        else:
             value = float(value)
             if not math.isfinite(value):
                 raise bad()
@@ -327,8 +342,7 @@ def validate(params: list[Param], values: dict[str, Any], template: str = "templ
             close = difflib.get_close_matches(str(key), declared, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ParameterError(
-                f"unknown parameter {key!r} for {template}{hint}; "
-                f"allowed: {', '.join(declared)}"
+                f"unknown parameter {key!r} for {template}{hint}; allowed: {', '.join(declared)}"
             )
     out = {}
     for p in params:
@@ -337,7 +351,5 @@ def validate(params: list[Param], values: dict[str, Any], template: str = "templ
         if p.required_if and out[p.name] is None:
             other, want = p.required_if
             if str(out.get(other)) == want:
-                raise ParameterError(
-                    f'{p.name} is required when {other} is "{want}" ({p.help}), got None'
-                )
+                raise ParameterError(f'{p.name} is required when {other} is "{want}" ({p.help}), got None')
     return out

@@ -1,0 +1,204 @@
+"""The ``mcviz`` command.
+
+    mcviz --version
+    mcviz report --list
+    mcviz report compare --help
+    mcviz report compare -p epochs 3 -p model lenet5 -f params.yaml -o reports/mine
+
+Exit codes: 0 success, 1 the report failed while running (partial output in ``*-FAILED``),
+2 bad usage or a bad parameter (nothing was written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+USAGE = "mcviz report NAME [-p NAME VALUE]... [-f PARAMS.yaml] [-o DIR] [-q] [--timeout S]"
+
+
+def _version() -> str:
+    import mcviz
+
+    return mcviz.__version__
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Return the ``mcviz`` parser and its ``report`` subparser."""
+    parser = argparse.ArgumentParser(
+        prog="mcviz", description="Reports and tools for neural-network model compression."
+    )
+    parser.add_argument("--version", action="version", version=f"mcviz {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    report = sub.add_parser(
+        "report",
+        add_help=False,
+        usage=USAGE,
+        help="run a parameterized report template (mcviz report --list)",
+        description="Run a report template and write reports/<NAME>-<timestamp>/ with the "
+        "executed notebook, index.html (offline), results.csv and results.json.",
+    )
+    report.add_argument("name", nargs="?", metavar="NAME", help="template name or .ipynb path")
+    report.add_argument("-h", "--help", action="store_true", help="show help (of NAME if given)")
+    report.add_argument("--list", action="store_true", help="list the available templates")
+    report.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter; repeat a list parameter to give several items",
+    )
+    report.add_argument("-f", "--file", metavar="PARAMS.yaml", help="YAML mapping of parameters")
+    report.add_argument("-o", "--output", metavar="DIR", help="run folder (default reports/NAME-<timestamp>)")
+    report.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    report.add_argument("--timeout", type=float, metavar="S", help="seconds allowed per cell")
+    return parser, report
+
+
+def _error(message: str) -> int:
+    print(f"mcviz report: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _short(text: str) -> str:
+    """Return 'an int in [1, 200]' as 'int in [1, 200]' for the help table."""
+    for article in ("an ", "a "):
+        if text.startswith(article):
+            return text[len(article) :]
+    return text
+
+
+def template_help(name: str) -> str:
+    """Return the --help text of a template: every parameter with type, allowed values, default."""
+    from mcviz import registry, reports
+
+    lines = [f"usage: {USAGE.replace('NAME', name, 1)}", ""]
+    desc = reports.description(name)
+    if desc:
+        lines += [desc, ""]
+    lines.append("parameters (-p NAME VALUE, or a YAML mapping with -f; -p overrides -f):")
+    for p in reports.parameters(name):
+        lines.append(f"  {p.name:<12} {_short(p.allowed)}; default {p.default!r}")
+        lines += textwrap.wrap(p.help, 88, initial_indent=" " * 15, subsequent_indent=" " * 15)
+    lines += [
+        "",
+        "registered methods (a spec is NAME or NAME:key=value,...; join specs with + to chain):",
+    ]
+    lines += ["  " + line for line in registry.describe()]
+    lines += [
+        "",
+        "options:",
+        "  -p NAME VALUE    set a parameter; a list parameter takes [a, b] or repeated -p",
+        "  -f PARAMS.yaml   YAML mapping of parameters (relative paths are relative to the cwd)",
+        f"  -o DIR           run folder (default reports/{name}-<timestamp>, relative to the cwd)",
+        "  -q, --quiet      no progress bar",
+        "  --timeout S      seconds allowed per cell",
+        "  -h, --help       show this help",
+    ]
+    return "\n".join(lines)
+
+
+def _collect(name: str, file: str | None, pairs: list[list[str]]) -> dict:
+    """Return the parameter values from -f and -p (-p wins); CLI strings typed per parameter."""
+    import yaml
+
+    from mcviz import reports
+
+    values: dict = {}
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"parameters file {file!r} not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"parameters file {file!r} is not valid YAML ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"parameters file {file!r} must be a YAML mapping name: value")
+        values.update(loaded)
+    declared = {p.name: p for p in reports.parameters(name)}
+    for key, value in values.items():  # YAML 1.1 reads 1e-3 (no dot) as a str
+        if key in declared and declared[key].type == "float" and isinstance(value, str):
+            values[key] = reports.from_text(declared[key], value)
+    from_cli: dict = {}
+    for key, text in pairs:
+        param = declared.get(key)
+        if param is None:
+            from_cli[key] = text  # validate() reports the unknown name
+        elif param.type == "list" and key in from_cli:
+            from_cli[key] = from_cli[key] + list(reports.from_text(param, text))
+        else:
+            value = reports.from_text(param, text)
+            from_cli[key] = list(value) if param.type == "list" else value
+    values.update(from_cli)
+    return values
+
+
+def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) -> int:
+    from mcviz import reports
+
+    if args.list:
+        for name in reports.templates():
+            print(f"{name:<12} {reports.description(name)}")
+        return 0
+    if args.name is None:
+        if args.help:
+            print(report_parser.format_help().rstrip())
+            print(
+                f"\ntemplates (mcviz report NAME --help lists its parameters): "
+                f"{', '.join(reports.templates())}"
+            )
+            return 0
+        return _error(f"give a template NAME; available: {', '.join(reports.templates())}")
+    try:
+        reports.template_path(args.name)
+        if args.help:
+            print(template_help(args.name))
+            return 0
+        values = _collect(args.name, args.file, args.param)
+        values = reports.validate(args.name, values)
+        if args.output:
+            out = Path(args.output)
+            if out.exists() and (not out.is_dir() or any(out.iterdir())):
+                raise FileExistsError(f"output folder {args.output!r} exists and is not empty")
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return _error(" ".join(str(exc).split()))
+    progress = not args.quiet and sys.stderr.isatty()
+    try:
+        folder = reports.run(args.name, values, args.output, progress=progress, timeout=args.timeout)
+    except reports.ReportError as exc:
+        print(
+            f"mcviz report: {reports._name(args.name)} failed in {exc.where}:\n"
+            f"  {exc.error}\n  partial output: {_rel(exc.folder)}",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return _error(" ".join(str(exc).split()))
+    except KeyboardInterrupt:
+        print("mcviz report: interrupted; partial output is in a *-FAILED folder", file=sys.stderr)
+        return 130
+    print(_rel(folder))
+    return 0
+
+
+def _rel(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``mcviz`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser, report = _parsers()
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        return _report(args, report)
+    parser.print_help()
+    return 0

@@ -1,0 +1,361 @@
+"""mcviz.reports: templates, record/summary, the offline HTML export, and the runner."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from conftest_reports import listing, write_template
+
+import mcviz as mcv
+from mcviz import _html, reports
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "reports" / "examples" / "compare"
+PLOTLY_MIME = _html.PLOTLY_MIME
+
+
+# ---------------------------------------------------------------- templates
+
+
+def test_compare_template_is_packaged_and_declares_its_parameters():
+    assert "compare" in reports.templates()
+    params = {p.name: p for p in reports.parameters("compare")}
+    assert list(params) == [
+        "dataset",
+        "root",
+        "model",
+        "epochs",
+        "lr",
+        "batch_size",
+        "seed",
+        "split_seed",
+        "methods",
+        "latency",
+    ]
+    defaults = {name: p.default for name, p in params.items()}
+    assert defaults["dataset"] == "mnist5k" and defaults["model"] == "seed_cnn"
+    assert defaults["epochs"] == 3 and defaults["methods"] == ["fp16"]
+    assert defaults["latency"] is True and defaults["root"] is None
+    # the literal choices in the template must not drift from the library
+    assert params["dataset"].choices == mcv.data.NAMES
+    assert params["model"].choices == mcv.models.NAMES
+    assert params["root"].required_if == ("dataset", "idx")
+    assert params["methods"].spec
+
+
+def test_compare_template_follows_the_template_rules():
+    nb = nbformat.read(reports.template_path("compare"), as_version=4)
+    assert nb.metadata.kernelspec.name == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") for c in code)  # templates are committed without outputs
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for cell in code:
+        for node in ast.walk(ast.parse(cell.source)):
+            assert not isinstance(node, (ast.FunctionDef, ast.Lambda, ast.ClassDef)), cell.source
+    ignored = [c for c in code if "NBVAL_IGNORE_OUTPUT" in c.source]
+    assert len(ignored) == 1  # only the latency cell escapes comparison
+    assert "timing" in ignored[0].source and "latency" in ignored[0].source
+
+
+def test_unknown_template(tmp_path):
+    with pytest.raises(FileNotFoundError, match="unknown template 'nope'; available: .*compare"):
+        reports.template_path("nope")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        reports.template_path(tmp_path / "missing.ipynb")
+
+
+def test_validate_compare_defaults():
+    out = reports.validate("compare")
+    assert out == {p.name: p.default for p in reports.parameters("compare")}
+
+
+# ---------------------------------------------------------------- record and summary
+
+
+def _table():
+    return pd.DataFrame(
+        {
+            "label": ["baseline", "fp16", "big"],
+            "size_bytes": [200, 100, 400],
+            "accuracy": [0.92, 0.9175, 0.93],
+        }
+    )
+
+
+def test_record_is_a_no_op_outside_a_run(tmp_path, monkeypatch):
+    monkeypatch.delenv(reports.RESULTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    table = _table()
+    assert reports.record(table) is table
+    assert listing(tmp_path) == []
+
+
+def test_record_writes_rows_inside_a_run(tmp_path, monkeypatch):
+    monkeypatch.setenv(reports.RESULTS_ENV, str(tmp_path))
+    table = _table()
+    assert reports.record(table) is table
+    assert pd.read_csv(tmp_path / "results.csv").equals(table)
+    assert json.loads((tmp_path / "_rows.json").read_text())[1] == {
+        "label": "fp16",
+        "size_bytes": 100,
+        "accuracy": 0.9175,
+    }
+
+
+def test_summary_sentence():
+    text = reports.summary(_table())
+    assert text == (
+        "fp16 is 2.00x smaller than the baseline at -0.0025 accuracy. "
+        "big is 2.00x larger than the baseline at +0.0100 accuracy."
+    )
+    assert reports.summary(_table().iloc[:1]) == "Only the baseline was measured."
+    with pytest.raises(ValueError, match="row labelled 'baseline'"):
+        reports.summary(_table().iloc[1:])
+
+
+# ---------------------------------------------------------------- offline HTML
+
+
+def _figure_notebook(n_figures: int):
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# Figures"))
+    for i in range(n_figures):
+        fig = go.Figure(go.Scatter(x=[1, 2], y=[i, i + 1]), layout_title_text=f"fig {i} </script>")
+        cell = nbformat.v4.new_code_cell("fig")
+        bundle = {**fig.to_plotly_json(), "config": {"displaylogo": False}}
+        cell.outputs = [nbformat.v4.new_output("display_data", data={PLOTLY_MIME: bundle})]
+        nb.cells.append(cell)
+    return nb
+
+
+def _script_srcs(html: str) -> list[str]:
+    return re.findall(r"<script[^>]*\bsrc\s*=\s*[\"']?([^\"' >]+)", html, flags=re.I)
+
+
+def _figure_divs(html: str) -> list[str]:
+    return re.findall(r'<div[^>]*\bid="(mcviz-fig-\d+)"', html)
+
+
+def test_html_inlines_plotly_once_and_one_div_per_figure(tmp_path):
+    nb = _figure_notebook(3)
+    before = nbformat.writes(nb)
+    html = _html.export(nb, tmp_path / "index.html").read_text()
+    assert nbformat.writes(nb) == before  # the notebook is left unchanged
+    head = _html.plotly_js()[:300]
+    assert html.count(head) == 1
+    assert _figure_divs(html) == ["mcviz-fig-0", "mcviz-fig-1", "mcviz-fig-2"]
+    assert html.count("Plotly.newPlot(") == 3
+    assert _script_srcs(html) == []  # no CDN (or any other) script source
+    rest = html.replace(_html.plotly_js(), "").lower()  # the page without plotly.js itself
+    assert "cdn" not in rest and "require.js" not in rest and "mathjax" not in rest
+    assert PLOTLY_MIME not in html
+
+
+def test_html_without_figures_has_no_plotly(tmp_path):
+    html = _html.export(_figure_notebook(0), tmp_path / "index.html").read_text()
+    assert "Plotly.newPlot(" not in html and _html.plotly_js()[:300] not in html
+
+
+# ---------------------------------------------------------------- the committed example
+
+
+def test_example_report_is_complete():
+    assert sorted(p.name for p in EXAMPLE.iterdir()) == [
+        "compare.ipynb",
+        "index.html",
+        "results.csv",
+        "results.json",
+    ]
+    results = json.loads((EXAMPLE / "results.json").read_text())
+    assert set(results) >= {"template", "rows", "parameters", "seed", "started", "duration_s", "environment"}
+    assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads"}
+    assert [r["label"] for r in results["rows"]] == ["baseline", "fp16"]
+    assert results["parameters"] == reports.validate("compare")
+    assert len(pd.read_csv(EXAMPLE / "results.csv")) == len(results["rows"])
+    nb = nbformat.read(EXAMPLE / "compare.ipynb", as_version=4)
+    figures = sum(PLOTLY_MIME in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert figures >= 3
+    html = (EXAMPLE / "index.html").read_text()
+    assert len(_figure_divs(html)) == figures
+    assert html.count(_html.plotly_js()[:300]) == 1 and _script_srcs(html) == []
+    assert "papermill" in nb.metadata and "/" not in nb.metadata.papermill.input_path
+
+
+# ---------------------------------------------------------------- running (executes kernels)
+
+
+@pytest.mark.slow
+def test_run_writes_the_run_folder(tmp_path, monkeypatch):
+    (tmp_path / "tpl").mkdir()
+    template = write_template(tmp_path / "tpl", "tiny")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    weird = "a\"b\\c'd"
+    folder = reports.run(template, {"n": 3, "name": weird, "items": "001"})
+    assert folder.parent == work / "reports" and folder.name.startswith("tiny-")
+    assert listing(work / "reports") == [folder.name] + [
+        f"{folder.name}/{f}" for f in ("index.html", "results.csv", "results.json", "tiny.ipynb")
+    ]
+    results = json.loads((folder / "results.json").read_text())
+    rows = results["rows"]
+    assert [r["row"] for r in rows] == [0, 1, 2]
+    assert rows[0]["label"] == weird and rows[0]["items"] == "001"
+    assert rows[0]["executable"] == sys.executable  # this interpreter's kernel
+    assert rows[0]["cwd"] == str(template.parent)  # the template's folder
+    assert rows[0]["omp"] == "1" and rows[0]["renderer"] == "plotly_mimetype"
+    assert results["parameters"] == {"n": 3, "name": weird, "items": ["001"], "fail": False, "die": False}
+    assert results["environment"]["threads"] == 1
+    html = (folder / "index.html").read_text()
+    assert _figure_divs(html) == ["mcviz-fig-0"] and _script_srcs(html) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flag", "error"),
+    [
+        ("fail", "ValueError: boom"),
+        ("die", "DeadKernelError: the kernel died (crashed, killed or out of memory)"),
+    ],
+)
+def test_failed_run_leaves_only_a_failed_folder(tmp_path, flag, error):
+    template = write_template(tmp_path, "tiny")
+    out = tmp_path / "out" / "mine"
+    with pytest.raises(reports.ReportError) as info:
+        reports.run(template, {flag: True}, out)
+    exc = info.value
+    assert exc.folder == tmp_path / "out" / "mine-FAILED"
+    assert listing(tmp_path / "out") == ["mine-FAILED", "mine-FAILED/tiny.ipynb"]
+    assert exc.cell == 6  # the last cell (after the injected parameters cell)
+    assert exc.error == error
+    assert "\n" not in str(exc)
+
+
+@pytest.mark.slow
+def test_out_dir_must_be_empty(tmp_path):
+    template = write_template(tmp_path, "tiny")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        reports.run(template, {}, tmp_path / "out")
+    assert listing(tmp_path / "out") == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_bad_parameter_runs_nothing(tmp_path, monkeypatch):
+    template = write_template(tmp_path, "tiny")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(reports.ParameterError, match=r"n must be an int in \[1, 10\], got 11"):
+        reports.run(template, {"n": 11})
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_two_reports_at_once_finish_in_distinct_folders(tmp_path):
+    template = write_template(tmp_path, "tiny")
+    cmd = [sys.executable, "-m", "mcviz", "report", str(template), "-q"]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    folders = sorted(out.strip() for out, _ in outs)
+    assert len(set(folders)) == 2
+    names = sorted(p.name for p in (tmp_path / "reports").iterdir())  # hidden ones included
+    assert names == sorted(Path(f).name for f in folders)
+    for f in folders:
+        assert (tmp_path / f / "results.json").exists() and (tmp_path / f / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_templates(tmp_path):
+    # build from a copy: an in-tree build would leave build/ behind, and reuse stale files from it
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for folder in ("mcviz", "notebooks"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, src / name)
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            ".",
+        ],
+        check=True,
+        cwd=src,
+    )
+    (wheel,) = dist.glob("mcviz-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "mcviz/notebooks/compare.ipynb" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        cwd=tmp_path,
+    )
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mcviz.reports as r; print(r.__file__); print(r.template_path('compare'))",
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert all(line.startswith(str(target)) for line in where), where
+    res = subprocess.run(
+        [sys.executable, "-m", "mcviz", "report", "compare", "--help"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "epochs" in res.stdout and "fp16" in res.stdout
+    assert listing(cwd) == []
+    # and a real run of the packaged template, outside the repository
+    small = ["-p", "dataset", "digits", "-p", "model", "mlp", "-p", "epochs", "1", "-o", "run", "-q"]
+    res = subprocess.run(
+        [sys.executable, "-m", "mcviz", "report", "compare", *small],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (cwd / "run").iterdir()) == [
+        "compare.ipynb",
+        "index.html",
+        "results.csv",
+        "results.json",
+    ]
