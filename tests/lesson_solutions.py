@@ -1,0 +1,69 @@
+"""Reference solutions of the lesson exercises, for tests and instructors.
+
+Every exercise cell of a lesson is tagged ``exercise`` and names its question in the cell
+metadata (``{"mcviz": {"question": "01.count_params"}}``); ``SOLUTIONS`` maps each question to
+the code that replaces the starter. The tests run every lesson with these solutions and require
+every ``mcv.check`` to pass.
+
+Instructors can write a solved copy of a lesson::
+
+    python tests/lesson_solutions.py lessons/01_measuring_a_model.ipynb solved.ipynb
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+
+EXERCISE_TAG = "exercise"
+
+SOLUTIONS = {
+    # lesson 00
+    "00.fc_inputs": "fc_inputs = 32 * ((28 - 3 + 1) // 2) ** 2",
+    "00.fp16_ratio": "fp16_ratio = fp32.size_bytes / fp16.size_bytes",
+    "00.int8_bytes": "int8_bytes = fp32.params  # one byte per parameter",
+    # lesson 01
+    "01.count_params": """\
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())""",
+    "01.conv_macs": """\
+def conv_macs(conv, height, width):
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    h_out = (height + 2 * ph - kh) // sh + 1
+    w_out = (width + 2 * pw - kw) // sw + 1
+    return conv.out_channels * h_out * w_out * conv.in_channels * kh * kw""",
+    "01.lenet300_macs": "lenet300_macs = 784 * 300 + 300 * 100 + 100 * 10",
+    "01.fair_latency": 'fair_latency = "b"',
+}
+
+
+def exercise_question(cell) -> str | None:
+    """Returns the question an exercise cell answers, or None for any other cell."""
+    if cell.cell_type != "code" or EXERCISE_TAG not in cell.metadata.get("tags", []):
+        return None
+    return cell.metadata.get("mcviz", {}).get("question")
+
+
+def solve(nb):
+    """Returns a copy of notebook ``nb`` with every exercise cell replaced by its solution."""
+    out = nbformat.reads(nbformat.writes(nb), as_version=4)
+    for cell in out.cells:
+        name = exercise_question(cell)
+        if name is not None:
+            if name not in SOLUTIONS:
+                raise KeyError(f"no solution for exercise {name!r}")
+            cell.source = SOLUTIONS[name]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python tests/lesson_solutions.py LESSON.ipynb SOLVED.ipynb", file=sys.stderr)
+        return 2
+    nbformat.write(solve(nbformat.read(argv[0], as_version=4)), argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

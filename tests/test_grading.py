@@ -1,0 +1,243 @@
+"""mcv.check: one printed line (pass, fail with a hint, not answered, unknown), never raises."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import mcviz as mcv
+from mcviz import grading
+
+
+def _line(capsys) -> str:
+    out = capsys.readouterr()
+    assert out.err == ""
+    lines = out.out.splitlines()
+    assert len(lines) == 1, f"check must print exactly one line, got {lines}"
+    return lines[0]
+
+
+@pytest.fixture
+def toy_question():
+    """A temporary question whose answer is 42 (removed afterwards)."""
+
+    @grading.question("zz.toy", "What is six times seven?", hint="multiply.")
+    def _toy(answer):
+        return grading._close(answer, 6 * 7)
+
+    yield "zz.toy"
+    del grading.QUESTIONS["zz.toy"]
+
+
+def count_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def conv_macs(conv, height, width):
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    h_out = (height + 2 * ph - kh) // sh + 1
+    w_out = (width + 2 * pw - kw) // sw + 1
+    return conv.out_channels * h_out * w_out * conv.in_channels * kh * kw
+
+
+def _right_answers():
+    seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
+    fp32 = mcv.measure.model(seed_cnn)
+    fp16 = mcv.measure.model(mcv.quantize.fp16(seed_cnn))
+    return {
+        "00.fc_inputs": seed_cnn.fc1.in_features,
+        "00.fp16_ratio": fp32.size_bytes / fp16.size_bytes,
+        "00.int8_bytes": fp32.params,
+        "01.count_params": count_params,
+        "01.conv_macs": conv_macs,
+        "01.lenet300_macs": 784 * 300 + 300 * 100 + 100 * 10,
+        "01.fair_latency": "b",
+    }
+
+
+# ---- the four kinds of line -----------------------------------------------------------------
+
+
+def test_mcv_check_is_grading_check():
+    assert mcv.check is grading.check
+
+
+def test_a_right_answer_passes(capsys, toy_question):
+    result = mcv.check(toy_question, 42)
+    assert result and result.status == "pass"
+    assert _line(capsys) == "✓ zz.toy: correct"
+
+
+def test_a_wrong_answer_fails_with_the_hint(capsys, toy_question):
+    result = mcv.check(toy_question, 41)
+    assert not result and result.status == "fail"
+    line = _line(capsys)
+    assert line.startswith("✗ zz.toy: not yet.")
+    assert "Hint: multiply." in line
+    assert "42" not in line  # the hint never gives the answer away
+
+
+@pytest.mark.parametrize("starter", [..., None])
+def test_the_starter_is_not_answered_yet(capsys, toy_question, starter):
+    result = mcv.check(toy_question, starter)
+    assert not result and result.status == "not_answered"
+    assert _line(capsys).startswith("… zz.toy: not answered yet")
+
+
+def test_a_stub_function_is_not_answered_yet(capsys):
+    def count_params(model): ...
+
+    assert mcv.check("01.count_params", count_params).status == "not_answered"
+    assert "not answered yet" in _line(capsys)
+
+    def raises(model):
+        raise NotImplementedError
+
+    assert mcv.check("01.count_params", raises).status == "not_answered"
+    _line(capsys)
+
+
+def test_an_unknown_question_suggests_close_names(capsys):
+    result = mcv.check("01.count_parms", 1)
+    assert not result and result.status == "unknown"
+    line = _line(capsys)
+    assert line.startswith("? unknown question '01.count_parms'")
+    assert "01.count_params" in line
+
+
+@pytest.mark.parametrize("name", [3, None, ["01.count_params"]])
+def test_a_question_that_is_not_a_str_is_unknown(capsys, name):
+    assert mcv.check(name, 1).status == "unknown"
+    _line(capsys)
+
+
+def test_an_answer_that_raises_fails_and_names_the_error(capsys):
+    def broken(model):
+        return 1 / 0
+
+    result = mcv.check("01.count_params", broken)
+    assert result.status == "fail"
+    assert "ZeroDivisionError" in _line(capsys)
+
+
+@pytest.mark.parametrize("answer", ["forty-two", True, torch.ones(3), object(), float("nan"), {"a": 1}, [42]])
+def test_odd_answers_fail_and_never_raise(capsys, toy_question, answer):
+    result = mcv.check(toy_question, answer)
+    assert result.status == "fail"
+    assert _line(capsys).startswith("✗ zz.toy: not yet.")
+
+
+def test_an_answer_whose_str_raises_does_not_break_check(capsys):
+    class Nasty:
+        def __str__(self):
+            raise RuntimeError("no str")
+
+        __repr__ = __str__
+
+        def __float__(self):
+            raise RuntimeError("no float")
+
+    assert mcv.check("00.fc_inputs", Nasty()).status == "fail"
+    _line(capsys)
+
+
+def test_a_broken_grader_does_not_raise(capsys, monkeypatch):
+    def broken_close(*args, **kwargs):
+        raise SystemError("grader bug")
+
+    monkeypatch.setattr(grading, "_check", broken_close)
+    result = mcv.check("00.fc_inputs", 1)
+    assert result.status == "fail"
+    assert "could not be checked" in _line(capsys)
+
+
+@pytest.mark.parametrize("answer", [np.int64(5408), torch.tensor(5408), 5408.0])
+def test_numpy_and_torch_numbers_are_accepted(capsys, answer):
+    assert mcv.check("00.fc_inputs", answer)
+    _line(capsys)
+
+
+def test_check_result_displays_nothing_more_in_a_notebook():
+    result = grading.CheckResult("x", "pass", "✓ x: correct")
+    assert result._ipython_display_() is None
+    assert bool(result) and not grading.CheckResult("x", "fail", "")
+
+
+# ---- the registered questions ----------------------------------------------------------------
+
+
+def _wrong(answer):
+    if callable(answer):
+        return lambda *args: answer(*args) + 1
+    if isinstance(answer, str):
+        return "c"
+    return answer * 2
+
+
+def test_every_question_passes_its_right_answer_and_fails_a_wrong_one(capsys):
+    answers = _right_answers()
+    assert set(answers) == set(grading.questions()), "a question has no test"
+    for name, answer in answers.items():
+        assert mcv.check(name, answer), capsys.readouterr().out
+        assert mcv.check(name, _wrong(answer)).status == "fail", name
+        line = capsys.readouterr().out
+        hint = line.split("Hint:")[1]
+        if isinstance(answer, (int, float)):  # the hint never states the expected value
+            assert not re.search(rf"(?<![\w.]){answer:g}(?![\w.])", hint), (name, hint)
+
+
+def test_every_question_reports_its_starter_as_not_answered(capsys):
+    for name in grading.questions():
+        assert mcv.check(name, grading.QUESTIONS[name].starter).status == "not_answered"
+    capsys.readouterr()
+
+
+def test_count_params_must_handle_layers_without_bias(capsys):
+    def weights_and_biases(model):
+        return sum(m.weight.numel() + m.bias.numel() for m in model.modules() if hasattr(m, "bias"))
+
+    result = mcv.check("01.count_params", weights_and_biases)
+    assert result.status == "fail"
+    assert "AttributeError" in _line(capsys)
+
+
+def test_conv_macs_must_handle_stride_and_padding(capsys):
+    def ignores_stride(conv, h, w):
+        kh, kw = conv.kernel_size
+        return conv.out_channels * (h - kh + 1) * (w - kw + 1) * conv.in_channels * kh * kw
+
+    assert mcv.check("01.conv_macs", ignores_stride).status == "fail"
+    assert "stride" in _line(capsys)  # names the failing case, not the expected value
+
+
+def test_fair_latency_accepts_letters_case_insensitively(capsys):
+    assert mcv.check("01.fair_latency", " B ")
+    assert mcv.check("01.fair_latency", "a").status == "fail"
+    assert mcv.check("01.fair_latency", "z").status == "fail"
+    capsys.readouterr()
+
+
+def test_questions_prompt_and_registration():
+    assert grading.questions("01.") == sorted(n for n in grading.QUESTIONS if n.startswith("01."))
+    assert "LeNet-300-100" in grading.prompt("01.lenet300_macs")
+    with pytest.raises(ValueError, match="unknown question"):
+        grading.prompt("nope")
+    with pytest.raises(ValueError, match="question name"):
+        grading.question("", "empty")
+
+
+def test_grading_only_imports_low_modules():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(grading.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "mcviz"
+        for alias in node.names
+    }
+    assert imported <= {"measure", "models", "quantize"}

@@ -1,0 +1,130 @@
+"""Explorers, headless: build them, move a control, and read the figure they drive."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import ipywidgets
+import plotly.graph_objects as go
+import pytest
+import torch
+
+import mcviz as mcv
+from mcviz import widgets
+
+
+@pytest.fixture(scope="module")
+def small_models():
+    """Two tiny models on 8x8 inputs: fast to time."""
+    a = mcv.models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=0)
+    return {"fp32": a, "fp16": mcv.compress(a, mcv.quantize.FP16Config())}
+
+
+def test_layers_explorer_shows_the_layers_of_the_chosen_model(capsys):
+    explorer = widgets.layers_explorer()
+    assert capsys.readouterr().out == ""  # returned, never displayed
+    assert isinstance(explorer, ipywidgets.VBox)
+    assert isinstance(explorer.figure, go.FigureWidget)
+    assert explorer.figure in explorer.children
+    first = mcv.measure.layers(widgets.reference_models()["seed_cnn"])
+    assert list(explorer.figure.data[0].x) == list(first.layer)
+    assert list(explorer.figure.data[0].y) == list(first.params)
+
+    explorer.controls["model"].value = "lenet5"
+    lenet5 = mcv.measure.layers(mcv.models.build("lenet5", input_shape=(1, 28, 28), seed=0))
+    assert list(explorer.figure.data[0].x) == list(lenet5.layer)
+    assert list(explorer.figure.data[0].y) == list(lenet5.params)
+    assert "lenet5" in explorer.figure.layout.title.text
+
+    explorer.controls["value"].value = "macs"
+    assert list(explorer.figure.data[0].y) == list(lenet5.macs)
+    assert explorer.figure.layout.title.text.startswith("macs")
+
+
+def test_layers_explorer_takes_the_learners_models(small_models):
+    explorer = widgets.layers_explorer(small_models, value="size_bytes")
+    assert explorer.controls["model"].options == ("fp32", "fp16")
+    fp32_bytes = list(explorer.figure.data[0].y)
+    explorer.controls["model"].value = "fp16"
+    assert [2 * b for b in explorer.figure.data[0].y] == fp32_bytes  # 16 bits instead of 32
+
+
+def test_reference_models_are_distinct_and_untrained_builds():
+    zoo = widgets.reference_models()
+    assert list(zoo) == ["seed_cnn", "lenet300", "lenet5", "mlp-64"]
+    assert mcv.measure.model(zoo["mlp-64"]).params != mcv.measure.model(zoo["lenet300"]).params
+
+
+def test_latency_explorer_remeasures_when_a_control_moves(small_models, capsys):
+    threads_before = torch.get_num_threads()
+    explorer = widgets.latency_explorer(small_models, batch_sizes=(1, 8), batch_size=1, threads=1, repeats=3)
+    assert capsys.readouterr().out == ""
+    bar = explorer.figure.data[0]
+    assert list(bar.x) == ["fp32", "fp16"]
+    assert all(v > 0 for v in bar.y)
+    assert "batch 1," in explorer.figure.layout.title.text
+    assert "fp16" in explorer.note.value and "x" in explorer.note.value
+    first = tuple(bar.y)
+
+    explorer.controls["batch_size"].value = 8
+    assert "batch 8," in explorer.figure.layout.title.text
+    assert tuple(explorer.figure.data[0].y) != first  # re-measured
+    assert len(explorer.figure.data[0].error_y.array) == 2
+
+    explorer.controls["threads"].value = max(explorer.controls["threads"].options)
+    assert f"{max(explorer.controls['threads'].options)} thread" in explorer.figure.layout.title.text
+    assert torch.get_num_threads() == threads_before  # restored after every measurement
+
+
+def test_latency_explorer_accepts_one_model_and_data_for_the_shape(digits):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))  # no input_shape
+    explorer = widgets.latency_explorer(model, digits, batch_sizes=(2,), batch_size=2, repeats=3)
+    assert list(explorer.figure.data[0].x) == ["model"]
+    assert "only one model" in explorer.note.value
+
+
+def test_latency_table_measures_with_the_given_threads(small_models):
+    before = torch.get_num_threads()
+    rows = widgets.latency_table(small_models, batch_size=4, threads=1, repeats=3)
+    assert [r.label for r in rows] == ["fp32", "fp16"]
+    assert {r.threads for r in rows} == {1} and {r.batch_size for r in rows} == {4}
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"batch_size": 3}, "batch_size must be one of"),
+        ({"batch_sizes": (0, 1), "batch_size": 1}, "batch_sizes must be ints"),
+        ({"threads": 0}, "threads must be an int"),
+        ({"repeats": 2}, "repeats must be an int >= 3"),
+    ],
+)
+def test_latency_explorer_rejects_bad_settings(small_models, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.latency_explorer(small_models, **kwargs)
+
+
+def test_bad_model_sets_are_rejected():
+    with pytest.raises(ValueError, match="at least one model"):
+        widgets.layers_explorer({})
+    with pytest.raises(ValueError, match="map str names"):
+        widgets.layers_explorer({"x": "not a model"})
+    with pytest.raises(ValueError, match="value must be one of"):
+        widgets.layers_explorer(value="flops")
+    with pytest.raises(ValueError, match="input_shape"):
+        widgets.latency_explorer(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        widgets.latency_table({"m": torch.nn.Linear(4, 2)}, threads=0)
+
+
+def test_widgets_sit_above_the_low_modules():
+    # importing mcviz does not load the widgets, and no low module mentions them
+    code = "import sys, mcviz; assert 'mcviz.widgets' not in sys.modules; mcviz.widgets"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from pathlib import Path
+
+    for low in ("data", "models", "train", "measure", "registry", "quantize", "plots", "grading"):
+        source = (Path(mcv.__file__).parent / f"{low}.py").read_text()
+        assert "widgets" not in source, f"mcviz/{low}.py refers to widgets"
