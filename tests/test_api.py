@@ -155,9 +155,18 @@ def imported_mcviz_modules(path: Path) -> set[str]:
     return {n.split(".")[1] for n in names if n.startswith("mcviz.")}
 
 
+def module_files(module: str) -> list[Path]:
+    """The file of a module, or every file of a package (``quantize`` is one)."""
+    package = PACKAGE / module
+    return sorted(package.glob("*.py")) if package.is_dir() else [PACKAGE / f"{module}.py"]
+
+
 @pytest.mark.parametrize("module", LOW)
 def test_low_modules_import_nothing_high(module):
-    assert imported_mcviz_modules(PACKAGE / f"{module}.py") & set(HIGH) == set()
+    files = module_files(module)
+    assert files and all(f.exists() for f in files)
+    for path in files:
+        assert imported_mcviz_modules(path) & set(HIGH) == set(), path.name
 
 
 def test_plots_import_no_reports_or_widgets():
