@@ -43,6 +43,11 @@ def accuracy_vs_size(table: pd.DataFrame, *, cost: str = "size_bytes", metric: s
                       xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
     if log_x:
         fig.update_xaxes(type="log")
+    values = pd.to_numeric(table[metric], errors="coerce").dropna()
+    if len(values):  # pad around the data so equal accuracies do not stretch the axis to [-0.1, 1.9]
+        lo, hi = float(values.min()), float(values.max())
+        pad = max(0.01, 0.15 * (hi - lo))
+        fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
 
 

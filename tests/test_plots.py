@@ -143,3 +143,9 @@ def test_layers_missing_value(layer_df):
 def test_rejects_non_dataframe(function):
     with pytest.raises(ValueError, match="takes a pandas DataFrame, got list"):
         function([{"epoch": 1}])
+
+
+def test_accuracy_vs_size_pads_the_axis_around_equal_accuracies(table):
+    same = table.assign(accuracy=0.92)
+    lo, hi = plots.accuracy_vs_size(same).layout.yaxis.range
+    assert lo < 0.92 < hi and hi - lo < 0.1
