@@ -26,6 +26,11 @@ from mcviz import quantize, registry
 # config class -> the keyword function it must mirror (None: it has none, say why in a comment)
 KEYWORD_FUNCTIONS = {
     quantize.FP16Config: quantize.fp16,
+    quantize.Int8Config: quantize.int8,
+    quantize.WeightsConfig: quantize.weights,
+    quantize.PTQConfig: quantize.ptq,
+    quantize.KMeansConfig: quantize.kmeans,
+    quantize.QATConfig: quantize.qat,
 }
 # config class -> options for the contract tests, for configs with required fields
 EXAMPLE_OPTIONS: dict[type, dict] = {}
@@ -139,12 +144,14 @@ def config_options(cls) -> dict:
 
 
 def function_options(function) -> dict:
-    """Returns {name: default} of a function's keyword-only and optional parameters."""
+    """Returns {name: default} of a function's keyword-only and optional parameters; ``data`` is
+    not an option (``compress`` passes it to every config), so it is left out."""
     params = inspect.signature(function).parameters.values()
     return {
         p.name: REQUIRED if p.default is p.empty else p.default
         for p in params
-        if p.kind is p.KEYWORD_ONLY or (p.default is not p.empty and p.kind is not p.VAR_KEYWORD)
+        if p.name != "data"
+        and (p.kind is p.KEYWORD_ONLY or (p.default is not p.empty and p.kind is not p.VAR_KEYWORD))
     }
 
 

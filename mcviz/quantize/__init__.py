@@ -8,6 +8,12 @@ sharing, real int8 execution) live in sibling modules and are re-exported here, 
 ``mcv.quantize.<name>`` whatever file a function is in.
 """
 
+from mcviz.quantize.int8 import Int8Config, int8
+from mcviz.quantize.kmeans import KMeansConfig, KMeansConv2d, KMeansLinear, kmeans, kmeans_codebook
+from mcviz.quantize.layers import QuantConv2d, QuantLinear
+from mcviz.quantize.observers import OBSERVERS
+from mcviz.quantize.ptq import PTQConfig, WeightsConfig, ptq, weights
+from mcviz.quantize.qat import QATConfig, qat, ste_fake_quantize
 from mcviz.quantize.tensor import (
     FP16Config,
     dequantize,
@@ -18,4 +24,29 @@ from mcviz.quantize.tensor import (
     quantize,
 )
 
-__all__ = ["FP16Config", "dequantize", "fake_quantize", "fp16", "qparams", "qrange", "quantize"]
+__all__ = [
+    "FP16Config",
+    "Int8Config",
+    "KMeansConfig",
+    "KMeansConv2d",
+    "KMeansLinear",
+    "OBSERVERS",
+    "PTQConfig",
+    "QATConfig",
+    "QuantConv2d",
+    "QuantLinear",
+    "WeightsConfig",
+    "dequantize",
+    "fake_quantize",
+    "fp16",
+    "int8",
+    "kmeans",
+    "kmeans_codebook",
+    "ptq",
+    "qat",
+    "qparams",
+    "qrange",
+    "quantize",
+    "ste_fake_quantize",
+    "weights",
+]

@@ -1,0 +1,299 @@
+"""Weight sharing by k-means: the "trained quantization" of Deep Compression (Han, Mao and Dally,
+ICLR 2016, section 3).
+
+Each layer's weights are clustered into ``2**bits`` groups; the layer then stores one small
+integer per weight (the index of its cluster, ``bits`` bits) and a codebook of ``2**bits`` fp32
+centroids, and computes with ``weight = codebook[indices]``.
+
+- Clustering is 1-D k-means (Lloyd's algorithm) with LINEAR initialization: the centroids start
+  evenly spaced between the smallest and largest weight. Deep Compression found it better than
+  random or density-based starts, because it keeps centroids on the rare large weights that
+  matter most. Nothing is random: the same weights give the same codebook.
+- Fine-tuning trains the shared centroids, with the indices fixed. The gradient of a centroid is
+  the sum of the gradients of the weights that share it. Autograd does that sum by itself: the
+  forward pass gathers ``codebook[indices]`` from a codebook that is an ``nn.Parameter``, and the
+  backward pass of a gather adds up the gradients that land on each entry.
+
+Three levels: ``kmeans_codebook(w, bits)`` (tensor), ``kmeans(model, bits)`` (a new model of
+:class:`KMeansLinear` / :class:`KMeansConv2d` layers) and ``KMeansConfig`` (registry).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mcviz.data import DataBundle
+from mcviz.measure import StorageRow
+from mcviz.quantize.tensor import _check_bits
+from mcviz.registry import register
+
+MAX_ITERATIONS = 1000  # Lloyd iterations per layer at most (each costs O(2**bits log n))
+
+
+def kmeans_codebook(w: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns ``(codebook, indices)``: 1-D k-means of the values of ``w`` into ``2**bits``
+    clusters, so that ``codebook[indices]`` approximates ``w``; ``w`` is left unchanged.
+
+    The centroids start evenly spaced between ``w.min()`` and ``w.max()`` (linear
+    initialization) and Lloyd iterations run until no value changes cluster (at most
+    ``MAX_ITERATIONS``). A cluster that loses all its values keeps its centroid. The arithmetic is
+    float64 and deterministic; the codebook comes back sorted.
+
+    Args:
+        w: a floating-point tensor with finite values.
+        bits: index width, an int in 2..8 (``2**bits`` centroids).
+
+    Returns:
+        ``codebook``: float32, shape ``(2**bits,)``, ascending. ``indices``: uint8, shaped like
+        ``w``, each value's cluster.
+
+    Example:
+        >>> codebook, indices = kmeans_codebook(torch.tensor([0.0, 0.1, 0.9, 1.0, 2.0, 3.0]), bits=2)
+        >>> codebook.tolist(), indices.tolist()
+        ([0.05000000074505806, 0.949999988079071, 2.0, 3.0], [0, 0, 1, 1, 2, 3])
+    """
+    _check_bits(bits)
+    if not isinstance(w, torch.Tensor) or not w.is_floating_point():
+        got = w.dtype if isinstance(w, torch.Tensor) else type(w).__name__
+        raise ValueError(f"w must be a floating-point torch.Tensor, got {got}")
+    if w.numel() == 0:
+        raise ValueError(f"w must hold at least one value, got shape {tuple(w.shape)}")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("w must hold finite values only, got NaN or infinite values")
+    x = w.detach().reshape(-1).double()
+    k = 2**bits
+    # 1-D k-means on sorted values: every cluster is a run of them, so one iteration needs only
+    # the k - 1 run ends (a binary search each) and prefix sums, whatever the number of weights
+    xs = x.sort().values
+    prefix = torch.cat([xs.new_zeros(1), xs.cumsum(0)])
+    centroids = torch.linspace(float(xs[0]), float(xs[-1]), k, dtype=torch.float64)
+    ends = None
+    for _ in range(MAX_ITERATIONS):
+        centroids = centroids.sort(stable=True).values
+        # nearest centroid: each sorted centroid owns the values between the midpoints to its
+        # neighbours; a value exactly on a midpoint goes to the lower centroid
+        new = torch.searchsorted(xs, (centroids[1:] + centroids[:-1]) / 2, right=True)
+        if ends is not None and torch.equal(new, ends):
+            break  # no value changed cluster
+        ends = new
+        bounds = torch.cat([ends.new_zeros(1), ends, ends.new_full((1,), len(xs))])
+        counts = bounds[1:] - bounds[:-1]
+        sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
+        centroids = torch.where(counts > 0, sums / counts.clamp(min=1), centroids)
+    centroids = centroids.sort(stable=True).values  # (a no-op unless MAX_ITERATIONS ran out)
+    assign = torch.bucketize(x, (centroids[1:] + centroids[:-1]) / 2)
+    codebook = centroids.float()
+    # the float32 rounding cannot reorder the sorted centroids, so the indices still point right
+    return codebook, assign.to(torch.uint8).reshape(w.shape)
+
+
+class _Shared:
+    """What KMeansLinear and KMeansConv2d share: codebook, indices, weight, storage."""
+
+    bits: int
+
+    def _init_shared(self, bits: int) -> None:
+        _check_bits(bits)
+        self.bits = bits
+        shape = self._parameters.pop("weight").shape  # the parent's meta Parameter; now a property
+        has_bias = self.bias is not None
+        self.codebook = nn.Parameter(torch.zeros(2**bits))
+        self.register_buffer("indices", torch.zeros(shape, dtype=torch.uint8))
+        self.bias = nn.Parameter(torch.zeros(shape[0])) if has_bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The weight every forward pass uses, ``codebook[indices]``: differentiable with
+        respect to the codebook, so training moves the shared centroids and nothing else."""
+        # (while the parent constructor runs there is no codebook yet: the AttributeError sends
+        # nn.Module to its own lookup, which finds the parent's weight Parameter)
+        return self.codebook[self.indices.long()]
+
+    def reset_parameters(self) -> None:
+        """Does nothing: the values come from :meth:`set_weight` (the parent would draw from the
+        global RNG)."""
+
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """Clusters ``weight`` (shaped like the layer's) with :func:`kmeans_codebook` and stores
+        the codebook and indices."""
+        if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.indices.shape):
+            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise ValueError(f"weight must be a tensor of shape {tuple(self.indices.shape)}, got {got}")
+        codebook, indices = kmeans_codebook(weight.detach().float(), self.bits)
+        with torch.no_grad():
+            self.codebook.copy_(codebook)
+            self.indices.copy_(indices)
+
+    def mcviz_storage(self) -> list[StorageRow]:
+        """Returns the stored tensors: indices at ``bits`` bits per weight, the codebook as
+        32-bit "other" rows, and the fp32 bias."""
+        rows = [
+            StorageRow("", "indices", "weight", self.indices.numel(), self.bits),
+            StorageRow("", "codebook", "other", self.codebook.numel(), 32),
+        ]
+        if self.bias is not None:
+            rows.append(StorageRow("", "bias", "bias", self.bias.numel(), 32))
+        return rows
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, bits={self.bits}"
+
+
+class KMeansLinear(_Shared, nn.Linear):
+    """A Linear layer whose weights share ``2**bits`` values: ``weight = codebook[indices]``.
+
+    Example:
+        >>> layer = KMeansLinear.from_float(nn.Linear(16, 4), bits=2)
+        >>> len(layer.weight.unique()) <= 4, layer.indices.dtype
+        (True, torch.uint8)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 4) -> None:
+        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
+        nn.Linear.__init__(self, in_features, out_features, bias, device="meta")
+        self._init_shared(bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    @classmethod
+    def from_float(cls, module: nn.Linear, bits: int = 4) -> KMeansLinear:
+        """Returns a KMeansLinear holding ``module``'s weight clustered and its bias copied;
+        ``module`` is left unchanged."""
+        if not isinstance(module, nn.Linear):
+            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
+        out = cls(module.in_features, module.out_features, module.bias is not None, bits=bits)
+        return _copy_into(out, module)
+
+
+class KMeansConv2d(_Shared, nn.Conv2d):
+    """A Conv2d layer whose weights share ``2**bits`` values: ``weight = codebook[indices]``."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+        groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, bits: int = 4,
+    ) -> None:
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device="meta",
+        )
+        self._init_shared(bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight, self.bias)
+
+    @classmethod
+    def from_float(cls, module: nn.Conv2d, bits: int = 4) -> KMeansConv2d:
+        """Returns a KMeansConv2d holding ``module``'s weight clustered and its bias copied;
+        ``module`` is left unchanged."""
+        if not isinstance(module, nn.Conv2d):
+            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
+        out = cls(
+            module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+            module.dilation, module.groups, module.bias is not None, module.padding_mode, bits=bits,
+        )
+        return _copy_into(out, module)
+
+
+def kmeans(
+    model: nn.Module,
+    bits: int = 4,
+    *,
+    fine_tune_epochs: int = 0,
+    data: DataBundle | None = None,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> nn.Module:
+    """Returns a copy of ``model`` whose Linear / Conv2d layers share ``2**bits`` weight values
+    each (k-means weight sharing, optionally with the centroids fine-tuned); ``model`` is left
+    unchanged.
+
+    Every Linear / Conv2d becomes a :class:`KMeansLinear` / :class:`KMeansConv2d` clustered by
+    :func:`kmeans_codebook`. With ``fine_tune_epochs > 0`` the copy is then trained with
+    ``mcv.train.fit`` (Adam, one thread, deterministic): the centroids, biases and any other
+    parameters move; the indices do not, so every weight stays on its layer's codebook.
+
+    Args:
+        model: a trained network.
+        bits: index width, an int in 2..8: ``2**bits`` shared values per layer.
+        fine_tune_epochs: epochs of centroid fine-tuning on ``data``, an int >= 0.
+        data: a DataBundle, required when ``fine_tune_epochs > 0``.
+        lr: Adam learning rate of the fine-tuning.
+        seed: fixes the fine-tuning's shuffling order (the clustering has no randomness).
+
+    Example:
+        >>> shared = kmeans(model, bits=4)  # doctest: +SKIP
+        >>> mcv.measure.model(shared).bits  # doctest: +SKIP
+        4.0
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_options(bits, fine_tune_epochs, lr, seed)
+    if fine_tune_epochs > 0 and not isinstance(data, DataBundle):
+        got = "None" if data is None else type(data).__name__
+        raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got {got})")
+    out = copy.deepcopy(model)
+    for name, layer in list(out.named_modules()):
+        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+            continue
+        cls = KMeansConv2d if isinstance(layer, nn.Conv2d) else KMeansLinear
+        shared = cls.from_float(layer, bits)
+        if not name:  # the model is itself one layer
+            out = shared
+            break
+        parent, _, child = name.rpartition(".")
+        setattr(out.get_submodule(parent) if parent else out, child, shared)
+    if fine_tune_epochs > 0:
+        from mcviz import train  # deferred: train imports models and data, kept off the import path
+
+        train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
+    out.train(model.training)
+    return out
+
+
+@register
+@dataclass(frozen=True)
+class KMeansConfig:
+    """k-means weight sharing (Deep Compression): 2**bits shared values per layer, optionally fine-tuned."""
+
+    method: ClassVar[str] = "kmeans"
+    # the class says False because only fine-tuning needs data; kmeans() asks for it then
+    needs_data: ClassVar[bool] = False
+    bits: int = 4
+    fine_tune_epochs: int = 0
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_options(self.bits, self.fine_tune_epochs, self.lr, self.seed)
+
+    def apply(self, model: nn.Module, data: DataBundle | None = None) -> nn.Module:
+        return kmeans(
+            model, self.bits, fine_tune_epochs=self.fine_tune_epochs, data=data, lr=self.lr, seed=self.seed
+        )
+
+
+def _copy_into(out, module):
+    weight = module.weight() if callable(module.weight) else module.weight
+    out.set_weight(weight)
+    if module.bias is not None:
+        with torch.no_grad():
+            out.bias.copy_(module.bias.detach().float())
+    out.train(module.training)
+    return out
+
+
+def _check_options(bits, fine_tune_epochs, lr, seed) -> None:
+    _check_bits(bits)
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
+        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")

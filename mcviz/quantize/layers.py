@@ -1,0 +1,276 @@
+"""Quantized layers: ``QuantLinear`` and ``QuantConv2d`` store integer weight codes and compute
+with the dequantized float weights ("fake quantization": the arithmetic is fp32, the storage
+is what a b-bit deployment would keep).
+
+Each layer holds, as buffers:
+
+- ``codes``: the integer weight codes (int8 when symmetric, uint8 when asymmetric; at fewer
+  than 8 bits the codes still sit one per byte in memory and in the saved file, while
+  ``mcv.measure`` counts ``bits`` bits per weight, as a packed format would store them),
+- ``scale`` (float32) and ``zero_point`` (int32): one per tensor or one per output channel,
+- ``weight``: the dequantized float32 weight ``(codes - zero_point) * scale``. It is a
+  non-persistent buffer, NOT a Parameter: the saved state_dict holds the codes only, and
+  training (``mcv.train.fit``) cannot move the weights off the b-bit grid. ``fit`` on a
+  quantized model therefore trains the fp32 biases only (and the layers that were not
+  quantized); the codes, scales and weights stay exactly as quantized.
+
+The bias stays an fp32 Parameter. Optionally (``quantize_input``) the layer also rounds its
+input to a calibrated activation grid (8-bit unsigned asymmetric by default) before computing;
+the activation scale and zero point are stored as buffers too.
+
+Both classes subclass ``nn.Linear`` / ``nn.Conv2d``, so code that checks ``isinstance`` (MAC
+counting, layer tables) keeps treating them as layers, and they describe their stored bits to
+``mcv.measure`` through ``mcviz_storage()``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mcviz.measure import StorageRow
+from mcviz.quantize.tensor import _check_bits, _check_symmetric, qparams, qrange, quantize
+
+GRANULARITIES = ("per_tensor", "per_channel")
+
+
+def check_granularity(granularity) -> str:
+    """Returns ``granularity`` if it is "per_tensor" or "per_channel", else raises ValueError."""
+    if not isinstance(granularity, str) or granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be 'per_tensor' or 'per_channel', got {granularity!r}")
+    return granularity
+
+
+class _Quantized:
+    """What QuantLinear and QuantConv2d share: codes, dequantized weight, storage, input rounding."""
+
+    bits: int
+    granularity: str
+    symmetric: bool
+
+    def _init_quant(self, bits, granularity, symmetric) -> None:
+        _check_bits(bits)
+        _check_symmetric(symmetric)
+        self.bits, self.granularity, self.symmetric = bits, check_granularity(granularity), symmetric
+        shape = self.weight.shape  # still the meta Parameter made by the parent constructor
+        has_bias = self.bias is not None
+        del self.weight
+        channels = (shape[0],) if granularity == "per_channel" else ()
+        code_dtype = torch.int8 if symmetric else torch.uint8
+        zero = 0 if symmetric else qrange(bits, symmetric=False)[0]
+        self.register_buffer("codes", torch.full(shape, zero, dtype=code_dtype))
+        self.register_buffer("scale", torch.ones(channels))
+        self.register_buffer("zero_point", torch.zeros(channels, dtype=torch.int32))
+        self.register_buffer("weight", torch.zeros(shape), persistent=False)
+        self.bias = nn.Parameter(torch.zeros(shape[0])) if has_bias else None
+        self.register_buffer("act_scale", None)
+        self.register_buffer("act_zero_point", None)
+        self.act_bits: int | None = None
+        self.act_symmetric = False
+        self._refresh()
+
+    @property
+    def axis(self) -> int | None:
+        """The dimension the scales run along: 0 (output channels) or None (one scale)."""
+        return 0 if self.granularity == "per_channel" else None
+
+    def set_weight(self, weight: torch.Tensor) -> None:
+        """Quantizes ``weight`` (same shape as the layer's) to this layer's grid and stores it."""
+        if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.codes.shape):
+            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise ValueError(f"weight must be a tensor of shape {tuple(self.codes.shape)}, got {got}")
+        w = weight.detach().float()
+        scale, zero_point = qparams(w, self.bits, symmetric=self.symmetric, axis=self.axis)
+        codes = quantize(w, scale, zero_point, self.bits, symmetric=self.symmetric, axis=self.axis)
+        self.codes.copy_(codes)
+        self.scale.copy_(scale)
+        self.zero_point.copy_(zero_point)
+        self._refresh()
+
+    def quantize_input(
+        self,
+        scale: torch.Tensor | float,
+        zero_point: torch.Tensor | int,
+        bits: int = 8,
+        *,
+        symmetric: bool = False,
+    ) -> None:
+        """Makes the layer round its input to the grid ``(scale, zero_point)`` before computing.
+
+        ``scale`` and ``zero_point`` are one per tensor, typically from an observer
+        (``mcv.quantize.observers``) run on calibration data. Pass ``bits=None`` to turn the
+        rounding off again.
+        """
+        if bits is None:
+            self.act_scale = self.act_zero_point = self.act_bits = None
+            return
+        qmin, qmax = qrange(bits, symmetric=symmetric)
+        scale = torch.as_tensor(scale, dtype=torch.float32).detach().clone().reshape(())
+        zero_point = torch.as_tensor(zero_point).detach().clone().reshape(())
+        if not bool(torch.isfinite(scale)) or float(scale) <= 0:
+            raise ValueError(f"scale must be a finite number > 0, got {float(scale)!r}")
+        if zero_point.is_floating_point() or not (qmin <= int(zero_point) <= qmax):
+            raise ValueError(f"zero_point must be an int in [{qmin}, {qmax}], got {zero_point.item()!r}")
+        if symmetric and int(zero_point) != 0:
+            raise ValueError(f"zero_point must be 0 when symmetric=True, got {int(zero_point)!r}")
+        self.act_scale, self.act_zero_point = scale, zero_point.to(torch.int32)
+        self.act_bits, self.act_symmetric = bits, symmetric
+
+    def mcviz_storage(self) -> list[StorageRow]:
+        """Returns the stored tensors: codes at ``bits`` bits, scales (and zero points when
+        asymmetric) as 32-bit "other", the fp32 bias, and the activation scale / zero point."""
+        rows = [
+            StorageRow("", "weight", "weight", self.codes.numel(), self.bits),
+            StorageRow("", "scale", "other", self.scale.numel(), 32),
+        ]
+        if not self.symmetric:
+            rows.append(StorageRow("", "zero_point", "other", self.zero_point.numel(), 32))
+        if self.bias is not None:
+            rows.append(StorageRow("", "bias", "bias", self.bias.numel(), 32))
+        if self.act_scale is not None:
+            rows.append(StorageRow("", "act_scale", "other", 1, 32))
+            if not self.act_symmetric:
+                rows.append(StorageRow("", "act_zero_point", "other", 1, 32))
+        return rows
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self._round_input(x))
+
+    def _round_input(self, x):
+        if self.act_scale is None:
+            return x
+        qmin, qmax = qrange(self.act_bits, symmetric=self.act_symmetric)
+        zp = self.act_zero_point.to(torch.float32)
+        # x * (1 / scale), round half to even, clamp: the same arithmetic as tensor.quantize
+        q = (torch.round(x.detach() * (1.0 / self.act_scale)) + zp).clamp(qmin, qmax)
+        rounded = ((q - zp) * self.act_scale).to(x.dtype)
+        # straight-through estimator: the value is exactly ``rounded`` (x - x.detach() is 0), the
+        # gradient passes as if nothing were rounded
+        return rounded + (x - x.detach())
+
+    def _refresh(self) -> None:
+        """Recomputes the float weight from the codes (after a change or a state_dict load)."""
+        shape = (-1,) + (1,) * (self.codes.dim() - 1) if self.axis == 0 else ()
+        steps = (self.codes.to(torch.int64) - self.zero_point.to(torch.int64).reshape(shape)).float()
+        self.weight = steps * self.scale.reshape(shape)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._refresh()
+
+    def extra_repr(self) -> str:
+        act = f", act_bits={self.act_bits}" if self.act_bits is not None else ""
+        sym = "symmetric" if self.symmetric else "asymmetric"
+        return f"{super().extra_repr()}, bits={self.bits}, {self.granularity}, {sym}{act}"
+
+
+class QuantLinear(_Quantized, nn.Linear):
+    """A Linear layer whose weight is stored as ``bits``-bit integer codes (see the module doc).
+
+    Example:
+        >>> q = QuantLinear.from_float(nn.Linear(4, 3), bits=8)
+        >>> q.codes.dtype, q.scale.shape
+        (torch.int8, torch.Size([3]))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        bits: int = 8,
+        granularity: str = "per_channel",
+        symmetric: bool = True,
+    ) -> None:
+        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
+        nn.Linear.__init__(self, in_features, out_features, bias, device="meta")
+        self._init_quant(bits, granularity, symmetric)
+
+    @classmethod
+    def from_float(
+        cls, module: nn.Linear, bits: int = 8, *, granularity: str = "per_channel", symmetric: bool = True
+    ) -> QuantLinear:
+        """Returns a QuantLinear holding ``module``'s weight quantized and its bias copied;
+        ``module`` is left unchanged."""
+        if not isinstance(module, nn.Linear):
+            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
+        out = cls(
+            module.in_features,
+            module.out_features,
+            module.bias is not None,
+            bits=bits,
+            granularity=granularity,
+            symmetric=symmetric,
+        )
+        return _copy_into(out, module)
+
+
+class QuantConv2d(_Quantized, nn.Conv2d):
+    """A Conv2d layer whose weight is stored as ``bits``-bit integer codes (see the module doc);
+    per-channel scales run over the output channels (filters)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        bits: int = 8,
+        granularity: str = "per_channel",
+        symmetric: bool = True,
+    ) -> None:
+        nn.Conv2d.__init__(
+            self,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device="meta",
+        )
+        self._init_quant(bits, granularity, symmetric)
+
+    @classmethod
+    def from_float(
+        cls, module: nn.Conv2d, bits: int = 8, *, granularity: str = "per_channel", symmetric: bool = True
+    ) -> QuantConv2d:
+        """Returns a QuantConv2d holding ``module``'s weight quantized and its bias copied;
+        ``module`` is left unchanged."""
+        if not isinstance(module, nn.Conv2d):
+            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
+        out = cls(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            module.groups,
+            module.bias is not None,
+            module.padding_mode,
+            bits=bits,
+            granularity=granularity,
+            symmetric=symmetric,
+        )
+        return _copy_into(out, module)
+
+
+def _copy_into(out, module):
+    weight = module.weight() if callable(module.weight) else module.weight
+    out.set_weight(weight)
+    if module.bias is not None:
+        with torch.no_grad():
+            out.bias.copy_(module.bias.detach().float())
+    out.train(module.training)
+    return out
