@@ -14,13 +14,14 @@ Grammar of the comment (``help`` is free text and must not be empty)::
 
     comment    := constraint? help
     constraint := range | choices | kind
-    range      := ("[" | "(") number? "," number? ("]" | ")")    # int/float; empty = unbounded
+    range      := ("[" | "(") number? "," number? ("]" | ")")    # int/float/each int; empty = unbounded
     choices    := "{" word ("," word)* "}"                         # str, or each list element
     kind       := "spec:"                                          # str/list: mcv.registry specs
                 | "path" (", required if" NAME "is" '"' value '"')? ":"   # None-able folder/file
 
-The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str),
-and ``None`` is allowed only for a ``path`` (which then accepts a str or None).
+The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str, or of
+int when a range bounds each element: ``bits = [8, 4]  # [2, 8] bit widths``), and ``None`` is
+allowed only for a ``path`` (which then accepts a str or None).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Param:
         choices: allowed values (str, or each element of a list), or None.
         low, high: numeric bounds (None = unbounded); ``low_open``/``high_open`` exclude them.
         spec: values are ``mcv.registry`` method specs.
+        item: the element type of a ``list``: ``"str"`` or ``"int"`` (a list of int has a range).
         required_if: ``(other_param, value)``: a path that must be given when other == value.
     """
 
@@ -79,6 +81,7 @@ class Param:
     high_open: bool = False
     spec: bool = False
     required_if: tuple[str, str] | None = None
+    item: str = "str"
 
     @property
     def allowed(self) -> str:
@@ -90,7 +93,7 @@ class Param:
                 text += f' (required if {other} is "{value}")'
             return text
         base = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}.get(
-            self.type, "a list of str"
+            self.type, f"a list of {self.item}"
         )
         if self.choices is not None:
             each = " each" if self.type == "list" else ""
@@ -99,6 +102,8 @@ class Param:
             what = "a list of method specs" if self.type == "list" else "a method spec"
             return f"{what} (see mcv.registry.describe())"
         lo, hi = self.low, self.high
+        if self.type == "list" and (lo is not None or hi is not None):
+            base += ", each"
         if lo is not None and hi is not None:
             lb, hb = "(" if self.low_open else "[", ")" if self.high_open else "]"
             return f"{base} in {lb}{_num(lo)}, {_num(hi)}{hb}"
@@ -122,7 +127,7 @@ def _bound(text: str, where: str) -> float | None:
         raise ParameterError(f"{where}: range bound must be a number, got {text!r}") from None
 
 
-def _literal_type(name: str, value: Any) -> str:
+def _literal_type(name: str, value: Any, ranged: bool = False) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -133,10 +138,16 @@ def _literal_type(name: str, value: Any) -> str:
         return "str"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "list"
+    if ranged and isinstance(value, list) and value and all(_is_int(v) for v in value):
+        return "list"
     raise ParameterError(
-        f"parameter {name}: default must be an int, float, str, bool, list of str or None "
-        f"(for a path), got {value!r}"
+        f"parameter {name}: default must be an int, float, str, bool, list of str, list of int "
+        f"with a [range], or None (for a path), got {value!r}"
     )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _comments(source: str) -> dict[int, str]:
@@ -207,8 +218,10 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
     elif default is None:
         raise ParameterError(f"{where}: {name} = None is only allowed for a `path:` parameter")
     else:
-        ptype = _literal_type(name, default)
-    if "low" in kw and ptype not in ("int", "float"):
+        ptype = _literal_type(name, default, ranged="low" in kw)
+        if ptype == "list" and default and _is_int(default[0]):
+            kw["item"] = "int"
+    if "low" in kw and ptype not in ("int", "float") and kw.get("item") != "int":
         raise ParameterError(f"{where}: a range on {name} needs an int or float, not {ptype}")
     if "choices" in kw and ptype not in ("str", "list"):
         raise ParameterError(f"{where}: {{choices}} on {name} need a str or list, not {ptype}")
@@ -234,14 +247,21 @@ def from_text(param: Param, text: str) -> Any:
         return None if text.strip().lower() in _NONE_WORDS else text
     if param.type == "list":
         stripped = text.strip()
+        # a list of str keeps every scalar a str; a list of int reads YAML scalars (check() types them)
+        loader = yaml.BaseLoader if param.item == "str" else yaml.SafeLoader
         if stripped.startswith("["):
             try:
-                value = yaml.load(stripped, Loader=yaml.BaseLoader)  # every scalar stays a str
+                value = yaml.load(stripped, Loader=loader)
             except yaml.YAMLError:
                 raise ParameterError(
                     f"{param.name} must be {param.allowed}, got {text!r} (not a YAML list)"
                 ) from None
             return value
+        if param.item != "str":
+            try:
+                return [yaml.safe_load(stripped)]
+            except yaml.YAMLError:
+                return [text]
         return [text]
     try:
         value = yaml.safe_load(text)
@@ -283,10 +303,7 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
             value = float(value)
             if not math.isfinite(value):
                 raise bad()
-        lo, hi = param.low, param.high
-        if lo is not None and (value < lo or (param.low_open and value == lo)):
-            raise bad()
-        if hi is not None and (value > hi or (param.high_open and value == hi)):
+        if not _in_range(param, value):
             raise bad()
         return value
     if t == "path":
@@ -300,6 +317,11 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         if not path.exists():
             raise ParameterError(f"{name} must be {param.allowed}, got {value!r} (not found)")
         return str(path.resolve())
+    if t == "list" and param.item == "int":  # a single int is a one-element list
+        value = [value] if _is_int(value) else list(value) if isinstance(value, tuple) else value
+        if not isinstance(value, list) or not all(_is_int(v) and _in_range(param, v) for v in value):
+            raise bad()
+        return [int(v) for v in value]
     if t == "str":
         items = [value]
         if not isinstance(value, str):
@@ -318,6 +340,13 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         if param.spec:
             _check_spec(name, item)
     return list(value) if t == "list" else value
+
+
+def _in_range(param: Param, value) -> bool:
+    lo, hi = param.low, param.high
+    if lo is not None and (value < lo or (param.low_open and value == lo)):
+        return False
+    return not (hi is not None and (value > hi or (param.high_open and value == hi)))
 
 
 def _check_spec(name: str, spec: str) -> None:

@@ -61,6 +61,46 @@ def layers(layer_df: pd.DataFrame, *, value: str = "params", title: str | None =
     return fig
 
 
+def accuracy_vs_bits(table: pd.DataFrame, *, metric: str = "accuracy", baseline: str = "baseline",
+                     title: str | None = None) -> go.Figure:
+    """Returns ``metric`` against ``weight_bits``, one line per method and granularity of a
+    ``mcv.reports.sweep`` table, with the ``baseline`` row as a dashed horizontal line."""
+    _need(table, ["label", "method", "granularity", "weight_bits", metric], "accuracy_vs_bits")
+    rows = table[table["label"] != baseline]
+    fig = go.Figure()
+    for (method, gran), group in rows.groupby(["method", "granularity"], sort=False):
+        group = group.sort_values("weight_bits")
+        name = method if gran == "-" else f"{method} {gran}"
+        fig.add_trace(go.Scatter(x=group["weight_bits"], y=group[metric], mode="lines+markers",
+                                 name=name, text=group["label"],
+                                 hovertemplate="%{text}<br>" + metric + "=%{y:.4f}<extra></extra>"))
+    base = table[table["label"] == baseline]
+    if len(base):
+        fig.add_hline(y=float(base[metric].iloc[0]), line_dash="dash", line_color="gray",
+                      annotation_text=f"{baseline} (fp32)", annotation_position="bottom right")
+    fig.update_layout(title=title or f"{metric} vs weight bits", height=400,
+                      xaxis_title="weight bits", yaxis_title=metric)
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def layer_error(errors: pd.DataFrame, *, by: str = "weight_bits", value: str = "rel_error",
+                log_y: bool = True, title: str | None = None) -> go.Figure:
+    """Returns grouped bars of ``value`` per layer, one bar series per value of ``by`` (e.g. per
+    bit width), from ``mcv.reports.layer_errors`` (joined with the sweep columns)."""
+    _need(errors, ["layer", by, value], "layer_error")
+    fig = go.Figure()
+    for key, group in errors.groupby(by, sort=False):
+        fig.add_trace(go.Bar(x=group["layer"], y=group[value], name=f"{key}-bit" if by == "weight_bits"
+                             else str(key), hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    fig.update_layout(title=title or f"{value} per layer", height=350, barmode="group",
+                      xaxis_title="layer", yaxis_title="relative weight error ||w - w_q|| / ||w||"
+                      if value == "rel_error" else value)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
 def _need(df, columns, what):
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._params import Param, ParameterError, from_text, parse_cell
 from ._params import validate as _validate
@@ -47,7 +47,23 @@ __all__ = [
     "environment",
     "run",
     "RESULTS_ENV",
+    # quantization sweeps (mcviz._sweeps, loaded on first use: they import torch)
+    "sweep_configs",
+    "sweep",
+    "layer_errors",
+    "quantization_summary",
 ]
+if TYPE_CHECKING:
+    from ._sweeps import SWEEP_COLUMNS, layer_errors, quantization_summary, sweep, sweep_configs  # noqa: F401
+_SWEEP_NAMES = ("SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary")
+
+
+def __getattr__(name: str):
+    if name in _SWEEP_NAMES:
+        from . import _sweeps
+
+        return getattr(_sweeps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 RESULTS_ENV = "MCVIZ_RESULTS_DIR"
 _ROWS_FILE = "_rows.json"
