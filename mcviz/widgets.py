@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from mcviz import measure, models, plots
+from mcviz import measure, models, plots, quantize
 
 LAYER_VALUES = ("params", "macs", "size_bytes")
 MODEL_SHAPE = (1, 28, 28)
@@ -236,3 +236,134 @@ def _threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# ---- quantization ----------------------------------------------------------------------------
+
+WEIGHTS_ONLY = "weights only"
+HISTOGRAM_BINS = 120
+
+
+def quantization_explorer(
+    model: nn.Module,
+    data,
+    *,
+    layer: str | None = None,
+    bits: int = 4,
+    granularity: str = "per_channel",
+    observer: str = WEIGHTS_ONLY,
+) -> Explorer:
+    """Returns an explorer of post-training quantization: bits, granularity and observer controls
+    above a histogram of one layer's weights before and after rounding, with the grid's levels.
+
+    Each setting builds the model ``mcv.quantize.weights`` (observer "weights only") or
+    ``mcv.quantize.ptq`` (an observer of ``mcv.quantize.OBSERVERS``, calibrating 8-bit
+    activations on the training split) returns, and measures it with ``mcv.measure.model`` on
+    the test split; the title and the note give its accuracy and ``size_bytes`` beside the fp32
+    model's. Results are remembered, so returning to a setting is instant. ``model`` is left
+    unchanged.
+
+    Args:
+        model: a trained network.
+        data: a DataBundle (``mcv.data.load``).
+        layer: the Linear / Conv2d layer whose weights are drawn, by name as in
+            ``model.named_modules()``; default: the one with the most weights.
+        bits: the starting weight bits, an int in 2..8.
+        granularity: the starting granularity, "per_tensor" or "per_channel".
+        observer: the starting observer: "weights only" or one of ``mcv.quantize.OBSERVERS``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(getattr(data, "test", None), "tensors"):
+        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
+    found = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    if not found:
+        raise ValueError("model has no Linear or Conv2d layer to quantize")
+    if layer is None:
+        layer = max(found, key=lambda n: found[n].weight.numel())
+    if layer not in found:
+        raise ValueError(f"layer must name a Linear/Conv2d layer ({', '.join(found)}), got {layer!r}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+        raise ValueError(f"bits must be an int in 2..8, got {bits!r}")
+    if granularity not in ("per_tensor", "per_channel"):
+        raise ValueError(f"granularity must be 'per_tensor' or 'per_channel', got {granularity!r}")
+    observers = (WEIGHTS_ONLY, *quantize.OBSERVERS)
+    if observer not in observers:
+        raise ValueError(f"observer must be one of {', '.join(map(repr, observers))}, got {observer!r}")
+
+    weight = found[layer].weight.detach().float()
+    lo, hi = float(weight.min()), float(weight.max())
+    edges = torch.linspace(lo, hi, HISTOGRAM_BINS + 1)
+    centers = ((edges[:-1] + edges[1:]) / 2).tolist()
+    width = (hi - lo) / HISTOGRAM_BINS
+    fp32 = measure.model(model, data, label="fp32")
+    results: dict[tuple, tuple] = {}
+
+    def evaluate(b: int, g: str, o: str):
+        key = (b, g, o)
+        if key not in results:
+            if o == WEIGHTS_ONLY:
+                q = quantize.weights(model, b, granularity=g)
+            else:
+                q = quantize.ptq(model, data, b, granularity=g, observer=o)
+            qlayer = q.get_submodule(layer)
+            row = measure.model(q, data, label=f"{b}-bit {g}, {o}")
+            results[key] = (row, qlayer.weight.detach().float(), _levels(qlayer))
+        return results[key]
+
+    bits_slider = widgets.IntSlider(value=bits, min=2, max=8, description="bits", continuous_update=False)
+    granularity_choice = widgets.ToggleButtons(
+        options=["per_tensor", "per_channel"], value=granularity, description="granularity"
+    )
+    observer_choice = widgets.Dropdown(options=list(observers), value=observer, description="observer")
+    note = widgets.HTML()
+    figure = go.FigureWidget()
+    figure.add_bar(x=centers, y=_counts(weight, edges), width=width, name="fp32 weights", opacity=0.5)
+    figure.add_bar(x=centers, y=[0] * HISTOGRAM_BINS, width=width, name="quantized weights", opacity=0.6)
+    figure.add_scatter(
+        x=[], y=[], mode="markers", name="levels", marker={"symbol": "line-ns-open", "size": 10}
+    )
+    figure.update_layout(
+        height=380, barmode="overlay", xaxis_title=f"{layer} weight", yaxis_title="count", bargap=0
+    )
+
+    def redraw(_change=None) -> None:
+        b, g, o = bits_slider.value, granularity_choice.value, observer_choice.value
+        row, qweight, (levels, which) = evaluate(b, g, o)
+        with figure.batch_update():
+            figure.data[1].y = _counts(qweight, edges)
+            figure.data[2].update(x=levels, y=[0] * len(levels), name=which)
+            figure.layout.title = (
+                f"{layer}, {b}-bit {g} ({o}): accuracy {row.accuracy:.3f} "
+                f"(fp32 {fp32.accuracy:.3f}), size_bytes {row.size_bytes:,}"
+            )
+        note.value = (
+            f"{row.label}: accuracy {row.accuracy:.3f} vs fp32 {fp32.accuracy:.3f} "
+            f"({100 * (row.accuracy - fp32.accuracy):+.1f} points); size_bytes {row.size_bytes:,} vs "
+            f"{fp32.size_bytes:,} ({fp32.size_bytes / row.size_bytes:.2f}x smaller). "
+            f"{len(levels)} levels shown ({which})."
+        )
+
+    redraw()
+    for control in (bits_slider, granularity_choice, observer_choice):
+        control.observe(redraw, names="value")
+    controls = {"bits": bits_slider, "granularity": granularity_choice, "observer": observer_choice}
+    return Explorer(controls, figure, note)
+
+
+def _counts(values: torch.Tensor, edges: torch.Tensor) -> list[int]:
+    """Histogram counts of ``values`` over the bins ``edges`` (values outside go to the ends)."""
+    index = torch.bucketize(values.flatten(), edges[1:-1], right=True)
+    return torch.bincount(index, minlength=len(edges) - 1).tolist()
+
+
+def _levels(qlayer) -> tuple[list[float], str]:
+    """The values a quantized layer's codes can take: for per-channel scales, those of the
+    channel with the widest grid."""
+    qmin, qmax = quantize.qrange(qlayer.bits, symmetric=qlayer.symmetric)
+    scale, zero_point = qlayer.scale.flatten(), qlayer.zero_point.flatten()
+    c = int(scale.argmax())
+    codes = torch.arange(qmin, qmax + 1, dtype=torch.float32)
+    levels = ((codes - float(zero_point[c])) * float(scale[c])).tolist()
+    which = "levels" if scale.numel() == 1 else f"levels of channel {c}, the widest of {scale.numel()}"
+    return levels, which

@@ -35,6 +35,35 @@ def conv_macs(conv, height, width):
     return conv.out_channels * h_out * w_out * conv.in_channels * kh * kw""",
     "01.lenet300_macs": "lenet300_macs = 784 * 300 + 300 * 100 + 100 * 10",
     "01.fair_latency": 'fair_latency = "b"',
+    # lesson 02
+    "02.scale_zero_point": """\
+def scale_zero_point(x, bits, symmetric):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=symmetric)
+    lo, hi = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    if symmetric:
+        return max(-lo, hi) / qmax, 0
+    scale = (hi - lo) / (qmax - qmin)
+    return scale, min(max(round(-lo / scale), qmin), qmax)""",
+    "02.fake_quantize": """\
+def fake_quant(x, bits, symmetric):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=symmetric)
+    scale, zero_point = mcv.quantize.qparams(x, bits, symmetric=symmetric)
+    q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
+    return (q - zero_point) * scale""",
+    "02.int8_ratio": "int8_ratio = fp32.size_bytes / int8.size_bytes",
+    # lesson 03
+    "03.ste_fake_quantize": """\
+def ste_fake_quant(w, bits):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=True)
+    scale = w.detach().abs().max() / qmax
+    rounded = torch.clamp(torch.round(w.detach() / scale), qmin, qmax) * scale
+    return w + (rounded - w).detach()""",
+    "03.kmeans_bytes": """\
+def kmeans_bytes(layer, bits):
+    index_bytes = math.ceil(layer.weight.numel() * bits / 8)
+    codebook_bytes = 4 * 2**bits
+    bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
+    return index_bytes + codebook_bytes + bias_bytes""",
 }
 
 

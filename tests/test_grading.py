@@ -43,6 +43,35 @@ def conv_macs(conv, height, width):
     return conv.out_channels * h_out * w_out * conv.in_channels * kh * kw
 
 
+def scale_zero_point(x, bits, symmetric):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=symmetric)
+    lo, hi = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    if symmetric:
+        return max(-lo, hi) / qmax, 0
+    scale = (hi - lo) / (qmax - qmin)
+    return scale, min(max(round(-lo / scale), qmin), qmax)
+
+
+def fake_quant(x, bits, symmetric):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=symmetric)
+    scale, zero_point = mcv.quantize.qparams(x, bits, symmetric=symmetric)
+    q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
+    return (q - zero_point) * scale
+
+
+def ste_fake_quant(w, bits):
+    qmin, qmax = mcv.quantize.qrange(bits, symmetric=True)
+    scale = w.detach().abs().max() / qmax
+    rounded = torch.clamp(torch.round(w.detach() / scale), qmin, qmax) * scale
+    return w + (rounded - w).detach()
+
+
+def kmeans_bytes(layer, bits):
+    index_bytes = -(-layer.weight.numel() * bits // 8)
+    bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
+    return index_bytes + 4 * 2**bits + bias_bytes
+
+
 def _right_answers():
     seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
     fp32 = mcv.measure.model(seed_cnn)
@@ -55,7 +84,20 @@ def _right_answers():
         "01.conv_macs": conv_macs,
         "01.lenet300_macs": 784 * 300 + 300 * 100 + 100 * 10,
         "01.fair_latency": "b",
+        "02.scale_zero_point": scale_zero_point,
+        "02.fake_quantize": fake_quant,
+        "02.int8_ratio": _int8_ratio(),
+        "03.ste_fake_quantize": ste_fake_quant,
+        "03.kmeans_bytes": kmeans_bytes,
     }
+
+
+def _int8_ratio():
+    lenet300 = mcv.models.build("lenet300", input_shape=(1, 28, 28), seed=0)
+    return (
+        mcv.measure.model(lenet300).size_bytes
+        / mcv.measure.model(mcv.quantize.weights(lenet300, 8)).size_bytes
+    )
 
 
 # ---- the four kinds of line -----------------------------------------------------------------
@@ -220,6 +262,45 @@ def test_fair_latency_accepts_letters_case_insensitively(capsys):
     capsys.readouterr()
 
 
+def test_scale_zero_point_must_widen_the_range_to_contain_zero(capsys):
+    def no_widening(x, bits, symmetric):
+        qmin, qmax = mcv.quantize.qrange(bits, symmetric=symmetric)
+        lo, hi = x.min().item(), x.max().item()
+        if symmetric:
+            return max(-lo, hi) / qmax, 0
+        scale = (hi - lo) / (qmax - qmin)
+        return scale, round(-lo / scale)
+
+    assert mcv.check("02.scale_zero_point", no_widening).status == "fail"
+    assert "all-positive" in _line(capsys)  # names the failing case, not the expected value
+
+
+def test_scale_zero_point_wants_a_pair(capsys):
+    assert mcv.check("02.scale_zero_point", lambda x, bits, symmetric: 0.1).status == "fail"
+    assert "a pair" in _line(capsys)
+
+
+def test_fake_quantize_rejects_a_wrong_grid_and_a_wrong_shape(capsys):
+    def signed_128(x, bits, symmetric):  # uses 2**(bits-1) levels each side: not mcviz's grid
+        scale = x.abs().max() / 2 ** (bits - 1)
+        return torch.round(x / scale) * scale
+
+    assert mcv.check("02.fake_quantize", signed_128).status == "fail"
+    assert "differs from the library" in _line(capsys)
+    assert mcv.check("02.fake_quantize", lambda x, bits, symmetric: x.flatten()[:3]).status == "fail"
+    assert "shaped like x" in _line(capsys)
+
+
+def test_fake_quantize_tolerates_one_tie_rounded_the_other_way(capsys):
+    def one_step_off(x, bits, symmetric):
+        out = mcv.quantize.fake_quantize(x, bits, symmetric=symmetric).clone()
+        out.view(-1)[0] += mcv.quantize.qparams(x, bits, symmetric=symmetric)[0]
+        return out
+
+    assert mcv.check("02.fake_quantize", one_step_off)
+    _line(capsys)
+
+
 def test_questions_prompt_and_registration():
     assert grading.questions("01.") == sorted(n for n in grading.QUESTIONS if n.startswith("01."))
     assert "LeNet-300-100" in grading.prompt("01.lenet300_macs")
@@ -241,3 +322,52 @@ def test_grading_only_imports_low_modules():
         for alias in node.names
     }
     assert imported <= {"measure", "models", "quantize"}
+
+
+# ---- lesson 03 ----------------------------------------------------------------------------------
+
+
+def test_ste_fake_quantize_needs_the_straight_through_gradient(capsys):
+    def no_ste(w, bits):  # right values, but autograd differentiates the rounding: zero gradient
+        qmax = mcv.quantize.qrange(bits, symmetric=True)[1]
+        scale = w.detach().abs().max() / qmax
+        return torch.round(w / scale) * scale
+
+    assert mcv.check("03.ste_fake_quantize", no_ste).status == "fail"
+    assert "straight-through" in _line(capsys)
+
+    def detached(w, bits):  # right values, no gradient at all
+        return mcv.quantize.fake_quantize(w.detach(), bits)
+
+    assert mcv.check("03.ste_fake_quantize", detached).status == "fail"
+    assert "no gradient" in _line(capsys)
+
+
+def test_ste_fake_quantize_wants_per_tensor_values(capsys):
+    def per_channel(w, bits):
+        return mcv.quantize.ste_fake_quantize(w, bits, granularity="per_channel")
+
+    assert mcv.check("03.ste_fake_quantize", per_channel).status == "fail"
+    assert "differ from the library" in _line(capsys)
+
+
+def test_kmeans_bytes_counts_the_codebook_and_a_missing_bias(capsys):
+    def no_codebook(layer, bits):
+        return kmeans_bytes(layer, bits) - 4 * 2**bits
+
+    assert mcv.check("03.kmeans_bytes", no_codebook).status == "fail"
+    _line(capsys)
+
+    def always_bias(layer, bits):
+        return -(-layer.weight.numel() * bits // 8) + 4 * 2**bits + 4 * layer.weight.shape[0]
+
+    assert mcv.check("03.kmeans_bytes", always_bias).status == "fail"
+    assert "bias=False" in _line(capsys)
+
+
+def test_kmeans_bytes_grading_leaves_the_global_rng_alone(capsys):
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    mcv.check("03.kmeans_bytes", kmeans_bytes)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    _line(capsys)

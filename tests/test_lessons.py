@@ -35,8 +35,12 @@ def _exercises(nb) -> list[str]:
     return [q for q in (exercise_question(c) for c in nb.cells) if q is not None]
 
 
-def test_the_two_first_lessons_exist():
-    assert [p.name for p in LESSONS][:2] == ["00_start_here.ipynb", "01_measuring_a_model.ipynb"]
+def test_the_first_lessons_exist():
+    assert [p.name for p in LESSONS][:3] == [
+        "00_start_here.ipynb",
+        "01_measuring_a_model.ipynb",
+        "02_quantization.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=IDS)

@@ -106,6 +106,49 @@ def test_latency_explorer_rejects_bad_settings(small_models, kwargs, match):
         widgets.latency_explorer(small_models, **kwargs)
 
 
+def test_quantization_explorer_redraws_when_a_control_moves(digits, digits_mlp, capsys):
+    explorer = widgets.quantization_explorer(digits_mlp, digits, bits=8, granularity="per_tensor")
+    assert capsys.readouterr().out == ""  # returned, never displayed
+    assert set(explorer.controls) == {"bits", "granularity", "observer"}
+    fp32_hist, quant_hist, levels = explorer.figure.data
+    assert explorer.figure.layout.xaxis.title.text == "fc1 weight"  # the layer with the most weights
+    assert sum(fp32_hist.y) == sum(quant_hist.y)  # the same weights, before and after rounding
+    assert len(levels.x) == 255  # 8-bit symmetric codes -127..127, one scale
+    eight_bit = mcv.measure.model(mcv.quantize.weights(digits_mlp, 8, granularity="per_tensor"), digits)
+    assert f"size_bytes {eight_bit.size_bytes:,}" in explorer.figure.layout.title.text
+    assert f"accuracy {eight_bit.accuracy:.3f}" in explorer.figure.layout.title.text
+    first = tuple(explorer.figure.data[1].y)
+
+    explorer.controls["bits"].value = 2
+    assert len(explorer.figure.data[2].x) == 3  # -1, 0, 1
+    assert tuple(explorer.figure.data[1].y) != first
+    assert sum(1 for c in explorer.figure.data[1].y if c) <= 3  # every weight sits on one of 3 levels
+    assert tuple(explorer.figure.data[0].y) == tuple(fp32_hist.y)  # the fp32 histogram stays
+    two_bit = mcv.measure.model(mcv.quantize.weights(digits_mlp, 2, granularity="per_tensor"), digits)
+    assert f"size_bytes {two_bit.size_bytes:,}" in explorer.note.value
+
+    explorer.controls["granularity"].value = "per_channel"
+    assert "per_channel" in explorer.figure.layout.title.text
+    assert "widest" in explorer.figure.data[2].name
+    explorer.controls["observer"].value = "minmax"
+    calibrated = mcv.quantize.ptq(digits_mlp, digits, 2, granularity="per_channel", observer="minmax")
+    assert f"accuracy {mcv.train.evaluate(calibrated, digits):.3f}" in explorer.figure.layout.title.text
+    assert "(minmax)" in explorer.figure.layout.title.text
+
+
+def test_quantization_explorer_rejects_bad_settings(digits, digits_mlp):
+    with pytest.raises(ValueError, match="layer must name"):
+        widgets.quantization_explorer(digits_mlp, digits, layer="nope")
+    with pytest.raises(ValueError, match="bits must be an int in 2..8"):
+        widgets.quantization_explorer(digits_mlp, digits, bits=9)
+    with pytest.raises(ValueError, match="granularity must be"):
+        widgets.quantization_explorer(digits_mlp, digits, granularity="per_row")
+    with pytest.raises(ValueError, match="observer must be one of"):
+        widgets.quantization_explorer(digits_mlp, digits, observer="max")
+    with pytest.raises(ValueError, match="data must be a DataBundle"):
+        widgets.quantization_explorer(digits_mlp, None)
+
+
 def test_bad_model_sets_are_rejected():
     with pytest.raises(ValueError, match="at least one model"):
         widgets.layers_explorer({})
@@ -125,6 +168,7 @@ def test_widgets_sit_above_the_low_modules():
     subprocess.run([sys.executable, "-c", code], check=True)
     from pathlib import Path
 
-    for low in ("data", "models", "train", "measure", "registry", "quantize", "plots", "grading"):
-        source = (Path(mcv.__file__).parent / f"{low}.py").read_text()
-        assert "widgets" not in source, f"mcviz/{low}.py refers to widgets"
+    package = Path(mcv.__file__).parent
+    lows = ("data", "models", "train", "measure", "registry", "plots", "grading")
+    for path in [package / f"{low}.py" for low in lows] + sorted((package / "quantize").glob("*.py")):
+        assert "widgets" not in path.read_text(), f"{path.relative_to(package.parent)} refers to widgets"
