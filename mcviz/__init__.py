@@ -16,7 +16,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mcviz import data, grading, measure, models, plots, quantize, registry, train
+from mcviz import data, grading, measure, models, plots, prune, quantize, registry, train
 from mcviz._seed import seed
 from mcviz.grading import check
 from mcviz.registry import compress
@@ -30,6 +30,7 @@ __all__ = [
     "measure",
     "models",
     "plots",
+    "prune",
     "quantize",
     "registry",
     "seed",

@@ -31,6 +31,9 @@ KEYWORD_FUNCTIONS = {
     quantize.PTQConfig: quantize.ptq,
     quantize.KMeansConfig: quantize.kmeans,
     quantize.QATConfig: quantize.qat,
+    mcv.prune.MagnitudeConfig: mcv.prune.magnitude,
+    mcv.prune.RandomConfig: mcv.prune.random,
+    mcv.prune.ChannelsConfig: mcv.prune.channels,
 }
 # config class -> options for the contract tests, for configs with required fields
 EXAMPLE_OPTIONS: dict[type, dict] = {}

@@ -1,0 +1,45 @@
+"""Pruning: ``mcv.prune``.
+
+- ``masks``: tensor-level masks (``magnitude_mask``, ``random_mask``) and per-channel scores
+  (``channel_scores``); ``sparsity`` is always the resulting fraction of zero weights in [0, 1].
+- ``unstructured``: ``magnitude`` (per layer or global) and ``random`` pruning of a model into
+  ``PrunedLinear`` / ``PrunedConv2d`` layers that keep their zeros while fine-tuning,
+  ``finalize`` back to plain layers, and the registered ``MagnitudeConfig`` / ``RandomConfig``.
+- ``structured``: ``channels`` removes whole conv filters / linear neurons (a smaller dense
+  model), ``kept_channels`` tells which stay, and the registered ``ChannelsConfig``.
+- ``sensitivity``: ``sensitivity`` scans one layer at a time; ``allocate`` picks per-layer
+  sparsities under a global budget from the scan.
+
+Every model-level function returns a new model and leaves its input unchanged.
+"""
+
+from mcviz.prune.masks import channel_scores, magnitude_mask, random_mask
+from mcviz.prune.sensitivity import allocate, sensitivity
+from mcviz.prune.structured import ChannelsConfig, channels, kept_channels
+from mcviz.prune.unstructured import (
+    MagnitudeConfig,
+    PrunedConv2d,
+    PrunedLinear,
+    RandomConfig,
+    finalize,
+    magnitude,
+    random,
+)
+
+__all__ = [
+    "ChannelsConfig",
+    "allocate",
+    "channels",
+    "kept_channels",
+    "sensitivity",
+    "MagnitudeConfig",
+    "PrunedConv2d",
+    "PrunedLinear",
+    "RandomConfig",
+    "channel_scores",
+    "finalize",
+    "magnitude",
+    "magnitude_mask",
+    "random",
+    "random_mask",
+]

@@ -1,0 +1,277 @@
+"""Structured pruning: remove whole conv filters and linear neurons, so the model really shrinks.
+
+Unstructured pruning leaves a dense model full of zeros: the same matrices, the same MACs, the
+same latency. ``channels`` instead deletes the lowest-scoring output channels of every Conv2d
+and hidden Linear layer, and the matching inputs of the layer that reads them, producing a
+smaller dense ``nn.Sequential`` whose MACs and latency fall.
+
+Channels are scored by the L1 or L2 norm of their incoming weights (Li et al., 2017, "Pruning
+Filters for Efficient ConvNets"). Here ``sparsity`` is the fraction of channels removed from each
+layer (rounded down, so at least one channel always stays), not a fraction of zero weights.
+
+Before fine-tuning, the pruned model computes exactly what the original computes with the
+removed channels' outgoing weights set to zero: the kept channels' outputs are unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize, skip_init
+
+from mcviz.prune.masks import channel_scores, check_sparsity
+from mcviz.registry import register
+
+NORMS = ("l1", "l2")
+SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten)
+_SUPPORTED_TEXT = "Conv2d, Linear, ReLU, MaxPool2d, Flatten"
+
+
+def channels(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm: str = "l1") -> nn.Module:
+    """Returns a smaller copy of ``model`` with the lowest-norm channels of each layer removed.
+
+    ``model`` is left unchanged. Every Conv2d and every Linear layer but the last (the output
+    layer, whose outputs are the classes) loses ``floor(sparsity * channels)`` output channels;
+    the next Conv2d or Linear layer loses the matching inputs (after a Flatten, each conv channel
+    owns ``H * W`` consecutive input columns of the Linear layer).
+
+    Args:
+        model: an ``nn.Sequential`` of Conv2d, Linear, ReLU, MaxPool2d and Flatten layers (the
+            mcviz models seed_cnn, lenet5, lenet300 and mlp are).
+        sparsity: fraction of output channels removed from each prunable layer, in [0, 1); or a
+            dict {layer name: fraction} for some layers (the others are left whole).
+        norm: "l1" or "l2": channels with the smallest norm of incoming weights go first.
+
+    Returns:
+        A new dense ``nn.Sequential`` with the same layer names (and ``input_shape``, if the
+        model has one). Its layers are plain Linear / Conv2d: the mask of a magnitude-pruned input
+        (PrunedLinear / PrunedConv2d) is applied once, its zeros stay, but fine-tuning may regrow
+        them; to keep both, prune channels first and then magnitude.
+
+    Example:
+        >>> small = channels(model, 0.5)  # doctest: +SKIP
+        >>> mcv.measure.model(small).macs < mcv.measure.model(model).macs  # doctest: +SKIP
+        True
+    """
+    kept = kept_channels(model, sparsity, norm=norm)
+    return _rebuild(model, kept)
+
+
+def kept_channels(
+    model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm: str = "l1"
+) -> dict[str, list[int]]:
+    """Returns {layer name: indices of the output channels that ``channels`` keeps}, sorted.
+
+    ``model`` is left unchanged. Options as in ``channels``; every prunable layer is listed (a
+    layer left whole lists all its channels). Ties in the norm remove the lower index first.
+    """
+    _check_norm(norm)
+    per_layer = _check_sparsity_option(sparsity)
+    chain = _chain(model)
+    prunable = [name for name, _, _ in chain[:-1]]
+    if isinstance(per_layer, dict):
+        unknown = sorted(set(per_layer) - set(prunable))
+        if unknown:
+            output = chain[-1][0]
+            hint = f" ({output!r} is the output layer)" if unknown[0] == output else ""
+            raise ValueError(
+                f"sparsity names unknown layer {unknown[0]!r}{hint}; prunable layers: {', '.join(prunable)}"
+            )
+    kept = {}
+    for name, layer, _ in chain[:-1]:
+        fraction = per_layer.get(name, 0.0) if isinstance(per_layer, dict) else per_layer
+        weight = _weight(layer)
+        n = weight.shape[0]
+        remove = math.floor(fraction * n + 1e-9)  # 0.57 * 100 is 56.99999999999999 in floats
+        scores = channel_scores(weight, norm=norm)
+        order = torch.argsort(scores, stable=True)
+        kept[name] = sorted(order[remove:].tolist())
+    return kept
+
+
+@register
+@dataclass(frozen=True)
+class ChannelsConfig:
+    """Structured pruning: removes the lowest-norm fraction of channels of each conv / hidden linear layer."""
+
+    method: ClassVar[str] = "channels"
+    needs_data: ClassVar[bool] = False
+    sparsity: float | dict = 0.5
+    norm: str = "l1"
+
+    def __post_init__(self):
+        _check_sparsity_option(self.sparsity)
+        _check_norm(self.norm)
+
+    def apply(self, model: nn.Module, data=None) -> nn.Module:
+        return channels(model, self.sparsity, norm=self.norm)
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check_norm(norm) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+
+
+def _check_fraction(value, what: str) -> float:
+    value = check_sparsity(value, what)
+    if value == 1:
+        raise ValueError(f"{what}={value!r} would remove every channel of a layer; use a fraction below 1")
+    return value
+
+
+def _check_sparsity_option(sparsity):
+    if isinstance(sparsity, dict):
+        if not sparsity:
+            raise ValueError(
+                "sparsity must be a float in [0, 1) or a non-empty dict {layer name: fraction}, got {}"
+            )
+        for key, value in sparsity.items():
+            if not isinstance(key, str):
+                raise ValueError(f"sparsity dict keys must be layer names (str), got {key!r}")
+            _check_fraction(value, f"sparsity[{key!r}]")
+        return dict(sparsity)
+    return _check_fraction(sparsity, "sparsity")
+
+
+def _kind(m: nn.Module) -> type | None:
+    """Returns the supported class ``m`` is, else None. A Linear / Conv2d under a torch
+    parametrization, or mcviz's PrunedLinear / PrunedConv2d (they have ``effective_weight``),
+    counts as the plain layer: its effective weight is what gets pruned."""
+    cls = type(m)
+    if cls in SUPPORTED:
+        return cls
+    if parametrize.is_parametrized(m) or callable(getattr(m, "effective_weight", None)):
+        for base in (nn.Conv2d, nn.Linear):
+            if isinstance(m, base):
+                return base
+    return None
+
+
+def _chain(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Module]]]:
+    """Checks ``model`` and returns its Conv2d / Linear layers in order, each with the modules
+    that follow it up to the next such layer."""
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(
+            f"channels needs an nn.Sequential of {_SUPPORTED_TEXT} layers, got {type(model).__name__}"
+        )
+    chain: list[tuple[str, nn.Module, list[nn.Module]]] = []
+    for name, m in model.named_children():
+        kind = _kind(m)
+        if kind is None:
+            raise ValueError(
+                f"channels cannot prune a model with layer {name!r} of type {type(m).__name__}; "
+                f"supported layers: {_SUPPORTED_TEXT}"
+            )
+        if kind is nn.Conv2d and m.groups != 1:
+            raise ValueError(
+                f"channels supports Conv2d with groups=1 only; layer {name!r} has groups={m.groups}"
+            )
+        if kind is nn.Flatten and (m.start_dim != 1 or m.end_dim != -1):
+            raise ValueError(
+                f"channels supports Flatten() over all but the batch dim only; layer {name!r} is {m}"
+            )
+        if kind in (nn.Conv2d, nn.Linear):
+            chain.append((name, m, []))
+        elif chain:
+            chain[-1][2].append(m)
+    if len(chain) < 2:
+        raise ValueError(
+            "channels needs at least one Conv2d or hidden Linear layer before the output layer, "
+            f"got {len(chain)} Conv2d/Linear layer(s)"
+        )
+    for (name, layer, between), (next_name, nxt, _) in zip(chain, chain[1:], strict=False):
+        _check_link(name, layer, between, next_name, nxt)
+    return chain
+
+
+def _check_link(name, layer, between, next_name, nxt) -> None:
+    out = _weight(layer).shape[0]
+    kinds = [_kind(m) for m in between]
+    flat = nn.Flatten in kinds
+    if isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.Conv2d):
+        ok = not flat and nxt.in_channels == out
+    elif isinstance(layer, nn.Conv2d):
+        after = kinds[kinds.index(nn.Flatten) + 1 :] if flat else [None]
+        ok = flat and all(k is nn.ReLU for k in after) and nxt.in_features % out == 0
+    elif isinstance(nxt, nn.Linear):
+        ok = nn.MaxPool2d not in kinds and nxt.in_features == out
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"channels cannot follow the outputs of {name!r} into {next_name!r} through "
+            f"{[type(m).__name__ for m in between]}; supported: Conv2d -> ReLU/MaxPool2d -> Conv2d, "
+            "Conv2d -> ReLU/MaxPool2d -> Flatten -> Linear, Linear -> ReLU -> Linear"
+        )
+
+
+# ---------------------------------------------------------------- the pruning itself
+
+
+def _weight(layer: nn.Module) -> torch.Tensor:
+    effective = getattr(layer, "effective_weight", None)
+    return (effective() if callable(effective) else layer.weight).detach()
+
+
+def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
+    layers = OrderedDict()
+    inputs: torch.Tensor | None = None  # kept input indices of the next Conv2d/Linear layer
+    width = None  # output channels of the previous Conv2d/Linear layer
+    for name, m in model.named_children():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            layers[name] = copy.deepcopy(m)
+            continue
+        weight = _weight(m)
+        in_idx = slice(None)
+        if inputs is not None:
+            if isinstance(m, nn.Linear) and m.in_features != width:  # a conv's channels, flattened
+                hw = m.in_features // width
+                in_idx = (inputs[:, None] * hw + torch.arange(hw)).reshape(-1)
+            else:
+                in_idx = inputs
+        out_idx = torch.tensor(kept[name]) if name in kept else slice(None)
+        new_weight = weight[out_idx][:, in_idx]
+        bias = m.bias.detach()[out_idx] if m.bias is not None else None
+        layers[name] = _like(m, new_weight, bias)
+        width = weight.shape[0]
+        inputs = torch.tensor(kept[name]) if name in kept else None
+    out = nn.Sequential(layers)
+    if hasattr(model, "input_shape"):
+        out.input_shape = model.input_shape
+    out.train(model.training)
+    return out
+
+
+def _like(m: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    """Returns a plain layer configured like ``m`` that holds ``weight`` and ``bias``."""
+    # skip_init builds the layer without initializing it: no draw from the global RNG
+    factory = {"device": weight.device, "dtype": weight.dtype, "bias": bias is not None}
+    if isinstance(m, nn.Conv2d):
+        new = skip_init(
+            nn.Conv2d,
+            weight.shape[1],
+            weight.shape[0],
+            m.kernel_size,
+            stride=m.stride,
+            padding=m.padding,
+            dilation=m.dilation,
+            padding_mode=m.padding_mode,
+            **factory,
+        )
+    else:
+        new = skip_init(nn.Linear, weight.shape[1], weight.shape[0], **factory)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias is not None:
+            new.bias.copy_(bias)
+    new.train(m.training)
+    return new

@@ -1,0 +1,395 @@
+"""Unstructured pruning: zero individual weights of Linear / Conv2d layers, by magnitude or at random.
+
+- ``magnitude(model, sparsity, scope=...)`` keeps the largest ``|w|``, per layer or ranked
+  over all layers together (``scope="global"``); ``random(model, sparsity, seed=...)`` prunes
+  uniformly random positions. ``sparsity`` is a float in [0, 1] for every layer, or a dict
+  ``{layer name: sparsity}``; layers the dict does not name keep their weights.
+- Pruned layers become :class:`PrunedLinear` / :class:`PrunedConv2d`: the ordinary layer plus a
+  bool buffer ``mask`` (True = kept). The forward pass uses ``weight * mask``, so the gradient
+  of every pruned weight is exactly zero, and the stored weight is zeroed where the mask is
+  False when the mask is set (and after a state_dict load). With zero gradients, Adam and SGD
+  (``mcv.train.fit``) leave a zero weight at exactly zero: fine-tuning keeps the zeros with no
+  hook and no optimizer change. ``finalize(model)`` returns plain layers with the zeros baked in.
+- Pruning a pruned model to ``s`` is not compounded: the new mask is computed from the current
+  effective weights, with weights that are already zero pruned first, so a layer ends with
+  exactly ``round(s * numel)`` zeros (``s`` below the current sparsity warns: pruned weights
+  cannot come back, they only become trainable again, starting from zero).
+- Storage (``mcv.measure``): a pruned layer is counted in a bitmask sparse format: 1 bit per
+  weight (role "other"), the nonzero values at the weight's width (32 bits for fp32; role
+  "weight", numel = number of nonzeros) and the bias at its width. ``size_bytes`` falls with
+  sparsity; the bitmask costs 1/32 of the dense fp32 size, so below about 3% sparsity the sparse
+  format is larger than the dense one.
+
+Every function returns a new model and leaves its input unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mcviz.measure import StorageRow
+from mcviz.prune.masks import _mask_from_scores, check_seed, check_sparsity, n_pruned, random_scores
+from mcviz.registry import register
+
+SCOPES = ("layer", "global")
+
+
+class _Pruned:
+    """What PrunedLinear and PrunedConv2d share: the mask, its storage, and keeping zeros at zero."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+    mask: torch.Tensor
+
+    def _materialize(self, dtype) -> None:
+        shape, has_bias = self.weight.shape, self.bias is not None
+        dtype = dtype or torch.get_default_dtype()
+        # the parent made its tensors on the meta device: no memory and no draw from the global RNG
+        self.weight = nn.Parameter(torch.zeros(shape, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(shape[0], dtype=dtype)) if has_bias else None
+        self.register_buffer("mask", torch.ones(shape, dtype=torch.bool))
+
+    def effective_weight(self) -> torch.Tensor:
+        """Returns the weight the layer computes with: ``weight * mask``."""
+        return self.weight * self.mask
+
+    def set_mask(self, mask: torch.Tensor) -> None:
+        """Stores ``mask`` (bool, True = kept, the weight's shape) and zeroes the pruned weights."""
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != self.weight.shape:
+            got = (
+                f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+            )
+            raise ValueError(f"mask must be a bool tensor of shape {tuple(self.weight.shape)}, got {got}")
+        with torch.no_grad():
+            self.mask.copy_(mask)
+            self.weight.mul_(self.mask)
+
+    def mcviz_storage(self) -> list[StorageRow]:
+        """Returns the stored tensors in the bitmask sparse format: a 1-bit mask per weight
+        ("other"), the nonzero values at the weight's width ("weight") and the bias."""
+        width = self.weight.element_size() * 8
+        nonzero = int(self.effective_weight().count_nonzero())
+        rows = [
+            StorageRow("", "mask", "other", self.weight.numel(), 1),
+            StorageRow("", "weight", "weight", nonzero, width),
+        ]
+        if self.bias is not None:
+            rows.append(StorageRow("", "bias", "bias", self.bias.numel(), self.bias.element_size() * 8))
+        return rows
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+    def extra_repr(self) -> str:
+        sparsity = 1 - int(self.effective_weight().count_nonzero()) / self.mask.numel()
+        return f"{super().extra_repr()}, sparsity={sparsity:.4g}"
+
+
+class PrunedLinear(_Pruned, nn.Linear):
+    """A Linear layer computing with ``weight * mask`` (see the module doc).
+
+    Example:
+        >>> layer = PrunedLinear.from_dense(nn.Linear(4, 2), torch.tensor([[1, 0, 1, 0]] * 2).bool())
+        >>> int((layer.weight == 0).sum())
+        4
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=None) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias, device="meta", dtype=dtype)
+        self._materialize(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+    @classmethod
+    def from_dense(cls, module: nn.Linear, mask: torch.Tensor | None = None) -> PrunedLinear:
+        """Returns a PrunedLinear with ``module``'s weight and bias and ``mask`` (all kept when
+        None); ``module`` is left unchanged."""
+        if not isinstance(module, nn.Linear):
+            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
+        out = cls(module.in_features, module.out_features, module.bias is not None, dtype=module.weight.dtype)
+        return _copy_into(out, module, mask)
+
+
+class PrunedConv2d(_Pruned, nn.Conv2d):
+    """A Conv2d layer computing with ``weight * mask`` (see the module doc)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        dtype=None,
+    ) -> None:
+        nn.Conv2d.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device="meta", dtype=dtype,
+        )  # fmt: skip
+        self._materialize(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)
+
+    @classmethod
+    def from_dense(cls, module: nn.Conv2d, mask: torch.Tensor | None = None) -> PrunedConv2d:
+        """Returns a PrunedConv2d with ``module``'s weight and bias and ``mask`` (all kept when
+        None); ``module`` is left unchanged."""
+        if not isinstance(module, nn.Conv2d):
+            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
+        m = module
+        out = cls(
+            m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+            m.bias is not None, m.padding_mode, dtype=m.weight.dtype,
+        )  # fmt: skip
+        return _copy_into(out, module, mask)
+
+
+def magnitude(
+    model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, scope: str = "layer"
+) -> nn.Module:
+    """Returns a copy of ``model`` whose smallest-magnitude weights are pruned to zero; ``model``
+    is left unchanged.
+
+    Args:
+        model: a network with Linear / Conv2d layers (plain or already pruned).
+        sparsity: the fraction of zero weights in [0, 1], a float, for every Linear / Conv2d
+            layer; or a dict ``{layer name: sparsity}`` (names as in ``model.named_modules()``,
+            e.g. ``"fc1"``): layers it does not name keep their weights.
+        scope: "layer" prunes ``round(sparsity * numel)`` weights of each layer; "global" ranks
+            the weights of all layers together and prunes the ``round(sparsity * total)``
+            smallest, so layers end with different sparsities (a float ``sparsity`` only).
+
+    Example:
+        >>> sparse = magnitude(model, 0.9, scope="global")  # doctest: +SKIP
+        >>> mcv.measure.model(sparse).sparsity  # doctest: +SKIP
+        0.9
+    """
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    plan = _plan(model, sparsity)
+    if scope == "global" and isinstance(sparsity, dict):
+        raise ValueError("scope='global' takes one float sparsity, not a dict of per-layer sparsities")
+    out = copy.deepcopy(model)
+    scores = {n: _zeros_first(w, w.abs().double()) for n, w in _effective_weights(out, plan).items()}
+    if scope == "layer":
+        return _apply(out, {n: _layer_mask(n, scores[n], plan[n]) for n in plan})
+    flat = torch.cat([s.reshape(-1) for s in scores.values()])
+    keep = _layer_mask("all layers", flat, sparsity)
+    masks, start = {}, 0
+    for name, s in scores.items():
+        masks[name] = keep[start : start + s.numel()].reshape(s.shape)
+        start += s.numel()
+    return _apply(out, masks)
+
+
+def random(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, seed: int = 0) -> nn.Module:
+    """Returns a copy of ``model`` with weights at uniformly random positions pruned to zero;
+    ``model`` and the global RNG are left unchanged.
+
+    Each layer loses ``round(sparsity * numel)`` weights. The positions come from a private
+    generator seeded with ``seed`` that draws one permutation per Linear / Conv2d layer in
+    ``model.named_modules()`` order (for layers a dict leaves out too), so a layer's mask does
+    not depend on which other layers are pruned. Weights that are already zero are pruned first.
+
+    Args:
+        model: a network with Linear / Conv2d layers (plain or already pruned).
+        sparsity: a float in [0, 1] for every layer, or a dict ``{layer name: sparsity}``.
+        seed: an int >= 0 choosing the positions.
+    """
+    check_seed(seed)
+    plan = _plan(model, sparsity)
+    out = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    priorities = {n: random_scores(m.weight.numel(), generator) for n, m in _prunable(out)}
+    weights = _effective_weights(out, plan)
+    masks = {
+        n: _layer_mask(n, _zeros_first(w, priorities[n].reshape(w.shape)), plan[n])
+        for n, w in weights.items()
+    }
+    return _apply(out, masks)
+
+
+def finalize(model: nn.Module) -> nn.Module:
+    """Returns a copy of ``model`` with every PrunedLinear / PrunedConv2d replaced by a plain
+    nn.Linear / nn.Conv2d holding ``weight * mask``; ``model`` is left unchanged.
+
+    The zeros stay in the weights, but nothing keeps them at zero any more: fine-tuning the
+    result regrows them.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    out = copy.deepcopy(model)
+    for name, layer in [(n, m) for n, m in out.named_modules() if isinstance(m, _Pruned)]:
+        plain = _plain_copy(layer)
+        if not name:
+            return plain
+        _replace(out, name, plain)
+    return out
+
+
+@register
+@dataclass(frozen=True)
+class MagnitudeConfig:
+    """Unstructured magnitude pruning: zero the smallest |w| of Linear/Conv2d layers."""
+
+    method: ClassVar[str] = "magnitude"
+    needs_data: ClassVar[bool] = False
+    sparsity: float = 0.5
+    scope: str = "layer"
+
+    def __post_init__(self):
+        check_sparsity(self.sparsity)  # a float: a dict of per-layer sparsities goes to magnitude()
+        if not isinstance(self.scope, str) or self.scope not in SCOPES:
+            raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+
+    def apply(self, model: nn.Module, data=None) -> nn.Module:
+        return magnitude(model, self.sparsity, scope=self.scope)
+
+
+@register
+@dataclass(frozen=True)
+class RandomConfig:
+    """Unstructured random pruning: zero uniformly random weights of Linear/Conv2d layers."""
+
+    method: ClassVar[str] = "random"
+    needs_data: ClassVar[bool] = False
+    sparsity: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        check_sparsity(self.sparsity)
+        check_seed(self.seed)
+
+    def apply(self, model: nn.Module, data=None) -> nn.Module:
+        return random(model, self.sparsity, seed=self.seed)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _plan(model, sparsity) -> dict[str, float]:
+    """Returns {layer name: sparsity} of the layers to prune, after checking the arguments."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    layers = dict(_prunable(model))
+    if not layers:
+        raise ValueError(f"model {type(model).__name__} has no Linear or Conv2d layer to prune")
+    if isinstance(sparsity, dict):
+        if not sparsity:
+            raise ValueError(
+                "sparsity must be a float in [0, 1] or a non-empty dict {layer name: sparsity}, got {}"
+            )
+        for name, s in sparsity.items():
+            if name not in layers:
+                raise ValueError(
+                    f"sparsity names no Linear/Conv2d layer {name!r}; layers: {', '.join(layers)}"
+                )
+            check_sparsity(s, f"sparsity[{name!r}]")
+        plan = {n: float(sparsity[n]) for n in layers if n in sparsity}
+    else:
+        plan = dict.fromkeys(layers, check_sparsity(sparsity))
+    for name in plan:
+        kind = type(layers[name])
+        if kind not in (nn.Linear, nn.Conv2d, PrunedLinear, PrunedConv2d):
+            raise ValueError(
+                f"layer {name!r} is a {kind.__name__}; prune only plain or pruned Linear/Conv2d layers "
+                "(prune before quantizing, e.g. 'magnitude:sparsity=0.5 + weights:bits=8')"
+            )
+    return plan
+
+
+def _effective_weights(model, plan) -> dict[str, torch.Tensor]:
+    weights = {}
+    for name in plan:
+        layer = model.get_submodule(name)
+        w = layer.effective_weight() if isinstance(layer, _Pruned) else layer.weight
+        weights[name] = w.detach()
+    return weights
+
+
+def _zeros_first(w: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """Returns ``scores`` with the weights that are already zero ranked first (pruned first)."""
+    return torch.where(w == 0, torch.full_like(scores, -1.0), scores)
+
+
+def _layer_mask(name: str, scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    k = n_pruned(scores.numel(), sparsity)
+    zeros = int((scores == -1.0).sum())
+    if zeros > k:
+        warnings.warn(
+            f"{name}: {zeros} of {scores.numel()} weights are already zero, more than sparsity "
+            f"{sparsity} prunes ({k}); the extra zeros stay zero until fine-tuning regrows them",
+            stacklevel=3,
+        )
+    return _mask_from_scores(scores, k)
+
+
+def _apply(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    for name, mask in masks.items():
+        layer = model.get_submodule(name)
+        if isinstance(layer, _Pruned):
+            layer.set_mask(mask)
+            continue
+        cls = PrunedConv2d if isinstance(layer, nn.Conv2d) else PrunedLinear
+        pruned = cls.from_dense(layer, mask)
+        if not name:  # the model is itself one layer
+            return pruned
+        _replace(model, name, pruned)
+    return model
+
+
+def _copy_into(out: _Pruned, module: nn.Module, mask) -> _Pruned:
+    weight = module.effective_weight() if isinstance(module, _Pruned) else module.weight
+    with torch.no_grad():
+        out.weight.copy_(weight.detach())
+        if module.bias is not None:
+            out.bias.copy_(module.bias.detach())
+    out.set_mask(mask if mask is not None else torch.ones_like(out.mask))
+    out.train(module.training)
+    return out
+
+
+def _plain_copy(layer: _Pruned) -> nn.Module:
+    if isinstance(layer, nn.Conv2d):
+        m = layer
+        plain = nn.Conv2d(
+            m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+            m.bias is not None, m.padding_mode, device="meta", dtype=m.weight.dtype,
+        )  # fmt: skip
+    else:
+        plain = nn.Linear(
+            layer.in_features,
+            layer.out_features,
+            layer.bias is not None,
+            device="meta",
+            dtype=layer.weight.dtype,
+        )
+    plain.weight = nn.Parameter(layer.effective_weight().detach().clone())
+    plain.bias = nn.Parameter(layer.bias.detach().clone()) if layer.bias is not None else None
+    plain.train(layer.training)
+    return plain
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)
