@@ -65,7 +65,7 @@ def fit(
     n = len(y)
     steps = (n + batch_size - 1) // batch_size
     rows = []
-    with _threads(threads), torch.random.fork_rng(devices=[]):
+    with num_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -110,7 +110,7 @@ def evaluate(
         raise ValueError(f"split {split!r} of {data.name!r} is empty")
     model.eval()
     correct = 0
-    with _threads(threads):
+    with num_threads(threads):
         for start in range(0, len(y), batch_size):
             logits = model(X[start : start + batch_size])
             correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
@@ -208,7 +208,8 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _threads(n: int):
+def num_threads(n: int):
+    """Runs the block with ``n`` torch threads, then restores the previous count."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

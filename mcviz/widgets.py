@@ -9,7 +9,6 @@ a control and read the figure without a browser.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
@@ -18,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from mcviz import measure, models, plots, quantize
+from mcviz import measure, models, plots, quantize, train
 
 LAYER_VALUES = ("params", "macs", "size_bytes")
 MODEL_SHAPE = (1, 28, 28)
@@ -189,7 +188,7 @@ def latency_table(
     """
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an int >= 1, got {threads!r}")
-    with _threads(threads):
+    with train.num_threads(threads):
         return [
             measure.model(
                 m,
@@ -226,16 +225,6 @@ def _check_models(model_set: dict) -> None:
             raise ValueError(
                 f"model_set must map str names to torch.nn.Module, got {name!r}: {type(m).__name__}"
             )
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---- quantization ----------------------------------------------------------------------------
