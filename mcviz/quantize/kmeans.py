@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
+from mcviz.quantize.layers import _copy_into  # same copy step as the integer-code layers
 from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
@@ -277,16 +278,6 @@ class KMeansConfig:
         return kmeans(
             model, self.bits, fine_tune_epochs=self.fine_tune_epochs, data=data, lr=self.lr, seed=self.seed
         )
-
-
-def _copy_into(out, module):
-    weight = module.weight() if callable(module.weight) else module.weight
-    out.set_weight(weight)
-    if module.bias is not None:
-        with torch.no_grad():
-            out.bias.copy_(module.bias.detach().float())
-    out.train(module.training)
-    return out
 
 
 def _check_options(bits, fine_tune_epochs, lr, seed) -> None:
