@@ -203,12 +203,14 @@ def test_compare_end_to_end(tmp_path):
     assert results["parameters"]["dataset"] == "digits" and results["parameters"]["epochs"] == 1
     assert results["seed"] == 0 and results["duration_s"] > 0
     rows = results["rows"]
-    assert [r["label"] for r in rows] == ["baseline", "fp16"]
+    labels = ["baseline", "fp16", "int8:mode=static"]  # the template's default methods
+    assert [r["label"] for r in rows] == labels
     assert set(rows[0]) == set(mcv.measure.FIELDS)
     assert rows[1]["size_bytes"] * 2 == rows[0]["size_bytes"]
+    assert rows[2]["bits"] == 8 and rows[2]["size_bytes"] < rows[1]["size_bytes"]
     table = pd.read_csv(folder / "results.csv")
-    assert list(table["label"]) == ["baseline", "fp16"] and list(table.columns) == list(rows[0])
+    assert list(table["label"]) == labels and list(table.columns) == list(rows[0])
     html = (folder / "index.html").read_text()
-    assert len(re.findall(r'<div[^>]*\bid="mcviz-fig-\d+"', html)) == 4  # history, size, 2 layers
+    assert len(re.findall(r'<div[^>]*\bid="mcviz-fig-\d+"', html)) == 5  # history, size, 3 layers
     assert not re.search(r"<script[^>]*\bsrc=", html)
     assert "fp16 is 2.00x smaller than the baseline" in html

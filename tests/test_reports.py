@@ -46,7 +46,7 @@ def test_compare_template_is_packaged_and_declares_its_parameters():
     ]
     defaults = {name: p.default for name, p in params.items()}
     assert defaults["dataset"] == "mnist5k" and defaults["model"] == "seed_cnn"
-    assert defaults["epochs"] == 3 and defaults["methods"] == ["fp16"]
+    assert defaults["epochs"] == 3 and defaults["methods"] == ["fp16", "int8:mode=static"]
     assert defaults["latency"] is True and defaults["root"] is None
     # the literal choices in the template must not drift from the library
     assert params["dataset"].choices == mcv.data.NAMES
@@ -182,7 +182,7 @@ def test_example_report_is_complete():
     results = json.loads((EXAMPLE / "results.json").read_text())
     assert set(results) >= {"template", "rows", "parameters", "seed", "started", "duration_s", "environment"}
     assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads"}
-    assert [r["label"] for r in results["rows"]] == ["baseline", "fp16"]
+    assert [r["label"] for r in results["rows"]] == ["baseline", *reports.validate("compare")["methods"]]
     assert results["parameters"] == reports.validate("compare")
     assert len(pd.read_csv(EXAMPLE / "results.csv")) == len(results["rows"])
     nb = nbformat.read(EXAMPLE / "compare.ipynb", as_version=4)
