@@ -9,11 +9,17 @@
   model), ``kept_channels`` tells which stay, and the registered ``ChannelsConfig``.
 - ``sensitivity``: ``sensitivity`` scans one layer at a time; ``allocate`` picks per-layer
   sparsities under a global budget from the scan.
+- ``schedules``: ``one_shot`` and ``iterative`` prune + fine-tune, ``zhu_gupta`` (the cubic
+  schedule), ``GradualPruner`` (its stateful ``step()``) and ``gradual`` training.
+- ``lottery``: ``lottery_ticket`` (iterative magnitude pruning with rewinding vs random
+  re-initialization of the same mask) and ``rewound``.
 
 Every model-level function returns a new model and leaves its input unchanged.
 """
 
+from mcviz.prune.lottery import lottery_ticket, rewound
 from mcviz.prune.masks import channel_scores, magnitude_mask, random_mask
+from mcviz.prune.schedules import GradualPruner, gradual, iterative, one_shot, weight_sparsity, zhu_gupta
 from mcviz.prune.sensitivity import allocate, sensitivity
 from mcviz.prune.structured import ChannelsConfig, channels, kept_channels
 from mcviz.prune.unstructured import (
@@ -42,4 +48,12 @@ __all__ = [
     "magnitude_mask",
     "random",
     "random_mask",
+    "GradualPruner",
+    "gradual",
+    "iterative",
+    "lottery_ticket",
+    "one_shot",
+    "rewound",
+    "weight_sparsity",
+    "zhu_gupta",
 ]

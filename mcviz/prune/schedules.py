@@ -1,0 +1,297 @@
+"""Pruning schedules: when and how much to prune while (re)training.
+
+- ``one_shot``: prune once to ``sparsity`` (``magnitude``), then fine-tune.
+- ``iterative``: prune to increasing sparsities that reach ``sparsity`` in ``steps`` rounds,
+  fine-tuning after each round. Every round removes the same fraction of the weights that are
+  still there: round k of n prunes to ``1 - (1 - sparsity) ** (k / n)`` (the last round to
+  ``sparsity`` exactly), the schedule of Han et al. (2015) and Frankle & Carbin (2019).
+- ``zhu_gupta``: the cubic schedule of Zhu & Gupta (2017), "To prune, or not to prune":
+  ``s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0)) ** 3`` for ``t0 <= t <= t1``,
+  ``s_i`` before ``t0`` and ``s_f`` after ``t1``: it prunes fast while many redundant weights
+  remain and slowly near the end.
+- ``GradualPruner``: the object that follows the cubic schedule during training; its state (the
+  step count and the masks) lasts across steps. Call ``step()`` once per training step (batch or
+  epoch, your choice) in your own loop; it re-prunes ``pruner.model`` in place, so an optimizer
+  built on that model's parameters keeps working.
+- ``gradual``: trains with ``mcv.train.fit`` one epoch at a time and steps a ``GradualPruner``
+  between epochs (``fit`` has no per-batch hook: write your own loop with ``GradualPruner`` to
+  prune every k batches).
+
+Pruning uses ``unstructured.magnitude``, which does not compound: re-pruning to ``s`` leaves
+exactly ``round(s * n)`` zeros. Every function returns a new model and leaves its input unchanged.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import pandas as pd
+from torch import nn
+
+from mcviz import train
+from mcviz.prune.masks import check_seed, check_sparsity
+from mcviz.prune.unstructured import SCOPES, _Pruned, magnitude
+
+
+def one_shot(
+    model: nn.Module,
+    data,
+    sparsity: float,
+    *,
+    scope: str = "global",
+    fine_tune_epochs: int = 1,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Returns ``(pruned and fine-tuned model, history)``; ``model`` is left unchanged.
+
+    Args:
+        model: a trained network with Linear / Conv2d layers.
+        data: a DataBundle (``mcv.data.load``).
+        sparsity: the fraction of zero weights in [0, 1] after pruning (a float).
+        scope: "layer" or "global" (see ``mcv.prune.magnitude``).
+        fine_tune_epochs: epochs of ``mcv.train.fit`` after pruning, >= 1.
+        lr: the fine-tuning learning rate.
+        seed: the fine-tuning seed (shuffling order).
+
+    Returns:
+        The model (PrunedLinear / PrunedConv2d layers, zeros kept) and the fine-tuning history
+        of ``mcv.train.fit`` with a ``sparsity`` column (the measured fraction of zero weights).
+
+    Example:
+        >>> sparse, history = one_shot(model, data, 0.9)  # doctest: +SKIP
+    """
+    _check_scope(scope)
+    _check_int("fine_tune_epochs", fine_tune_epochs, 1)
+    check_seed(seed)
+    out = magnitude(model, check_sparsity(sparsity), scope=scope)
+    history = train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
+    history.insert(0, "sparsity", weight_sparsity(out))
+    return out, history
+
+
+def iterative(
+    model: nn.Module,
+    data,
+    sparsity: float,
+    *,
+    steps: int = 3,
+    fine_tune_epochs: int = 1,
+    scope: str = "global",
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Returns ``(model pruned to sparsity in steps rounds, history)``; ``model`` is left unchanged.
+
+    Round k (1..steps) prunes to ``1 - (1 - sparsity) ** (k / steps)`` and fine-tunes
+    ``fine_tune_epochs`` epochs (seed ``seed + k - 1``); the last round prunes to ``sparsity``
+    exactly, so the result has exactly ``round(sparsity * n)`` zeros (``scope="global"``).
+
+    Args:
+        model: a trained network with Linear / Conv2d layers.
+        data: a DataBundle.
+        sparsity: the final fraction of zero weights in [0, 1] (a float).
+        steps: prune/fine-tune rounds, >= 1 (1 is ``one_shot``).
+        fine_tune_epochs: epochs of fine-tuning after each round, >= 1.
+        scope: "layer" or "global".
+        lr: the fine-tuning learning rate.
+        seed: the seed of the first round's fine-tuning.
+
+    Returns:
+        The model and one history row per fine-tuning epoch: columns step, sparsity (measured
+        after that round's pruning), epoch, loss, train_accuracy, val_accuracy.
+    """
+    final = check_sparsity(sparsity)
+    _check_int("steps", steps, 1)
+    _check_scope(scope)
+    _check_int("fine_tune_epochs", fine_tune_epochs, 1)
+    check_seed(seed)
+    out, frames = model, []
+    for k in range(1, steps + 1):
+        target = final if k == steps else 1.0 - (1.0 - final) ** (k / steps)
+        out = magnitude(out, float(target), scope=scope)
+        history = train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed + k - 1, progress=False)
+        history.insert(0, "sparsity", weight_sparsity(out))
+        history.insert(0, "step", k)
+        frames.append(history)
+    return out, pd.concat(frames, ignore_index=True)
+
+
+def zhu_gupta(
+    step: int, *, final_sparsity: float, begin_step: int, end_step: int, initial_sparsity: float = 0.0
+) -> float:
+    """Returns the sparsity of the Zhu & Gupta (2017) cubic schedule at ``step``.
+
+    ``s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t1 - t0)) ** 3``, clamped: ``s_i`` before
+    ``begin_step`` (t0), ``s_f`` from ``end_step`` (t1) on.
+
+    Example:
+        >>> round(zhu_gupta(5, final_sparsity=0.8, begin_step=0, end_step=10), 6)
+        0.7
+    """
+    _check_int("step", step, 0)
+    initial, final = _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity)
+    if step <= begin_step:
+        return initial
+    if step >= end_step:
+        return final
+    progress = (step - begin_step) / (end_step - begin_step)
+    return final + (initial - final) * (1.0 - progress) ** 3
+
+
+class GradualPruner:
+    """Prunes a copy of a model following the cubic schedule, one ``step()`` at a time.
+
+    ``pruner.model`` is a copy of ``model`` (the input is left unchanged) pruned to the schedule's
+    sparsity at step 0. Each ``step()`` advances the step count by one and, at the pruning steps
+    (``begin_step + j * frequency`` up to ``end_step``, and always at ``end_step``), sets new
+    magnitude masks in place; after ``end_step`` the masks stay fixed. Parameters are never
+    replaced, so an optimizer over ``pruner.model.parameters()`` stays valid.
+
+    Example:
+        >>> pruner = GradualPruner(model, final_sparsity=0.9, begin_step=0, end_step=100)  # doctest: +SKIP
+        >>> for batch in batches:  # doctest: +SKIP
+        ...     train_step(pruner.model, batch)
+        ...     pruner.step()
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        final_sparsity: float,
+        begin_step: int,
+        end_step: int,
+        frequency: int = 1,
+        initial_sparsity: float = 0.0,
+        scope: str = "global",
+    ) -> None:
+        self.initial_sparsity, self.final_sparsity = _check_schedule(
+            final_sparsity, begin_step, end_step, initial_sparsity
+        )
+        self.begin_step, self.end_step = begin_step, end_step
+        self.frequency = _check_int("frequency", frequency, 1)
+        self.scope = _check_scope(scope)
+        self.step_count = 0
+        self.sparsity = self.schedule(0)
+        self.model = magnitude(model, self.sparsity, scope=scope)
+
+    def schedule(self, step: int) -> float:
+        """Returns the schedule's sparsity at ``step`` (``zhu_gupta`` with this pruner's settings)."""
+        return zhu_gupta(
+            step,
+            final_sparsity=self.final_sparsity,
+            begin_step=self.begin_step,
+            end_step=self.end_step,
+            initial_sparsity=self.initial_sparsity,
+        )
+
+    def step(self) -> float:
+        """Advances one step, re-prunes ``self.model`` in place when due; returns its target sparsity."""
+        self.step_count += 1
+        t = self.step_count
+        due = self.begin_step <= t <= self.end_step and (
+            (t - self.begin_step) % self.frequency == 0 or t == self.end_step
+        )
+        if due:
+            self.sparsity = self.schedule(t)
+            pruned = magnitude(self.model, self.sparsity, scope=self.scope)
+            for name, layer in self.model.named_modules():
+                if isinstance(layer, _Pruned):
+                    layer.set_mask(pruned.get_submodule(name).mask)
+        return self.sparsity
+
+
+def gradual(
+    model: nn.Module,
+    data,
+    *,
+    final_sparsity: float,
+    epochs: int,
+    initial_sparsity: float = 0.0,
+    scope: str = "global",
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Returns ``(model trained while pruned gradually, history)``; ``model`` is left unchanged.
+
+    Training starts from ``model``'s weights. Epoch e (0-based) trains one ``mcv.train.fit``
+    epoch (seed ``seed + e``) at the cubic schedule's sparsity with ``begin_step=0`` and
+    ``end_step=epochs - 1``: the first epoch at ``initial_sparsity``, the last at
+    ``final_sparsity``, so the model ends with exactly that sparsity (``scope="global"``) and
+    has had one epoch to recover from the last pruning.
+
+    Args:
+        model: a network with Linear / Conv2d layers (usually trained).
+        data: a DataBundle.
+        final_sparsity: the fraction of zero weights at the end, in [0, 1].
+        epochs: training epochs, >= 2.
+        initial_sparsity: the sparsity of the first epoch, in [0, final_sparsity].
+        scope: "layer" or "global".
+        lr: the learning rate of every epoch (each epoch starts a fresh Adam).
+        seed: the first epoch's seed.
+
+    Returns:
+        The model and one history row per epoch: columns sparsity (measured during that epoch),
+        epoch, loss, train_accuracy, val_accuracy.
+    """
+    _check_int("epochs", epochs, 2)
+    check_seed(seed)
+    pruner = GradualPruner(
+        model,
+        final_sparsity=final_sparsity,
+        begin_step=0,
+        end_step=epochs - 1,
+        initial_sparsity=initial_sparsity,
+        scope=scope,
+    )
+    frames = []
+    for epoch in range(epochs):
+        if epoch:
+            pruner.step()
+        history = train.fit(pruner.model, data, epochs=1, lr=lr, seed=seed + epoch, progress=False)
+        history["epoch"] = epoch + 1
+        history.insert(0, "sparsity", weight_sparsity(pruner.model))
+        frames.append(history)
+    return pruner.model, pd.concat(frames, ignore_index=True)
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Returns the fraction of zero weights (effective weights of pruned layers) over all
+    Linear / Conv2d layers, biases excluded; ``model`` is left unchanged."""
+    zeros = total = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            w = m.effective_weight() if isinstance(m, _Pruned) else m.weight
+            zeros += int((w == 0).sum())
+            total += w.numel()
+    return zeros / total if total else 0.0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity) -> tuple[float, float]:
+    final = check_sparsity(final_sparsity, "final_sparsity")
+    initial = check_sparsity(initial_sparsity, "initial_sparsity")
+    if initial > final:
+        raise ValueError(f"initial_sparsity must be <= final_sparsity {final!r}, got {initial!r}")
+    _check_int("begin_step", begin_step, 0)
+    _check_int("end_step", end_step, 1)
+    if begin_step >= end_step:
+        raise ValueError(
+            f"begin_step must be < end_step, got begin_step={begin_step!r}, end_step={end_step!r}"
+        )
+    return initial, final
+
+
+def _check_scope(scope) -> str:
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    return scope
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
