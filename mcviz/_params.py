@@ -20,7 +20,9 @@ Grammar of the comment (``help`` is free text and must not be empty)::
                 | "path" (", required if" NAME "is" '"' value '"')? ":"   # None-able folder/file
 
 The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str, or of
-int when a range bounds each element: ``bits = [8, 4]  # [2, 8] bit widths``), and ``None`` is
+int when a range bounds each element: ``bits = [8, 4]  # [2, 8] bit widths``, or of float, each
+written with a dot, when a range bounds each element: ``sparsities = [0.5, 0.9]  # [0, 1] ...``;
+an int element of a list of float is rejected, never read as a float), and ``None`` is
 allowed only for a ``path`` (which then accepts a str or None).
 """
 
@@ -66,7 +68,8 @@ class Param:
         choices: allowed values (str, or each element of a list), or None.
         low, high: numeric bounds (None = unbounded); ``low_open``/``high_open`` exclude them.
         spec: values are ``mcv.registry`` method specs.
-        item: the element type of a ``list``: ``"str"`` or ``"int"`` (a list of int has a range).
+        item: the element type of a ``list``: ``"str"``, ``"int"`` or ``"float"`` (a list of
+            int or float has a range).
         required_if: ``(other_param, value)``: a path that must be given when other == value.
     """
 
@@ -140,9 +143,11 @@ def _literal_type(name: str, value: Any, ranged: bool = False) -> str:
         return "list"
     if ranged and isinstance(value, list) and value and all(_is_int(v) for v in value):
         return "list"
+    if ranged and isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return "list"  # a list of float: every element written as a float literal
     raise ParameterError(
         f"parameter {name}: default must be an int, float, str, bool, list of str, list of int "
-        f"with a [range], or None (for a path), got {value!r}"
+        f"or of float with a [range], or None (for a path), got {value!r}"
     )
 
 
@@ -221,7 +226,9 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
         ptype = _literal_type(name, default, ranged="low" in kw)
         if ptype == "list" and default and _is_int(default[0]):
             kw["item"] = "int"
-    if "low" in kw and ptype not in ("int", "float") and kw.get("item") != "int":
+        elif ptype == "list" and default and isinstance(default[0], float):
+            kw["item"] = "float"
+    if "low" in kw and ptype not in ("int", "float") and kw.get("item") not in ("int", "float"):
         raise ParameterError(f"{where}: a range on {name} needs an int or float, not {ptype}")
     if "choices" in kw and ptype not in ("str", "list"):
         raise ParameterError(f"{where}: {{choices}} on {name} need a str or list, not {ptype}")
@@ -322,6 +329,13 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         if not isinstance(value, list) or not all(_is_int(v) and _in_range(param, v) for v in value):
             raise bad()
         return [int(v) for v in value]
+    if t == "list" and param.item == "float":  # floats only: an int is not read as a float here
+        value = [value] if isinstance(value, float) else list(value) if isinstance(value, tuple) else value
+        if not isinstance(value, list) or not all(
+            isinstance(v, float) and math.isfinite(v) and _in_range(param, v) for v in value
+        ):
+            raise bad()
+        return [float(v) for v in value]
     if t == "str":
         items = [value]
         if not isinstance(value, str):

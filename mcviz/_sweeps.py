@@ -6,6 +6,9 @@ Templates define no functions: the quantization report's logic lives here, teste
 - :func:`sweep` applies every configuration to a baseline and measures each model,
 - :func:`layer_errors` gives the relative weight error ``||w - w_q|| / ||w||`` per layer,
 - :func:`quantization_summary` writes the report's summary sentences from the numbers.
+
+The pruning report's: :func:`pruning_configs`, :func:`pruning_sweep` (method x scope x sparsity,
+optionally fine-tuned), :func:`layer_sparsity` and :func:`pruning_summary`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary"]
+__all__ = ["SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary",
+           "PRUNING_COLUMNS", "pruning_configs", "pruning_sweep", "layer_sparsity", "pruning_summary"]
 
 SWEEP_COLUMNS = ("label", "method", "granularity", "weight_bits")
 NO_GRANULARITY = "-"
@@ -187,5 +191,157 @@ def quantization_summary(table: pd.DataFrame, *, baseline: str = "baseline", tol
             )
             if lowest["weight_bits"] < r["weight_bits"]:
                 text += f"; {int(lowest['weight_bits'])}-bit {_points(lowest['change'])}"
+        sentences.append(text + ".")
+    return " ".join(sentences)
+
+
+# ---------------------------------------------------------------- pruning sweeps
+
+PRUNING_COLUMNS = ("label", "method", "scope", "target_sparsity", "fine_tune_epochs")
+NO_SCOPE = "-"
+
+
+def pruning_configs(sparsities, methods, scopes, *, seed: int = 0) -> list[tuple[dict[str, Any], Any]]:
+    """Return one ``(row, config)`` per method x scope x sparsity, in that order.
+
+    ``methods`` are names of registered methods that take a ``sparsity`` option ("magnitude",
+    "random", "channels"); a method with a ``scope`` option gets each scope, one without is swept
+    over sparsities only (scope ``"-"``); a ``seed`` option (random pruning) gets ``seed``.
+    ``row`` holds label (``"magnitude global 0.9"``, ``"random 0.5"``), method, scope and
+    target_sparsity.
+
+    Raises:
+        ValueError: an unknown method, one without a sparsity option, or a value its config rejects.
+    """
+    from . import registry
+
+    out = []
+    for name in methods:
+        if name not in registry.METHODS:
+            raise ValueError(f"unknown method {name!r}; allowed: {', '.join(sorted(registry.METHODS))}")
+        cls = registry.METHODS[name]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        if "sparsity" not in fields:
+            raise ValueError(f"method {name!r} has no sparsity option; a pruning sweep needs one")
+        for scope in scopes if "scope" in fields else [NO_SCOPE]:
+            for s in sparsities:
+                options = {"sparsity": s}
+                if scope != NO_SCOPE:
+                    options["scope"] = scope
+                if "seed" in fields:
+                    options["seed"] = seed
+                label = f"{name} {s:g}" if scope == NO_SCOPE else f"{name} {scope} {s:g}"
+                row = {"label": label, "method": name, "scope": scope, "target_sparsity": float(s)}
+                out.append((row, cls(**options)))
+    return out
+
+
+def pruning_sweep(baseline: nn.Module, data, sparsities, methods, scopes, *, fine_tune_epochs: int = 0,
+                  seed: int = 0, latency: bool = False):
+    """Return ``(table, models)``: every method x scope x sparsity applied to ``baseline``.
+
+    With ``fine_tune_epochs`` > 0 each pruned model is then trained that many epochs with
+    ``mcv.train.fit(..., seed=seed)``; pruned layers keep their zeros while training. ``models``
+    maps label -> model, starting with ``"baseline"`` (the dense model itself, left unchanged);
+    ``table`` is ``mcv.measure.table`` of every model measured on ``data`` with the columns of
+    :data:`PRUNING_COLUMNS` first (the baseline row: method ``"dense"``, target_sparsity 0).
+
+    Example:
+        >>> table, models = pruning_sweep(model, data, [0.5, 0.9], ["random"], [])  # doctest: +SKIP
+    """
+    from . import measure, registry, train
+
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    plan = pruning_configs(sparsities, methods, scopes, seed=seed)
+    rows = [{"label": "baseline", "method": "dense", "scope": NO_SCOPE, "target_sparsity": 0.0,
+             "fine_tune_epochs": 0}]
+    models = {"baseline": baseline}
+    for row, config in plan:
+        if row["label"] in models:
+            continue  # a value given twice
+        model = registry.compress(baseline, config, data=data)
+        if fine_tune_epochs:
+            train.fit(model, data, epochs=fine_tune_epochs, seed=seed, progress=False)
+        models[row["label"]] = model
+        rows.append({**row, "fine_tune_epochs": fine_tune_epochs})
+    records = [measure.model(m, data, label=label, latency=latency) for label, m in models.items()]
+    table = pd.DataFrame(rows).merge(measure.table(records), on="label", how="left", validate="one_to_one")
+    return table, models
+
+
+def layer_sparsity(models: dict[str, nn.Module]) -> pd.DataFrame:
+    """Return the measured sparsity of every Linear / Conv2d layer of every model.
+
+    One row per (label, layer) with columns label, layer, params, nonzero_params, sparsity
+    (from ``mcv.measure.layers``).
+    """
+    from . import measure
+
+    cols = ["label", "layer", "params", "nonzero_params", "sparsity"]
+    frames = []
+    for label, model in models.items():
+        df = measure.layers(model)
+        df.insert(0, "label", label)
+        frames.append(df[cols])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def pruning_summary(table: pd.DataFrame, *, baseline: str = "baseline", tolerance: float = 1.0) -> str:
+    """Return summary sentences of a :func:`pruning_sweep` table, computed from its numbers.
+
+    A first sentence names the sparsest model within ``tolerance`` percentage points of the
+    dense accuracy; then, for each method and scope, the highest sparsity swept that stays
+    within the tolerance and what the highest sparsity swept loses.
+
+    Raises:
+        ValueError: a needed column is missing, no row is labelled ``baseline``, an accuracy is
+            missing, or ``tolerance`` is not a number >= 0.
+    """
+    need = ["label", "method", "scope", "target_sparsity", "accuracy", "sparsity", "nonzero_params"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"pruning_summary needs column {missing[0]!r}, got {list(table.columns)}")
+    if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0 (percentage points), got {tolerance!r}")
+    if table["accuracy"].isna().any():
+        raise ValueError("pruning_summary needs accuracy on every row (measure with data)")
+    base_rows = table[table["label"] == baseline]
+    if base_rows.empty:
+        raise ValueError(f"pruning_summary needs a row labelled {baseline!r}, got {list(table['label'])}")
+    base = base_rows.iloc[0]
+    base_acc, base_nz = 100 * float(base["accuracy"]), float(base["nonzero_params"])
+    rows = table[table["label"] != baseline].copy()
+    if rows.empty:
+        return f"Only the {baseline} was measured."
+    rows["change"] = (100 * rows["accuracy"].astype(float) - base_acc).round(6)  # points, no float noise
+    tol = f"{tolerance:g} point" + ("" if tolerance == 1 else "s")
+    ok = rows[rows["change"] >= -tolerance]
+    if ok.empty:
+        sentences = [f"No pruned model stays within {tol} of the dense accuracy ({base_acc:.2f}%)."]
+    else:
+        best = ok.sort_values(["sparsity", "change"], ascending=[False, False], kind="stable").iloc[0]
+        ratio = base_nz / best["nonzero_params"] if best["nonzero_params"] else float("inf")
+        sentences = [
+            f"The sparsest model within {tol} of the dense accuracy ({base_acc:.2f}%) is "
+            f"{best['label']}: {100 * best['accuracy']:.2f}% with {100 * best['sparsity']:.1f}% of its "
+            f"weights zero ({ratio:.1f}x fewer nonzero parameters)."
+        ]
+    for (method, scope), group in rows.groupby(["method", "scope"], sort=False):
+        name = method if scope == NO_SCOPE else f"{method} ({scope})"
+        name = name[0].upper() + name[1:]
+        group = group.sort_values("target_sparsity", kind="stable")
+        within = group[group["change"] >= -tolerance]
+        top = group.iloc[-1]
+        if within.empty:
+            low = group.iloc[0]
+            text = (f"{name}: more than {tol} lost at every sparsity swept "
+                    f"({low['target_sparsity']:g} {_points(low['change'])})")
+        else:
+            r = within.iloc[-1]
+            text = (f"{name}: within {tol} up to sparsity {r['target_sparsity']:g} "
+                    f"({100 * r['accuracy']:.2f}%)")
+            if top["target_sparsity"] > r["target_sparsity"]:
+                text += f"; {top['target_sparsity']:g} {_points(top['change'])}"
         sentences.append(text + ".")
     return " ".join(sentences)

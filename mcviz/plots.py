@@ -101,6 +101,27 @@ def layer_error(errors: pd.DataFrame, *, by: str = "weight_bits", value: str = "
     return fig
 
 
+def accuracy_vs_sparsity(table: pd.DataFrame, *, metric: str = "accuracy", baseline: str = "baseline",
+                         title: str | None = None) -> go.Figure:
+    """Returns ``metric`` against the measured ``sparsity``, one line per method and scope of a
+    ``mcv.reports.pruning_sweep`` table, with the ``baseline`` row as a dashed horizontal line."""
+    _need(table, ["label", "method", "scope", "sparsity", metric], "accuracy_vs_sparsity")
+    rows = table[table["label"] != baseline]
+    fig = go.Figure()
+    for (method, scope), group in rows.groupby(["method", "scope"], sort=False):
+        group = group.sort_values("sparsity", kind="stable")
+        fig.add_trace(go.Scatter(x=group["sparsity"], y=group[metric], mode="lines+markers",
+                                 name=method if scope == "-" else f"{method} {scope}", text=group["label"],
+                                 hovertemplate="%{text}<br>" + metric + "=%{y:.4f}<extra></extra>"))
+    base = table[table["label"] == baseline]
+    if len(base):
+        fig.add_hline(y=float(base[metric].iloc[0]), line_dash="dash", line_color="gray",
+                      annotation_text=f"{baseline} (dense)", annotation_position="bottom left")
+    fig.update_layout(title=title or f"{metric} vs sparsity", height=400,
+                      xaxis_title="sparsity (fraction of zero weights)", yaxis_title=metric)
+    return fig
+
+
 def _need(df, columns, what):
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")

@@ -52,10 +52,27 @@ __all__ = [
     "sweep",
     "layer_errors",
     "quantization_summary",
+    # pruning sweeps (mcviz._sweeps)
+    "pruning_configs",
+    "pruning_sweep",
+    "layer_sparsity",
+    "pruning_summary",
 ]
 if TYPE_CHECKING:
-    from ._sweeps import SWEEP_COLUMNS, layer_errors, quantization_summary, sweep, sweep_configs  # noqa: F401
-_SWEEP_NAMES = ("SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary")
+    from ._sweeps import (  # noqa: F401
+        PRUNING_COLUMNS,
+        SWEEP_COLUMNS,
+        layer_errors,
+        layer_sparsity,
+        pruning_configs,
+        pruning_summary,
+        pruning_sweep,
+        quantization_summary,
+        sweep,
+        sweep_configs,
+    )
+_SWEEP_NAMES = ("SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary",
+                "PRUNING_COLUMNS", "pruning_configs", "pruning_sweep", "layer_sparsity", "pruning_summary")
 
 
 def __getattr__(name: str):
