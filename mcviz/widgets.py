@@ -356,3 +356,104 @@ def _levels(qlayer) -> tuple[list[float], str]:
     levels = ((codes - float(zero_point[c])) * float(scale[c])).tolist()
     which = "levels" if scale.numel() == 1 else f"levels of channel {c}, the widest of {scale.numel()}"
     return levels, which
+
+
+# ---- pruning ---------------------------------------------------------------------------------
+
+PRUNE_METHODS = ("magnitude", "random")
+
+
+def pruning_explorer(
+    model: nn.Module,
+    data,
+    *,
+    sparsity: float = 0.5,
+    scope: str = "layer",
+    method: str = "magnitude",
+    seed: int = 0,
+) -> Explorer:
+    """Returns an explorer of unstructured pruning: sparsity, scope and method controls above the
+    sparsity of every Linear / Conv2d layer, with the pruned model's test accuracy in the title.
+
+    Each setting builds the model ``mcv.prune.magnitude`` (per layer or global) or
+    ``mcv.prune.random`` returns, without fine-tuning, and measures it with ``mcv.measure``
+    on the test split. Results are remembered, so returning to a setting is instant. ``model``
+    is left unchanged.
+
+    Args:
+        model: a trained network.
+        data: a DataBundle (``mcv.data.load``).
+        sparsity: the starting sparsity, a float in [0, 0.99].
+        scope: the starting scope, "layer" or "global" (magnitude only: random pruning takes the
+            same fraction of every layer).
+        method: the starting method, "magnitude" or "random".
+        seed: the seed of random pruning, an int >= 0.
+    """
+    from mcviz import prune
+
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not hasattr(getattr(data, "test", None), "tensors"):
+        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
+    if not any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules()):
+        raise ValueError("model has no Linear or Conv2d layer to prune")
+    ok = isinstance(sparsity, float) and 0.0 <= sparsity <= 0.99
+    if not ok:
+        raise ValueError(f"sparsity must be a float in [0, 0.99], got {sparsity!r}")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    if method not in PRUNE_METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, PRUNE_METHODS))}, got {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+
+    dense = measure.model(model, data, label="dense")
+    results: dict[tuple, tuple] = {}
+
+    def evaluate(s: float, sc: str, m: str):
+        key = (s, sc if m == "magnitude" else "layer", m)
+        if key not in results:
+            if m == "magnitude":
+                pruned = prune.magnitude(model, s, scope=key[1])
+            else:
+                pruned = prune.random(model, s, seed=seed)
+            row = measure.model(pruned, data, label=f"{m} {s:.2f} ({key[1]})")
+            results[key] = (row, measure.layers(pruned))
+        return results[key]
+
+    sparsity_slider = widgets.FloatSlider(
+        value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity", continuous_update=False
+    )
+    scope_choice = widgets.ToggleButtons(options=["layer", "global"], value=scope, description="scope")
+    method_choice = widgets.ToggleButtons(options=list(PRUNE_METHODS), value=method, description="method")
+    note = widgets.HTML()
+    figure = go.FigureWidget()
+    figure.add_bar(x=[], y=[], name="layer sparsity")
+    figure.update_layout(
+        height=360, xaxis_title="layer", yaxis_title="sparsity (fraction of zero weights)", yaxis_range=[0, 1]
+    )
+
+    def redraw(_change=None) -> None:
+        s, sc, m = round(float(sparsity_slider.value), 4), scope_choice.value, method_choice.value
+        scope_choice.disabled = m == "random"
+        row, table = evaluate(s, sc, m)
+        shown = sc if m == "magnitude" else "per layer"
+        with figure.batch_update():
+            figure.data[0].update(
+                x=list(table.layer), y=list(table.sparsity), text=[f"{v:.2f}" for v in table.sparsity]
+            )
+            figure.layout.title = (
+                f"{m} pruning to sparsity {s:.2f} ({shown}): accuracy {row.accuracy:.3f} "
+                f"(dense {dense.accuracy:.3f}), size_bytes {row.size_bytes:,}"
+            )
+        note.value = (
+            f"{row.label}: overall sparsity {row.sparsity:.3f}, accuracy {row.accuracy:.3f} vs dense "
+            f"{dense.accuracy:.3f} ({100 * (row.accuracy - dense.accuracy):+.1f} points), no fine-tuning; "
+            f"size_bytes {row.size_bytes:,} vs {dense.size_bytes:,} (bitmask sparse format)."
+        )
+
+    redraw()
+    for control in (sparsity_slider, scope_choice, method_choice):
+        control.observe(redraw, names="value")
+    controls = {"sparsity": sparsity_slider, "scope": scope_choice, "method": method_choice}
+    return Explorer(controls, figure, note)

@@ -64,6 +64,32 @@ def kmeans_bytes(layer, bits):
     codebook_bytes = 4 * 2**bits
     bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
     return index_bytes + codebook_bytes + bias_bytes""",
+    # lesson 04
+    "04.global_mask": """\
+def global_mask(model, sparsity):
+    layers = {n: m.weight.detach() for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    scores = torch.cat([w.abs().flatten() for w in layers.values()])
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep[torch.argsort(scores, stable=True)[: round(sparsity * scores.numel())]] = False
+    parts = torch.split(keep, [w.numel() for w in layers.values()])
+    return {n: p.reshape(w.shape) for (n, w), p in zip(layers.items(), parts, strict=True)}""",
+    "04.allocate": """\
+def choose_sparsities(scan, budget_sparsity):
+    import itertools
+
+    layers = list(dict.fromkeys(scan["layer"]))
+    options, weights = {}, {}
+    for n in layers:
+        rows = scan[scan["layer"] == n]
+        options[n] = [(0.0, 0.0)] + list(zip(rows["sparsity"], rows["drop"], strict=True))
+        weights[n] = int(rows["weights"].iloc[0])
+    total, best = sum(weights.values()), None
+    for combo in itertools.product(*(options[n] for n in layers)):
+        zeros = sum(round(s * weights[n]) for n, (s, _) in zip(layers, combo, strict=True))
+        drop = sum(d for _, d in combo)
+        if zeros >= budget_sparsity * total and (best is None or drop < best[0]):
+            best = (drop, {n: float(s) for n, (s, _) in zip(layers, combo, strict=True)})
+    return best[1]""",
 }
 
 

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import mcviz as mcv
 from mcviz import grading
@@ -89,6 +90,8 @@ def _right_answers():
         "02.int8_ratio": _int8_ratio(),
         "03.ste_fake_quantize": ste_fake_quant,
         "03.kmeans_bytes": kmeans_bytes,
+        "04.global_mask": _global_mask_solution,
+        "04.allocate": _brute_force,
     }
 
 
@@ -321,7 +324,7 @@ def test_grading_only_imports_low_modules():
         if isinstance(node, ast.ImportFrom) and node.module == "mcviz"
         for alias in node.names
     }
-    assert imported <= {"measure", "models", "quantize"}
+    assert imported <= {"measure", "models", "quantize", "prune"}
 
 
 # ---- lesson 03 ----------------------------------------------------------------------------------
@@ -371,3 +374,72 @@ def test_kmeans_bytes_grading_leaves_the_global_rng_alone(capsys):
     mcv.check("03.kmeans_bytes", kmeans_bytes)
     assert torch.equal(torch.random.get_rng_state(), before)
     _line(capsys)
+
+
+# ---- lesson 04 ---------------------------------------------------------------------------------
+
+
+def _global_mask_solution(model, sparsity):
+    layers = {n: m.weight.detach() for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
+    scores = torch.cat([w.abs().flatten() for w in layers.values()])
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep[torch.argsort(scores, stable=True)[: round(sparsity * scores.numel())]] = False
+    parts = torch.split(keep, [w.numel() for w in layers.values()])
+    return {n: p.reshape(w.shape) for (n, w), p in zip(layers.items(), parts, strict=True)}
+
+
+def test_global_mask_passes_the_reference_and_fails_per_layer_masks(capsys):
+    assert mcv.check("04.global_mask", _global_mask_solution)
+    assert _line(capsys) == "✓ 04.global_mask: correct"
+
+    def per_layer(model, sparsity):
+        return {
+            n: mcv.prune.magnitude_mask(m.weight, sparsity)
+            for n, m in model.named_modules()
+            if isinstance(m, (nn.Linear, nn.Conv2d))
+        }
+
+    assert not mcv.check("04.global_mask", per_layer)
+    line = _line(capsys)
+    assert "rank all layers together" in line and "Hint:" in line
+
+    def stub(model, sparsity): ...
+
+    assert not mcv.check("04.global_mask", stub)
+    assert "not answered yet" in _line(capsys)
+
+
+def _brute_force(scan, budget_sparsity):
+    import itertools
+
+    layers = list(dict.fromkeys(scan["layer"]))
+    options = {}
+    for n in layers:
+        rows = scan[scan.layer == n]
+        options[n] = [(0.0, 0.0)] + list(zip(rows["sparsity"], rows["drop"], strict=True))
+    weights = {n: int(scan.loc[scan.layer == n, "weights"].iloc[0]) for n in layers}
+    total = sum(weights.values())
+    best = None
+    for combo in itertools.product(*(options[n] for n in layers)):
+        zeros = sum(round(s * weights[n]) for n, (s, _) in zip(layers, combo, strict=True))
+        drop = sum(d for _, d in combo)
+        if zeros >= budget_sparsity * total and (best is None or drop < best[0]):
+            best = (drop, {n: float(s) for n, (s, _) in zip(layers, combo, strict=True)})
+    return best[1]
+
+
+def test_allocate_passes_brute_force_and_fails_uniform_sparsity(capsys):
+    assert mcv.check("04.allocate", _brute_force)
+    assert _line(capsys) == "✓ 04.allocate: correct"
+
+    def uniform(scan, budget_sparsity):
+        return {n: 0.9 for n in dict.fromkeys(scan["layer"])}
+
+    assert not mcv.check("04.allocate", uniform)
+    assert "smaller summed drop" in _line(capsys)
+
+    def too_little(scan, budget_sparsity):
+        return {n: 0.0 for n in dict.fromkeys(scan["layer"])}
+
+    assert not mcv.check("04.allocate", too_little)
+    assert "under the budget" in _line(capsys)

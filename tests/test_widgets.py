@@ -172,3 +172,40 @@ def test_widgets_sit_above_the_low_modules():
     lows = ("data", "models", "train", "measure", "registry", "plots", "grading")
     for path in [package / f"{low}.py" for low in lows] + sorted((package / "quantize").glob("*.py")):
         assert "widgets" not in path.read_text(), f"{path.relative_to(package.parent)} refers to widgets"
+
+
+def test_pruning_explorer_redraws_when_a_control_moves(digits, digits_mlp, capsys):
+    before = [p.detach().clone() for p in digits_mlp.parameters()]
+    explorer = widgets.pruning_explorer(digits_mlp, digits, sparsity=0.5)
+    assert capsys.readouterr().out == ""  # returned, never displayed
+    assert set(explorer.controls) == {"sparsity", "scope", "method"}
+    bars = explorer.figure.data[0]
+    assert list(bars.x) == ["fc1", "fc2"]
+    assert all(abs(v - 0.5) < 0.01 for v in bars.y)  # per layer: every layer at 0.5
+    half = mcv.measure.model(mcv.prune.magnitude(digits_mlp, 0.5), digits)
+    assert f"accuracy {half.accuracy:.3f}" in explorer.figure.layout.title.text
+    assert f"size_bytes {half.size_bytes:,}" in explorer.figure.layout.title.text
+
+    explorer.controls["sparsity"].value = 0.9
+    explorer.controls["scope"].value = "global"
+    glob = mcv.prune.magnitude(digits_mlp, 0.9, scope="global")
+    assert list(explorer.figure.data[0].y) == list(mcv.measure.layers(glob).sparsity)
+    assert f"accuracy {mcv.train.evaluate(glob, digits):.3f}" in explorer.figure.layout.title.text
+
+    explorer.controls["method"].value = "random"
+    assert explorer.controls["scope"].disabled
+    rand = mcv.prune.random(digits_mlp, 0.9, seed=0)
+    assert f"accuracy {mcv.train.evaluate(rand, digits):.3f}" in explorer.figure.layout.title.text
+    assert "random pruning" in explorer.figure.layout.title.text
+    assert all(torch.equal(a, b) for a, b in zip(before, digits_mlp.parameters(), strict=True))
+
+
+def test_pruning_explorer_rejects_bad_settings(digits, digits_mlp):
+    with pytest.raises(ValueError, match="sparsity must be a float"):
+        widgets.pruning_explorer(digits_mlp, digits, sparsity=1)
+    with pytest.raises(ValueError, match="scope must be"):
+        widgets.pruning_explorer(digits_mlp, digits, scope="net")
+    with pytest.raises(ValueError, match="method must be"):
+        widgets.pruning_explorer(digits_mlp, digits, method="l2")
+    with pytest.raises(ValueError, match="data must be a DataBundle"):
+        widgets.pruning_explorer(digits_mlp, None)
