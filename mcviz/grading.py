@@ -606,3 +606,70 @@ def _allocate(answer) -> bool:
         if drop > best_drop + 1e-9:
             raise Wrong(f"another choice meets the budget with a smaller summed drop, for {name}")
     return True
+
+
+# ---- lesson 05: pruning, advanced --------------------------------------------------------------
+
+_SCHEDULES = [  # (final_sparsity, begin_step, end_step): each graded on steps around and inside
+    (0.8, 0, 10),
+    (0.9, 5, 25),
+    (0.5, 2, 3),
+    (0.975, 100, 1100),
+]
+
+
+@question(
+    "05.zhu_gupta",
+    "Write schedule(step, final_sparsity, begin_step, end_step): the sparsity of the Zhu & Gupta "
+    "cubic schedule (initial sparsity 0) at step, as mcv.prune.zhu_gupta gives it.",
+    hint="before begin_step nothing is pruned and from end_step on the final sparsity holds; in "
+    "between, the progress p = (step - begin) / (end - begin) runs from 0 to 1 and the sparsity "
+    "still missing shrinks like the cube of (1 - p).",
+)
+def _zhu_gupta(answer) -> bool:
+    from mcviz import prune
+
+    for final, begin, end in _SCHEDULES:
+        steps = sorted({0, max(begin - 1, 0), begin, begin + 1, (begin + end) // 2, end - 1, end, end + 7})
+        for step in steps:
+            got = _call(answer, step, final, begin, end, what="schedule")
+            expected = prune.zhu_gupta(step, final_sparsity=final, begin_step=begin, end_step=end)
+            if abs(_number(got, "schedule") - expected) > 1e-9:
+                raise Wrong(f"schedule gave {_short(got)} at step {step} of a schedule from {begin} to {end}")
+    return True
+
+
+def _channel_models() -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
+    """(name, model, input_shape, k): seed CNNs whose conv1 loses k filters."""
+    return [
+        ("seed_cnn on 28x28 losing 8 filters", models.build("seed_cnn", input_shape=MNIST, seed=0), MNIST, 8),
+        (
+            "seed_cnn on 8x8 with 5 classes losing 3 filters",
+            models.build("seed_cnn", input_shape=(1, 8, 8), num_classes=5, seed=0),
+            (1, 8, 8),
+            3,
+        ),
+        ("seed_cnn on 15x15 losing 31 filters", models.build("seed_cnn", input_shape=(1, 15, 15), seed=1),
+         (1, 15, 15), 31),  # fmt: skip
+        ("seed_cnn on 28x28 losing no filter", models.build("seed_cnn", input_shape=MNIST, seed=2), MNIST, 0),
+    ]
+
+
+@question(
+    "05.pruned_macs",
+    "Write pruned_macs(model, input_shape, k): the MACs of a seed CNN (conv1, relu, 2x2 max-pool, "
+    "flatten, fc1) for one example after its conv1 loses k filters and fc1 the inputs they fed.",
+    hint="each removed filter takes away its own output map (every position reads in_channels x "
+    "kernel inputs) and, after pooling and flattening, a block of fc1's input columns, each used "
+    "by every output class. Pooling and ReLU are not counted.",
+)
+def _pruned_macs(answer) -> bool:
+    from mcviz import prune
+
+    for name, model, shape, k in _channel_models():
+        got = _call(answer, model, shape, k, what="pruned_macs")
+        n = model.conv1.out_channels
+        smaller = prune.channels(model, {"conv1": k / n})
+        if _number(got, f"pruned_macs for {name}") != measure.macs(smaller, shape):
+            raise Wrong(f"pruned_macs gave {_short(got)} for {name}")
+    return True

@@ -90,6 +90,23 @@ def choose_sparsities(scan, budget_sparsity):
         if zeros >= budget_sparsity * total and (best is None or drop < best[0]):
             best = (drop, {n: float(s) for n, (s, _) in zip(layers, combo, strict=True)})
     return best[1]""",
+    # lesson 05
+    "05.zhu_gupta": """\
+def schedule(step, final_sparsity, begin_step, end_step):
+    if step <= begin_step:
+        return 0.0
+    if step >= end_step:
+        return final_sparsity
+    progress = (step - begin_step) / (end_step - begin_step)
+    return final_sparsity * (1 - (1 - progress) ** 3)""",
+    "05.pruned_macs": """\
+def pruned_macs(model, input_shape, k):
+    c, h, w = input_shape
+    conv, fc = model.conv1, model.fc1
+    kh, kw = conv.kernel_size
+    h1, w1 = h - kh + 1, w - kw + 1  # no padding, stride 1
+    filters = conv.out_channels - k
+    return filters * h1 * w1 * c * kh * kw + filters * (h1 // 2) * (w1 // 2) * fc.out_features""",
 }
 
 

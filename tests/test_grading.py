@@ -73,6 +73,23 @@ def kmeans_bytes(layer, bits):
     return index_bytes + 4 * 2**bits + bias_bytes
 
 
+def schedule(step, final_sparsity, begin_step, end_step):
+    if step <= begin_step:
+        return 0.0
+    if step >= end_step:
+        return final_sparsity
+    progress = (step - begin_step) / (end_step - begin_step)
+    return final_sparsity * (1 - (1 - progress) ** 3)
+
+
+def pruned_macs(model, input_shape, k):
+    c, h, w = input_shape
+    conv, fc = model.conv1, model.fc1
+    kh, kw = conv.kernel_size
+    h1, w1 = h - kh + 1, w - kw + 1  # no padding, stride 1
+    filters = conv.out_channels - k
+    return filters * h1 * w1 * c * kh * kw + filters * (h1 // 2) * (w1 // 2) * fc.out_features
+
 def _right_answers():
     seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
     fp32 = mcv.measure.model(seed_cnn)
@@ -92,6 +109,8 @@ def _right_answers():
         "03.kmeans_bytes": kmeans_bytes,
         "04.global_mask": _global_mask_solution,
         "04.allocate": _brute_force,
+        "05.zhu_gupta": schedule,
+        "05.pruned_macs": pruned_macs,
     }
 
 
