@@ -48,3 +48,15 @@ def listing(folder: Path) -> list[str]:
     """Return every entry under ``folder`` (hidden ones too), relative, sorted."""
     folder = Path(folder)
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """Runs ``mcviz ARGV`` in-process; returns (exit code, stdout, stderr)."""
+    from mcviz import cli
+
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

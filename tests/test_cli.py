@@ -10,19 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest_reports import listing, write_template
+from conftest_reports import listing, run_cli, write_template
 
 import mcviz as mcv
 from mcviz import cli, reports
-
-
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:  # argparse's own exits (--version, usage errors)
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ as mcv.reports.*), the plot builders it uses, list-of-int parameters, the CLI an
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 from pathlib import Path
@@ -12,24 +11,15 @@ import nbformat
 import pandas as pd
 import pytest
 import torch
-from conftest_reports import listing
+from conftest_reports import listing, run_cli
 
 import mcviz as mcv
-from mcviz import cli, reports
+from mcviz import reports
 from mcviz._params import ParameterError, check, from_text, parse_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "reports" / "examples" / "quantization"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
-
-
-def run_cli(argv, capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -248,25 +238,9 @@ def test_template_declares_its_parameters():
     assert reports.validate("quantization") == {p.name: p.default for p in params.values()}
 
 
-def test_template_follows_the_template_rules():
-    nb = nbformat.read(reports.template_path("quantization"), as_version=4)
-    assert nb.metadata.kernelspec.name == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.get("outputs") for c in code)
-    assert len([c for c in code if "parameters" in c.metadata.get("tags", [])]) == 1
-    for cell in code:
-        for node in ast.walk(ast.parse(cell.source)):
-            assert not isinstance(node, (ast.FunctionDef, ast.Lambda, ast.ClassDef)), cell.source
-    ignored = [c for c in code if "NBVAL_IGNORE_OUTPUT" in c.source]
-    assert len(ignored) == 1 and "timing" in ignored[0].source and "latency" in ignored[0].source
-
-
-def test_help_lists_every_parameter(capsys):
+def test_help_shows_the_list_parameters(capsys):
     code, out, _ = run_cli(["report", "quantization", "--help"], capsys)
     assert code == 0
-    for p in reports.parameters("quantization"):
-        line = next(x for x in out.splitlines() if x.strip().startswith(p.name + " "))
-        assert f"default {p.default!r}" in line
     assert "list of int, each in [2, 8]; default [8, 6, 4, 3, 2]" in out
     assert "each one of {per_tensor, per_channel}" in out
 
