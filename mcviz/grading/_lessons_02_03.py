@@ -1,0 +1,179 @@
+"""Questions of lessons 02 (quantization) and 03 (quantization, advanced)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mcviz import measure, models
+from mcviz.grading import (  # noqa: F401
+    NotAnswered,
+    Wrong,
+    _call,
+    _close,
+    _number,
+    _reference_models,
+    _short,
+    question,
+)
+
+MNIST = (1, 28, 28)
+
+
+# ---- lesson 02: quantization ------------------------------------------------------------------
+
+
+def _reference_tensors() -> list[tuple[str, torch.Tensor, int, bool]]:
+    """(name, tensor, bits, symmetric): the cases the quantization functions are graded on."""
+    g = torch.Generator().manual_seed(2)
+    normal = torch.randn(200, generator=g) * 0.1
+    return [
+        ("a normal tensor at 8 bits, symmetric", normal, 8, True),
+        ("a normal tensor at 8 bits, asymmetric", normal, 8, False),
+        ("a skewed tensor at 4 bits, symmetric", torch.rand(50, generator=g) * 3 - 0.5, 4, True),
+        ("a skewed tensor at 4 bits, asymmetric", torch.rand(50, generator=g) * 3 - 0.5, 4, False),
+        ("an all-positive tensor at 3 bits, asymmetric", torch.rand(40, generator=g) + 0.5, 3, False),
+        ("an all-negative tensor at 2 bits, symmetric", -torch.rand(40, generator=g) - 0.1, 2, True),
+        ("a 2-d weight at 5 bits, asymmetric", torch.randn(6, 7, generator=g), 5, False),
+    ]
+
+
+@question(
+    "02.scale_zero_point",
+    "Write scale_zero_point(x, bits, symmetric) that returns the (scale, zero_point) of "
+    "per-tensor quantization of x, with mcviz's conventions.",
+    hint="symmetric: zero point 0 and the largest |x| lands on the largest code. Asymmetric: "
+    "first widen [min, max] so that it contains 0, spread it over all 2**bits codes, and "
+    "round the code of 0.0 (then keep it inside the code range).",
+)
+def _scale_zero_point(answer) -> bool:
+    from mcviz import quantize
+
+    for name, x, bits, symmetric in _reference_tensors():
+        got = _call(answer, x.clone(), bits, symmetric, what="scale_zero_point")
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Wrong(f"scale_zero_point must return a pair (scale, zero_point), got {_short(got)}")
+        scale, zero_point = quantize.qparams(x, bits, symmetric=symmetric)
+        if abs(_number(got[0], "scale") - scale.item()) > 1e-5 * scale.item():
+            raise Wrong(f"the scale is off for {name}")
+        if _number(got[1], "zero_point") != zero_point.item():
+            raise Wrong(f"the zero point is off for {name}")
+    return True
+
+
+@question(
+    "02.fake_quantize",
+    "Write fake_quant(x, bits, symmetric): quantize x per tensor to bits-bit codes and map "
+    "the codes back to floats, as mcv.quantize.fake_quantize does.",
+    hint="get the scale and zero point (mcv.quantize.qparams may help), divide by the scale, "
+    "round half to even (torch.round), add the zero point, clip to the code range "
+    "(mcv.quantize.qrange), then undo the shift and the scaling.",
+)
+def _fake_quantize(answer) -> bool:
+    from mcviz import quantize
+
+    for name, x, bits, symmetric in _reference_tensors():
+        got = _call(answer, x.clone(), bits, symmetric, what="fake_quant")
+        if not torch.is_tensor(got) or tuple(got.shape) != tuple(x.shape):
+            raise Wrong(f"fake_quant must return a tensor shaped like x, got {_short(got)} for {name}")
+        expected = quantize.fake_quantize(x, bits, symmetric=symmetric)
+        step = quantize.qparams(x, bits, symmetric=symmetric)[0].item()
+        off = (got.detach().double() - expected.double()).abs()
+        # x / scale and x * (1 / scale) may round an exact tie differently: one value may be a step off
+        if int((off > 1e-4 * step).sum()) > 1 or float(off.max()) > 1.001 * step:
+            raise Wrong(f"fake_quant differs from the library for {name}")
+    return True
+
+
+@question(
+    "02.int8_ratio",
+    "By what factor does 8-bit per-channel weight quantization (mcv.quantize.weights) shrink "
+    "LeNet-300-100's size_bytes (fp32 size_bytes / int8 size_bytes)?",
+    hint="measure both models with mcv.measure.model and divide. The ratio of the bit widths is "
+    "not the answer: the biases stay fp32 and every channel stores a scale and a zero point.",
+)
+def _int8_ratio(answer) -> bool:
+    from mcviz import quantize
+
+    model = models.build("lenet300", input_shape=MNIST, seed=0)
+    fp32, int8 = measure.model(model), measure.model(quantize.weights(model, 8, granularity="per_channel"))
+    return _close(answer, fp32.size_bytes / int8.size_bytes, rel=1e-3)
+
+
+# ---- lesson 03: quantization, advanced ---------------------------------------------------------
+
+
+def _ste_tensors() -> list[tuple[str, torch.Tensor, int]]:
+    """(name, tensor, bits): the cases the straight-through estimator is graded on."""
+    g = torch.Generator().manual_seed(3)
+    return [
+        ("a normal tensor at 8 bits", torch.randn(200, generator=g) * 0.1, 8),
+        ("a normal tensor at 4 bits", torch.randn(300, generator=g), 4),
+        ("a 2-d weight at 3 bits", torch.randn(10, 30, generator=g) * 0.05, 3),
+        ("a skewed tensor at 2 bits", torch.rand(60, generator=g) * 3 - 0.5, 2),
+    ]
+
+
+@question(
+    "03.ste_fake_quantize",
+    "Write ste_fake_quant(w, bits): per-tensor symmetric fake quantization of w whose gradient "
+    "with respect to w is the straight-through estimator's (the identity).",
+    hint="the value is the fake-quantized w (zero point 0, the largest |w| on the largest code). "
+    "For the gradient, write the result as w plus a correction that autograd must not see "
+    "(Tensor.detach), so that the backward pass sees only w.",
+)
+def _ste_fake_quantize(answer) -> bool:
+    from mcviz import quantize
+
+    for name, x, bits in _ste_tensors():
+        w = x.clone().requires_grad_(True)
+        got = _call(answer, w, bits, what="ste_fake_quant")
+        if not torch.is_tensor(got) or tuple(got.shape) != tuple(x.shape):
+            raise Wrong(f"ste_fake_quant must return a tensor shaped like w, got {_short(got)} for {name}")
+        expected = quantize.ste_fake_quantize(x, bits, granularity="per_tensor")
+        step = quantize.qparams(x, bits, symmetric=True)[0].item()
+        off = (got.detach().double() - expected.double()).abs()
+        # w / scale and w * (1 / scale) may round an exact tie differently: one value may be a step off
+        if int((off > 1e-4 * step).sum()) > 1 or float(off.max()) > 1.001 * step:
+            raise Wrong(f"the values differ from the library's for {name}")
+        if not got.requires_grad:
+            raise Wrong(f"no gradient flows back to w for {name} (the result does not require grad)")
+        upstream = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+        (grad,) = torch.autograd.grad((got * upstream).sum(), w, allow_unused=True)
+        if grad is None or not torch.allclose(grad, upstream, rtol=1e-5, atol=1e-6):
+            raise Wrong(f"the gradient with respect to w is not the straight-through one for {name}")
+    return True
+
+
+_KMEANS_LAYERS = [
+    ("Linear(784, 300) at 2 bits", lambda: nn.Linear(784, 300), 2),
+    ("Linear(300, 100, bias=False) at 5 bits", lambda: nn.Linear(300, 100, bias=False), 5),
+    ("Conv2d(1, 32, 3) at 4 bits", lambda: nn.Conv2d(1, 32, 3), 4),
+    ("Conv2d(3, 5, 3, bias=False) at 3 bits", lambda: nn.Conv2d(3, 5, 3, bias=False), 3),
+    ("Linear(10, 3) at 8 bits", lambda: nn.Linear(10, 3), 8),
+]
+
+
+@question(
+    "03.kmeans_bytes",
+    "Write kmeans_bytes(layer, bits): the size_bytes of one Linear or Conv2d layer after k-means "
+    "weight sharing with 2**bits shared values.",
+    hint="count every stored tensor: one bits-bit index per weight, packed (round the total up to "
+    "whole bytes), the codebook of 2**bits float32 values (even if some go unused), and the "
+    "float32 bias when the layer has one.",
+)
+def _kmeans_bytes(answer) -> bool:
+    from mcviz import quantize
+
+    torch_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(0)  # the layers' initial weights do not change the byte count
+        cases = [(name, make(), bits) for name, make, bits in _KMEANS_LAYERS]
+    finally:
+        torch.random.set_rng_state(torch_state)  # grading leaves the learner's RNG alone
+    for name, layer, bits in cases:
+        got = _call(answer, layer, bits, what="kmeans_bytes")
+        expected = measure.model(quantize.kmeans(nn.Sequential(layer), bits)).size_bytes
+        if _number(got, f"kmeans_bytes for {name}") != expected:
+            raise Wrong(f"kmeans_bytes gave {_short(got)} for {name}")
+    return True
