@@ -16,7 +16,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mcviz import data, grading, measure, models, plots, prune, quantize, registry, train
+from mcviz import data, distill, grading, measure, models, plots, prune, quantize, registry, tradeoff, train
 from mcviz._seed import seed
 from mcviz.grading import check
 from mcviz.registry import compress
@@ -26,6 +26,7 @@ __all__ = [
     "check",
     "compress",
     "data",
+    "distill",
     "grading",
     "measure",
     "models",
@@ -34,6 +35,7 @@ __all__ = [
     "quantize",
     "registry",
     "seed",
+    "tradeoff",
     "train",
 ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +102,40 @@ def load(name: str = "mnist5k", *, root: str | Path | None = None, split_seed: i
     if name == "idx":
         return _load_idx(root, split_seed)
     raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def labelled_indices(labels, fraction: float, *, seed: int = 0) -> torch.Tensor:
+    """Returns the sorted indices of a stratified ``fraction`` of ``labels``; ``labels`` is unchanged.
+
+    The same labels, fraction and seed always give the same indices; every class keeps at least
+    one example when there are enough. ``subset`` and ``mcv.distill.fit(labels=...)`` both use it,
+    so "the student saw 10% of the labels" means the same examples in both.
+    """
+    y = np.asarray(labels)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    _check_seed(seed, "seed")
+    if fraction == 1:
+        return torch.arange(len(y))
+    n_keep = max(1, round(fraction * len(y)))
+    if n_keep >= len(y):
+        return torch.arange(len(y))
+    _, keep = _two_way(np.arange(len(y)), y, n_keep, seed)
+    return torch.from_numpy(keep.astype(np.int64))
+
+
+def subset(data: DataBundle, fraction: float, *, seed: int = 0) -> DataBundle:
+    """Returns a DataBundle whose train split is a stratified ``fraction`` of ``data``'s; val and test stay.
+
+    ``data`` is unchanged. Use it to train a model on scarce labels, e.g. ``subset(data, 0.1)``.
+    """
+    if not isinstance(data, DataBundle):
+        raise ValueError(f"data must be a DataBundle, got {type(data).__name__}")
+    X, y = data.train.tensors
+    keep = labelled_indices(y.numpy(), fraction, seed=seed)
+    digest = hashlib.sha256(f"{data.fingerprint}|subset|{float(fraction)!r}|{seed}".encode()).hexdigest()
+    name = data.name if fraction == 1 else f"{data.name}[{float(fraction):g}]"
+    return replace(data, name=name, train=TensorDataset(X[keep], y[keep]), fingerprint=digest)
 
 
 def from_arrays(

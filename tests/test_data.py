@@ -579,3 +579,38 @@ def test_from_arrays_rejects_bad_num_classes(k):
     with pytest.raises(ValueError, match=re.escape(f"got {k!r}")) as e:
         mcv.data.from_arrays(*arrays(), num_classes=k)
     one_line(e)
+
+
+# ---- labelled subsets (scarce labels for distillation) -----------------------------------------
+
+
+def test_labelled_indices_are_a_stratified_reproducible_fraction(mnist5k):
+    y = mnist5k.train.tensors[1]
+    keep = mcv.data.labelled_indices(y.numpy(), 0.1, seed=0)
+    assert len(keep) == 350 and torch.equal(keep, keep.sort().values)
+    assert torch.equal(keep, mcv.data.labelled_indices(y.numpy(), 0.1, seed=0))
+    assert not torch.equal(keep, mcv.data.labelled_indices(y.numpy(), 0.1, seed=1))
+    assert y[keep].bincount().tolist() == [35] * 10  # mnist5k's train split is balanced
+
+
+def test_subset_keeps_val_and_test_and_leaves_the_bundle_unchanged(digits):
+    before = digits.train.tensors[0].clone()
+    small = mcv.data.subset(digits, 0.2, seed=3)
+    keep = mcv.data.labelled_indices(digits.train.tensors[1].numpy(), 0.2, seed=3)
+    assert torch.equal(small.train.tensors[0], digits.train.tensors[0][keep])
+    assert small.val is digits.val and small.test is digits.test
+    assert small.fingerprint != digits.fingerprint and small.name == "digits[0.2]"
+    assert torch.equal(digits.train.tensors[0], before)
+    assert mcv.data.subset(digits, 1.0).train.tensors[0].shape == digits.train.tensors[0].shape
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 1.5, float("nan"), True, "0.1"])
+def test_subset_rejects_bad_fractions(digits, fraction):
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\], got") as e:
+        mcv.data.subset(digits, fraction)
+    assert "\n" not in str(e.value)
+
+
+def test_subset_rejects_a_non_bundle():
+    with pytest.raises(ValueError, match="data must be a DataBundle, got list"):
+        mcv.data.subset([1, 2], 0.5)

@@ -198,3 +198,24 @@ def test_unseeded_build_follows_mcv_seed():
 @pytest.mark.parametrize("shape", [torch.Size([1, 8, 8]), (np.int64(1), np.int64(8), 8), [1, 8, 8]])
 def test_input_shape_accepts_any_int_sequence(shape):
     assert mcv.models.build("mlp", input_shape=shape).input_shape == DIGITS
+
+
+def test_small_cnn_is_a_47x_smaller_student_than_lenet5():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    student = mcv.models.build("small_cnn", input_shape=MNIST, seed=0)
+    teacher = mcv.models.build("lenet5", input_shape=MNIST, seed=0)
+    assert count(student) == 8 * 9 + 8 + 16 * 8 * 9 + 16 + 16 * 7 * 7 * 10 + 10 == 9098
+    assert count(teacher) / count(student) > 47
+    wide = mcv.models.build("small_cnn", input_shape=MNIST, width=4, seed=0)
+    assert wide(torch.zeros(3, *MNIST)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("width", [0, -1, 2.5, True])
+def test_small_cnn_rejects_bad_widths(width):
+    with pytest.raises(ValueError, match=r"width must be an int >= 1, got"):
+        mcv.models.build("small_cnn", input_shape=MNIST, width=width)
+
+
+def test_small_cnn_needs_4x4_inputs():
+    with pytest.raises(ValueError, match="at least 4x4, got 3x3"):
+        mcv.models.build("small_cnn", input_shape=(1, 3, 3))

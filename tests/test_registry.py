@@ -34,6 +34,7 @@ KEYWORD_FUNCTIONS = {
     mcv.prune.MagnitudeConfig: mcv.prune.magnitude,
     mcv.prune.RandomConfig: mcv.prune.random,
     mcv.prune.ChannelsConfig: mcv.prune.channels,
+    mcv.distill.KDConfig: mcv.distill.distill,
 }
 # config class -> options for the contract tests, for configs with required fields
 EXAMPLE_OPTIONS: dict[type, dict] = {}

@@ -1,0 +1,419 @@
+"""Knowledge distillation: ``mcv.distill``.
+
+- ``kd_loss``: Hinton, Vinyals & Dean's loss, ``alpha * T^2 * KL(soft teacher || soft student)
+  + (1 - alpha) * cross-entropy``; ``alpha`` is that weight and nothing else in mcviz.
+- ``soft_targets``: a teacher's softened distribution for some examples at several temperatures
+  (the "dark knowledge" a one-hot label does not carry).
+- ``fit``: trains a student in place from a frozen teacher, like ``mcv.train.fit``; optionally on
+  scarce labels (the teacher's soft targets cover the unlabelled rest), with jittered inputs, and
+  with a FitNets-style hint loss on an intermediate layer.
+- ``KDConfig`` (method ``"kd"``): distills a named student architecture from the model it is
+  given, for ``mcv.compress`` and reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mcviz import data as data_module
+from mcviz import models, registry, train
+from mcviz.data import DataBundle
+
+HISTORY_COLUMNS = train.HISTORY_COLUMNS + ("soft_loss", "hard_loss")
+STUDENTS = models.NAMES
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    *,
+    temperature: float,
+    alpha: float,
+) -> torch.Tensor:
+    """Returns the mean distillation loss over the batch; the inputs are unchanged.
+
+    ``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student,
+    labels)``, with the KL summed over classes and averaged over examples (``F.kl_div`` with
+    ``reduction="batchmean"``). The T^2 factor keeps the soft term's gradients the same size as T
+    changes. ``alpha = 0`` is plain cross-entropy; ``alpha = 1`` ignores the labels, which may
+    then be None.
+
+    Example:
+        >>> s, t = torch.zeros(2, 3), torch.tensor([[2.0, 0, 0], [0, 2.0, 0]])
+        >>> round(float(kd_loss(s, t, torch.tensor([0, 1]), temperature=1.0, alpha=0.0)), 4)
+        1.0986
+    """
+    _check_temperature(temperature)
+    _check_alpha(alpha)
+    _check_logits(student_logits, teacher_logits)
+    soft = _soft_loss(student_logits, teacher_logits.detach(), temperature)
+    if alpha == 1:
+        return soft
+    if labels is None:
+        raise ValueError(f"labels are needed when alpha < 1 (alpha={alpha!r})")
+    hard = F.cross_entropy(student_logits, labels)
+    if alpha == 0:
+        return hard
+    return alpha * soft + (1 - alpha) * hard
+
+
+@torch.no_grad()
+def soft_targets(teacher: nn.Module, x: torch.Tensor, temperatures=(1, 2, 4, 8, 20)) -> pd.DataFrame:
+    """Returns the teacher's softened class probabilities for ``x`` at each temperature.
+
+    The teacher is unchanged (it runs in eval mode without gradients).
+
+    Args:
+        teacher: a classifier returning logits.
+        x: one example (``data.input_shape``) or a batch of them.
+        temperatures: values of T > 0.
+
+    Returns:
+        a long table with columns example, temperature, class, probability, one row per
+        (example, temperature, class); each example's probabilities sum to 1 per temperature.
+    """
+    if not isinstance(teacher, nn.Module):
+        raise ValueError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    temps = [temperatures] if isinstance(temperatures, (int, float)) else list(temperatures)
+    if not temps:
+        raise ValueError("temperatures must name at least one temperature > 0")
+    for t in temps:
+        _check_temperature(t)
+    shape = getattr(teacher, "input_shape", None)
+    if shape is not None and tuple(x.shape) == tuple(shape):
+        x = x.unsqueeze(0)
+    was_training = teacher.training
+    teacher.eval()
+    logits = teacher(x)
+    teacher.train(was_training)
+    rows = []
+    for t in temps:
+        p = F.softmax(logits / t, dim=1)
+        for i in range(p.shape[0]):
+            rows += [(i, float(t), k, float(p[i, k])) for k in range(p.shape[1])]
+    return pd.DataFrame(rows, columns=["example", "temperature", "class", "probability"])
+
+
+def fit(
+    student: nn.Module,
+    teacher: nn.Module,
+    data: DataBundle,
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    labels: float = 1.0,
+    label_seed: int = 0,
+    jitter: int = 0,
+    hint: tuple[str, str] | None = None,
+    hint_weight: float = 0.0,
+    progress: bool = True,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Trains ``student`` in place to match ``teacher`` and returns one history row per epoch.
+
+    The teacher is unchanged: it runs in eval mode without gradients.
+
+    Every step uses Adam on ``kd_loss`` over a shuffled batch of the training split (the
+    transfer set). With ``labels < 1`` only a stratified fraction of the training labels is
+    used (``mcv.data.labelled_indices(y, labels, seed=label_seed)``, the same examples as
+    ``mcv.data.subset``): the cross-entropy term averages over the labelled examples of the
+    batch, and the soft term covers every example, labelled or not.
+
+    Args:
+        student: the network to train (same number of outputs as the teacher).
+        teacher: a trained network; it is run in eval mode without gradients and never changed.
+        data: a DataBundle (``mcv.data.load``).
+        temperature: T > 0 that softens both distributions.
+        alpha: weight of the soft term, in [0, 1].
+        epochs, lr, batch_size, seed, progress, threads: as in ``mcv.train.fit``.
+        labels: fraction of the training labels the student may see, in (0, 1].
+        label_seed: which stratified fraction.
+        jitter: shift every training image by up to this many pixels (a fresh random shift per
+            example and step; the teacher sees the same shifted image). 0 turns it off.
+        hint: ``(student_layer, teacher_layer)`` module names whose outputs are matched with a
+            mean-squared error through a learned linear map (FitNets); None turns it off.
+        hint_weight: weight of the hint loss, >= 0.
+
+    Returns:
+        the history: epoch, loss, train_accuracy (on the labelled examples as they were trained),
+        val_accuracy, soft_loss and hard_loss (epoch means).
+    """
+    train._check_model(student)
+    if not isinstance(teacher, nn.Module):
+        raise ValueError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    if student is teacher:
+        raise ValueError("student and teacher must be different models")
+    train._check_data(data)
+    _check_temperature(temperature)
+    _check_alpha(alpha)
+    train._check_int("epochs", epochs, 1)
+    train._check_int("batch_size", batch_size, 1)
+    train._check_int("seed", seed, 0)
+    train._check_int("threads", threads, 1)
+    train._check_int("jitter", jitter, 0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
+        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    if isinstance(hint_weight, bool) or not isinstance(hint_weight, (int, float)) or not hint_weight >= 0:
+        raise ValueError(f"hint_weight must be a number >= 0, got {hint_weight!r}")
+    _check_labels(labels)
+    X, y = data.train.tensors
+    n = len(y)
+    labelled = torch.zeros(n, dtype=torch.bool)
+    labelled[data_module.labelled_indices(y.numpy(), labels, seed=label_seed)] = True
+    was_training = teacher.training
+    teacher.eval()
+    with torch.no_grad():
+        probe_s, probe_t = student(X[:1]), teacher(X[:1])
+    _check_outputs(probe_s, probe_t)
+    student_hook = teacher_hook = regressor = None
+    if hint is not None:
+        student_hook, teacher_hook, regressor = _hint(student, teacher, hint, X[:1])
+    steps = (n + batch_size - 1) // batch_size
+    rows = []
+    try:
+        with train.num_threads(threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            with torch.no_grad():
+                cached = None if jitter else _logits(teacher, X)
+            params = list(student.parameters()) + (list(regressor.parameters()) if regressor else [])
+            optimizer = torch.optim.Adam(params, lr=lr)
+            bar = train._progress_bar(epochs * steps, progress)
+            for epoch in range(1, epochs + 1):
+                student.train()
+                order = torch.randperm(n, generator=generator)
+                sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0}
+                correct = seen = 0
+                for start in range(0, n, batch_size):
+                    idx = order[start : start + batch_size]
+                    xb = X[idx]
+                    if jitter:
+                        xb = _shift(xb, jitter, generator)
+                    with torch.no_grad():
+                        tb = cached[idx] if cached is not None else teacher(xb)
+                    optimizer.zero_grad(set_to_none=True)
+                    sb = student(xb)
+                    soft = _soft_loss(sb, tb, temperature)
+                    mask = labelled[idx]
+                    hard = F.cross_entropy(sb[mask], y[idx][mask]) if mask.any() else sb.sum() * 0.0
+                    loss = alpha * soft + (1 - alpha) * hard
+                    if regressor is not None and hint_weight > 0:
+                        loss = loss + hint_weight * F.mse_loss(
+                            regressor(student_hook.out.flatten(1)), teacher_hook.out.flatten(1)
+                        )
+                    loss.backward()
+                    optimizer.step()
+                    k = len(idx)
+                    sums["loss"] += loss.item() * k
+                    sums["soft"] += soft.item() * k
+                    sums["hard"] += hard.item() * k
+                    correct += int((sb[mask].argmax(1) == y[idx][mask]).sum())
+                    seen += int(mask.sum())
+                    if bar is not None:
+                        bar.update(1)
+                val = train.evaluate(student, data, split="val", threads=threads)
+                rows.append(
+                    (epoch, sums["loss"] / n, correct / max(seen, 1), val, sums["soft"] / n, sums["hard"] / n)
+                )
+                if bar is not None:
+                    bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / n:.4f}", val=f"{val:.4f}")
+            if bar is not None:
+                bar.close()
+    finally:
+        for hook in (student_hook, teacher_hook):
+            if hook is not None:
+                hook.remove()
+        teacher.train(was_training)
+    student.eval()
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def distill(
+    teacher: nn.Module,
+    data: DataBundle,
+    *,
+    student: str = "small_cnn",
+    width: int = 8,
+    temperature: float = 4.0,
+    alpha: float = 0.9,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    labels: float = 1.0,
+    jitter: int = 0,
+    seed: int = 0,
+) -> nn.Module:
+    """Returns a new student network distilled from ``teacher`` on ``data``; the teacher is unchanged.
+
+    Args:
+        teacher: a trained classifier.
+        data: the transfer set (its training split) and the labels the student may see.
+        student: a model name from ``mcv.models.NAMES``.
+        width: hidden units of an "mlp" student (one hidden layer) or first-layer filters of a
+            "small_cnn" student; the fixed architectures do not use it.
+        temperature, alpha, epochs, lr, labels, jitter, seed: as in ``fit``.
+    """
+    net = _build_student(student, width, data, seed)
+    fit(
+        net,
+        teacher,
+        data,
+        temperature=temperature,
+        alpha=alpha,
+        epochs=epochs,
+        lr=lr,
+        labels=labels,
+        jitter=jitter,
+        seed=seed,
+        progress=False,
+    )
+    return net
+
+
+@registry.register
+@dataclasses.dataclass(frozen=True)
+class KDConfig:
+    """Distill a new student (mcv.models name) from the model, which becomes the teacher."""
+
+    student: str = "small_cnn"
+    width: int = 8
+    temperature: float = 4.0
+    alpha: float = 0.9
+    epochs: int = 10
+    lr: float = 1e-3
+    labels: float = 1.0
+    jitter: int = 0
+    seed: int = 0
+
+    method = "kd"
+    needs_data = True
+
+    def __post_init__(self):
+        if self.student not in STUDENTS:
+            raise ValueError(f"student must be one of {', '.join(STUDENTS)}, got {self.student!r}")
+        train._check_int("width", self.width, 1)
+        _check_temperature(self.temperature)
+        _check_alpha(self.alpha)
+        train._check_int("epochs", self.epochs, 1)
+        train._check_int("jitter", self.jitter, 0)
+        train._check_int("seed", self.seed, 0)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 10:
+            raise ValueError(f"lr must be a number in (0, 10], got {self.lr!r}")
+        _check_labels(self.labels)
+
+    def apply(self, model: nn.Module, data: DataBundle) -> nn.Module:
+        return distill(model, data, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
+def _build_student(name, width, data, seed):
+    if name not in STUDENTS:
+        raise ValueError(f"student must be one of {', '.join(STUDENTS)}, got {name!r}")
+    train._check_data(data)
+    options = {"mlp": {"hidden": (width,)}, "small_cnn": {"width": width}}.get(name, {})
+    return models.build(
+        name, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed, **options
+    )
+
+
+def _soft_loss(student_logits, teacher_logits, temperature):
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+def _logits(model, X, batch_size=1000):
+    return torch.cat([model(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
+def _shift(xb, jitter, generator):
+    """Returns each image shifted by its own random (dy, dx) in [-jitter, jitter], zero-filled."""
+    if xb.dim() != 4:
+        raise ValueError(f"jitter needs image inputs (N, C, H, W), got shape {tuple(xb.shape)}")
+    n, _, h, w = xb.shape
+    shifts = torch.randint(-jitter, jitter + 1, (n, 2), generator=generator)
+    padded = F.pad(xb, (jitter, jitter, jitter, jitter))
+    out = torch.empty_like(xb)
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        out[i] = padded[i, :, jitter + dy : jitter + dy + h, jitter + dx : jitter + dx + w]
+    return out
+
+
+class _Capture:
+    def __init__(self, module):
+        self.out = None
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.out = output
+
+    def remove(self):
+        self.handle.remove()
+
+
+def _hint(student, teacher, hint, probe):
+    if not (isinstance(hint, (tuple, list)) and len(hint) == 2 and all(isinstance(h, str) for h in hint)):
+        raise ValueError(f"hint must be (student_layer, teacher_layer) module names, got {hint!r}")
+    found = []
+    for who, net, name in (("student", student, hint[0]), ("teacher", teacher, hint[1])):
+        modules = dict(net.named_modules())
+        if name not in modules or name == "":
+            names = ", ".join(n for n in modules if n)
+            raise ValueError(f"{who} has no layer {name!r}; its layers: {names}")
+        found.append(_Capture(modules[name]))
+    with torch.no_grad():
+        student(probe)
+        teacher(probe)
+    s_dim, t_dim = found[0].out[0].numel(), found[1].out[0].numel()
+    gen = torch.Generator().manual_seed(0)
+    regressor = nn.Linear(s_dim, t_dim)
+    with torch.no_grad():
+        bound = 1 / math.sqrt(s_dim)
+        regressor.weight.uniform_(-bound, bound, generator=gen)
+        regressor.bias.zero_()
+    return found[0], found[1], regressor
+
+
+def _check_temperature(temperature) -> None:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+
+
+def _check_labels(labels) -> None:
+    if isinstance(labels, bool) or not isinstance(labels, (int, float)) or not 0 < labels <= 1:
+        raise ValueError(f"labels must be a fraction in (0, 1], got {labels!r}")
+
+
+def _check_alpha(alpha) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+
+
+def _check_logits(student_logits, teacher_logits) -> None:
+    for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got {getattr(t, 'shape', t)!r}")
+    _check_outputs(student_logits, teacher_logits)
+
+
+def _check_outputs(student_out, teacher_out) -> None:
+    if student_out.shape[-1] != teacher_out.shape[-1]:
+        raise ValueError(
+            f"the student has {student_out.shape[-1]} outputs but the teacher has "
+            f"{teacher_out.shape[-1]}; they must match"
+        )
