@@ -6,6 +6,8 @@ No function here shows its figure; the notebook displays what it returns. Tests 
 
 from __future__ import annotations
 
+import numbers
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -129,3 +131,58 @@ def _need(df, columns, what):
     if missing:
         raise ValueError(f"plots.{what} needs column {missing[0]!r}; the DataFrame has "
                          f"{', '.join(map(str, df.columns))}")
+
+
+def pareto(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accuracy",
+           front: pd.DataFrame | None = None, choice: pd.Series | None = None, limit: float | None = None,
+           log_x: bool = True, title: str | None = None) -> go.Figure:
+    """Returns ``metric`` against ``cost`` for every row of a measurement table, with its Pareto
+    front, the chosen row and the cost limit (``mcv.tradeoff.search`` gives all four).
+
+    Traces: "configurations" (every row, grey, label in the hover), "Pareto front" (a step line:
+    the best ``metric`` reachable at each cost; ``front=None`` computes it with
+    ``mcv.tradeoff.pareto``), "selected: <label>" (a star, when ``choice`` is given) and
+    "budget <limit>" (a dashed vertical line, when ``limit`` is given).
+    """
+    from mcviz import tradeoff  # deferred: tradeoff sits beside the plots, not below them
+
+    _need(table, ["label", cost, metric], "pareto")
+    if front is None:
+        front = tradeoff.pareto(table, cost=cost, metric=metric)
+    _need(front, ["label", cost, metric], "pareto")
+    if choice is not None and (not isinstance(choice, pd.Series)
+                               or any(c not in choice.index for c in ("label", cost, metric))):
+        raise ValueError(f"choice must be a row (pd.Series) with label, {cost} and {metric}, "
+                         f"got {type(choice).__name__}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Real)
+                              or not limit > 0):
+        raise ValueError(f"limit must be a number > 0, got {limit!r}")
+    hover = "%{text}<br>" + cost + "=%{x:,}<br>" + metric + "=%{y:.4f}<extra></extra>"
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=table[cost], y=table[metric], mode="markers", name="configurations",
+                             text=table["label"], hovertemplate=hover,
+                             marker={"size": 9, "color": "lightgray", "line": {"color": "gray", "width": 1}}))
+    front = front.sort_values(cost, kind="stable")
+    fig.add_trace(go.Scatter(x=front[cost], y=front[metric], mode="lines+markers", name="Pareto front",
+                             text=front["label"], hovertemplate=hover, line_shape="hv",
+                             marker={"size": 9, "color": "#1f77b4"}))
+    if choice is not None:
+        star = {"symbol": "star", "size": 18, "color": "#d62728"}
+        fig.add_trace(go.Scatter(x=[choice[cost]], y=[choice[metric]], mode="markers",
+                                 name=f"selected: {choice['label']}", text=[choice["label"]],
+                                 hovertemplate=hover, marker=star))
+    values = pd.to_numeric(table[metric], errors="coerce").dropna()
+    lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    pad = max(0.01, 0.15 * (hi - lo))
+    if limit is not None:
+        text = f"budget {limit:,.0f}" if float(limit).is_integer() else f"budget {limit:,.6g}"
+        # a trace rather than add_vline: its annotation would be misplaced on a log axis
+        fig.add_trace(go.Scatter(x=[limit, limit], y=[lo - pad / 2, hi + pad / 2], mode="lines+text",
+                                 name=text, text=["", text], textposition="top right", hoverinfo="skip",
+                                 line={"dash": "dash", "color": "gray"}))
+    fig.update_layout(title=title or f"{metric} vs {cost}: the Pareto front", height=400,
+                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+    fig.update_yaxes(range=[lo - pad, hi + pad])
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig

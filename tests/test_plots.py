@@ -149,3 +149,83 @@ def test_accuracy_vs_size_pads_the_axis_around_equal_accuracies(table):
     same = table.assign(accuracy=0.92)
     lo, hi = plots.accuracy_vs_size(same).layout.yaxis.range
     assert lo < 0.92 < hi and hi - lo < 0.1
+
+
+# ---------------------------------------------------------------- pareto
+
+
+@pytest.fixture
+def trade():
+    return pd.DataFrame(
+        {
+            "label": ["baseline", "fp16", "int8", "bad", "int4"],
+            "size_bytes": [10_240, 5_120, 2_560, 4_000, 1_280],
+            "accuracy": [0.95, 0.95, 0.94, 0.80, 0.90],
+        }
+    )
+
+
+def traces(fig) -> dict:
+    return {t.name: t for t in fig.data}
+
+
+def test_pareto_trace_names(trade):
+    choice = mcv.tradeoff.select(trade, budget=3000)
+    fig = plots.pareto(trade, choice=choice, limit=3000)
+    assert [t.name for t in fig.data] == ["configurations", "Pareto front", "selected: int8", "budget 3,000"]
+
+
+def test_pareto_all_rows_and_front(trade):
+    t = traces(plots.pareto(trade))
+    assert list(t) == ["configurations", "Pareto front"]  # no choice, no limit
+    assert list(t["configurations"].x) == trade["size_bytes"].tolist()
+    assert list(t["configurations"].text) == trade["label"].tolist()
+    assert list(t["Pareto front"].text) == ["int4", "int8", "fp16"]  # computed, sorted by cost
+    assert list(t["Pareto front"].x) == [1_280, 2_560, 5_120]
+
+
+def test_pareto_given_front(trade):
+    front = trade.iloc[[1, 4]]  # given out of order: drawn by cost
+    assert list(traces(plots.pareto(trade, front=front))["Pareto front"].text) == ["int4", "fp16"]
+
+
+def test_pareto_highlights_the_choice(trade):
+    choice = mcv.tradeoff.select(trade, fraction=0.3)
+    star = traces(plots.pareto(trade, choice=choice))["selected: int8"]
+    assert (list(star.x), list(star.y), star.marker.symbol) == ([2_560], [0.94], "star")
+
+
+def test_pareto_limit_is_a_vertical_dashed_line(trade):
+    line = traces(plots.pareto(trade, limit=3072.5))["budget 3,072.5"]
+    assert list(line.x) == [3072.5, 3072.5] and line.line.dash == "dash"
+    assert line.y[0] < 0.80 and line.y[1] > 0.95
+
+
+def test_pareto_other_cost_and_axes(trade):
+    df = trade.assign(macs=[9, 9, 9, 1, 9])
+    fig = plots.pareto(df, cost="macs", log_x=False, title="t")
+    assert list(traces(fig)["Pareto front"].text) == ["bad", "baseline"]
+    assert fig.layout.xaxis.type != "log" and fig.layout.title.text == "t"
+    assert plots.pareto(trade).layout.xaxis.type == "log"
+
+
+def test_pareto_of_a_search_result(digits, cache_dir):
+    result = mcv.tradeoff.search("mlp", digits, space=["fp16", "weights:bits=4"], epochs=1, fraction=0.5)
+    fig = plots.pareto(result.table, front=result.front, choice=result.choice, limit=result.limit)
+    star = traces(fig)[f"selected: {result.choice['label']}"]
+    assert (star.x[0], star.y[0]) == (result.choice["size_bytes"], result.choice["accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"choice": "int8"}, "choice must be a row (pd.Series) with label, size_bytes and accuracy, got str"),
+        ({"limit": 0}, "limit must be a number > 0, got 0"),
+        ({"limit": True}, "limit must be a number > 0, got True"),
+        ({"cost": "macs"}, "plots.pareto needs column 'macs'"),
+    ],
+)
+def test_pareto_bad_arguments(trade, kwargs, message):
+    with pytest.raises(ValueError) as e:
+        plots.pareto(trade, **kwargs)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
