@@ -27,10 +27,15 @@ from torch import nn
 from mcviz import _search, measure, models, registry, train
 from mcviz.data import DataBundle
 
-__all__ = ["COSTS", "SearchResult", "grid", "lagrangian", "limit", "pareto", "search", "select"]
+__all__ = ["COSTS", "NothingFits", "SearchResult", "grid", "lagrangian", "limit", "pareto", "search", "select"]
 
 COSTS = ("size_bytes", "file_bytes", "gzip_bytes", "params", "nonzero_params", "macs", "latency_ms", "bits")
 PENALTIES = _search.PENALTIES
+
+
+class NothingFits(ValueError):
+    """No configuration meets the budget (a ValueError; reports turn it into a parameter error)."""
+
 CACHE_FORMAT = _search.CACHE_FORMAT
 
 
@@ -104,7 +109,8 @@ def select(
     The limit comes from :func:`limit`. Ties go to the lower cost, then to the first row.
 
     Raises:
-        ValueError: bad arguments, or no row fits (the message names the cheapest row).
+        ValueError: bad arguments. NothingFits (a ValueError): no row fits; the message names
+            the cheapest row.
     """
     lim = limit(df, cost=cost, budget=budget, fraction=fraction, baseline=baseline)
     c, m = _numbers(df, cost, metric)
@@ -116,7 +122,7 @@ def select(
         if len(priced):
             i = priced[np.argmin(c[priced])]
             cheapest = f"; the cheapest is {_name(df, i)} with {cost} {_fmt(c[i])}"
-        raise ValueError(f"no configuration has {cost} <= {_fmt(lim)} ({given}){cheapest}")
+        raise NothingFits(f"no configuration has {cost} <= {_fmt(lim)} ({given}){cheapest}")
     best = fits[np.lexsort((fits, c[fits], -m[fits]))[0]]
     return df.iloc[best]
 

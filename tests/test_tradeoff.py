@@ -241,8 +241,9 @@ def test_select_other_cost_and_metric(table):
 
 def test_select_nothing_fits_message():
     df = frame([("baseline", 10_240, 0.95), ("int8", 5_120, 0.94)])
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(tradeoff.NothingFits) as e:  # a ValueError, named so reports can tell it apart
         tradeoff.select(df, budget=1000)
+    assert isinstance(e.value, ValueError)
     assert one_line(e) == (
         "no configuration has size_bytes <= 1,000 (budget=1000); the cheapest is 'int8' with size_bytes 5,120"
     )
