@@ -7,13 +7,16 @@ generator, the global RNG is forked and restored, and training runs on one threa
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import torch
@@ -22,6 +25,7 @@ from torch.nn import functional as F
 
 from mcviz import models
 from mcviz.data import DataBundle
+from mcviz.registry import register  # registry imports nothing from mcviz
 
 CACHE_FORMAT = 1  # bump when the training loop changes what a cached entry means
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
@@ -94,6 +98,55 @@ def fit(
             bar.close()
     model.eval()
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+
+
+def fine_tune(
+    model: nn.Module, data: DataBundle, *, epochs: int = 1, lr: float = 1e-3, seed: int = 0
+) -> nn.Module:
+    """Returns a copy of ``model`` trained ``epochs`` more epochs with :func:`fit`; ``model`` is
+    left unchanged.
+
+    Use it between compression steps (prune, fine-tune, quantize: the Deep Compression
+    pipeline). Whatever ``fit`` does to a layer, the copy gets: pruned layers keep their zeros,
+    quantized layers keep their codes (only biases and float layers move). The copy keeps
+    ``model``'s train / eval mode. Same arguments give bit-identical weights.
+
+    Args:
+        model: a trained network, plain or compressed.
+        data: a DataBundle; trained on its training split.
+        epochs: passes over the training split, an int >= 1.
+        lr: Adam learning rate, a number in (0, 10]; small, because the model is already trained.
+        seed: fixes the shuffling order, an int >= 0.
+
+    Example:
+        >>> sparse = mcv.prune.magnitude(model, 0.9, scope="global")  # doctest: +SKIP
+        >>> recovered = mcv.train.fine_tune(sparse, data, epochs=3)  # doctest: +SKIP
+    """
+    _check_model(model)
+    _check_data(data)
+    _check_fine_tune(epochs, lr, seed)
+    out = copy.deepcopy(model)
+    fit(out, data, epochs=epochs, lr=lr, seed=seed, progress=False)
+    out.train(model.training)
+    return out
+
+
+@register
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Fine-tuning with Adam: a few more epochs of training, e.g. after pruning and before quantizing."""
+
+    method: ClassVar[str] = "finetune"
+    needs_data: ClassVar[bool] = True
+    epochs: int = 1
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_fine_tune(self.epochs, self.lr, self.seed)
+
+    def apply(self, model: nn.Module, data: DataBundle | None = None) -> nn.Module:
+        return fine_tune(model, data, epochs=self.epochs, lr=self.lr, seed=self.seed)
 
 
 @torch.no_grad()
@@ -236,6 +289,13 @@ def _check_data(data) -> None:
         raise ValueError(
             f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
         )
+
+
+def _check_fine_tune(epochs, lr, seed) -> None:
+    _check_int("epochs", epochs, 1)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
+        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    _check_int("seed", seed, 0)
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -13,7 +13,9 @@ import torch
 import mcviz as mcv
 
 SPECS = ["weights:bits=4", "weights:bits=8,granularity=per_tensor", "ptq:bits=8",
-         "kmeans:bits=2", "fp16"]
+         "kmeans:bits=2", "fp16",
+         "magnitude:sparsity=0.8,scope=global + kmeans:bits=3",
+         "magnitude:sparsity=0.8 + weights:bits=4,symmetric=false"]
 
 RELOAD = """
 import sys, torch, mcviz as mcv

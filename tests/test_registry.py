@@ -35,6 +35,7 @@ KEYWORD_FUNCTIONS = {
     mcv.prune.RandomConfig: mcv.prune.random,
     mcv.prune.ChannelsConfig: mcv.prune.channels,
     mcv.distill.KDConfig: mcv.distill.distill,
+    mcv.train.FineTuneConfig: mcv.train.fine_tune,
 }
 # config class -> options for the contract tests, for configs with required fields
 EXAMPLE_OPTIONS: dict[type, dict] = {}

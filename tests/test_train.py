@@ -444,3 +444,77 @@ def test_rejects_non_module(digits, function):
     with pytest.raises(ValueError, match="torch.nn.Module, got OrderedDict") as e:
         function(tiny(digits).state_dict(), digits)
     one_line(e)
+
+
+# ---------------------------------------------------------------- fine_tune
+
+
+def test_fine_tune_is_fit_on_a_copy(digits):
+    model = tiny(digits)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = mcv.train.fine_tune(model, digits, epochs=2, lr=1e-2, seed=4)
+    want = tiny(digits)
+    fit(want, digits, epochs=2, lr=1e-2, seed=4)
+    assert out is not model and same_weights(out, want)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fine_tune_learns(digits):
+    model = tiny(digits)
+    assert mcv.train.evaluate(mcv.train.fine_tune(model, digits, lr=1e-2), digits) > max(
+        0.5, mcv.train.evaluate(model, digits) + 0.3
+    )
+
+
+def test_fine_tune_is_deterministic_and_seeded(digits):
+    model = tiny(digits)
+    a, b = (mcv.train.fine_tune(model, digits, seed=1) for _ in range(2))
+    assert same_weights(a, b)
+    assert not same_weights(a, mcv.train.fine_tune(model, digits, seed=2))
+
+
+def test_fine_tune_leaves_global_rng_alone(digits):
+    model = tiny(digits)
+    before = global_rng_state()
+    mcv.train.fine_tune(model, digits)
+    assert_same_rng(before, global_rng_state())
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_fine_tune_keeps_training_mode(digits, training):
+    model = tiny(digits).train(training)
+    assert mcv.train.fine_tune(model, digits).training is training
+
+
+def test_fine_tune_keeps_pruned_weights_at_zero(digits_mlp, digits):
+    pruned = mcv.prune.magnitude(digits_mlp, 0.8, scope="global")
+    out = mcv.train.fine_tune(pruned, digits, epochs=1, lr=1e-2)
+    assert not torch.equal(out.fc1.weight, pruned.fc1.weight)
+    for name in ("fc1", "fc2"):
+        layer = out.get_submodule(name)
+        assert torch.equal(layer.mask, pruned.get_submodule(name).mask)
+        assert (layer.weight[~layer.mask] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kw", "pattern"),
+    [
+        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
+        ({"lr": 11}, "lr must be a number in (0, 10], got 11"),
+        ({"seed": -1}, "seed must be an int >= 0, got -1"),
+        ({"seed": 0.5}, "seed must be an int >= 0, got 0.5"),
+    ],
+)
+def test_fine_tune_rejects_bad_arguments(digits, kw, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+        mcv.train.fine_tune(tiny(digits), digits, **kw)
+    one_line(e)
+
+
+def test_fine_tune_rejects_bad_model_or_data(digits):
+    with pytest.raises(ValueError, match="torch.nn.Module, got str") as e:
+        mcv.train.fine_tune("net", digits)
+    one_line(e)
+    with pytest.raises(ValueError, match="DataBundle.*got str") as e:
+        mcv.train.fine_tune(tiny(digits), "digits")
+    one_line(e)

@@ -14,6 +14,13 @@ centroids, and computes with ``weight = codebook[indices]``.
   forward pass gathers ``codebook[indices]`` from a codebook that is an ``nn.Parameter``, and the
   backward pass of a gather adds up the gradients that land on each entry.
 
+A pruned model keeps its zeros (Deep Compression prunes first, then shares): a layer made from a
+pruned layer (a bool or 0/1 ``mask`` buffer shaped like its weight, as ``mcv.prune`` makes)
+clusters only its KEPT weights into the ``2**bits`` centroids, keeps the mask as a persistent bool
+buffer, and computes with ``weight = where(mask, codebook[indices], 0)``: the pruned weights are
+exactly zero, and stay zero through fine-tuning (they pass no gradient to any centroid). It stores
+a 1-bit mask per weight plus ``bits``-bit indices of the kept weights only.
+
 Three levels: ``kmeans_codebook(w, bits)`` (tensor), ``kmeans(model, bits)`` (a new model of
 :class:`KMeansLinear` / :class:`KMeansConv2d` layers) and ``KMeansConfig`` (registry).
 """
@@ -30,7 +37,7 @@ from torch.nn import functional as F
 
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
-from mcviz.quantize.layers import _copy_into  # same copy step as the integer-code layers
+from mcviz.quantize.layers import _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
 from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
@@ -106,15 +113,18 @@ class _Shared:
         has_bias = self.bias is not None
         self.codebook = nn.Parameter(torch.zeros(2**bits))
         self.register_buffer("indices", torch.zeros(shape, dtype=torch.uint8))
+        self.register_buffer("mask", None)  # a bool tensor shaped like the weight when pruned
         self.bias = nn.Parameter(torch.zeros(shape[0])) if has_bias else None
 
     @property
     def weight(self) -> torch.Tensor:
-        """The weight every forward pass uses, ``codebook[indices]``: differentiable with
-        respect to the codebook, so training moves the shared centroids and nothing else."""
+        """The weight every forward pass uses, ``codebook[indices]`` (0 where the ``mask``
+        prunes): differentiable with respect to the codebook, so training moves the shared
+        centroids and nothing else."""
         # (while the parent constructor runs there is no codebook yet: the AttributeError sends
         # nn.Module to its own lookup, which finds the parent's weight Parameter)
-        return self.codebook[self.indices.long()]
+        shared = self.codebook[self.indices.long()]
+        return shared if self.mask is None else torch.where(self.mask, shared, 0.0)
 
     def reset_parameters(self) -> None:
         """Does nothing: the values come from :meth:`set_weight` (the parent would draw from the
@@ -122,25 +132,40 @@ class _Shared:
 
     def set_weight(self, weight: torch.Tensor) -> None:
         """Clusters ``weight`` (shaped like the layer's) with :func:`kmeans_codebook` and stores
-        the codebook and indices."""
+        the codebook and indices; with a ``mask``, only the kept entries are clustered (the
+        pruned ones get index 0, never read)."""
         if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.indices.shape):
             got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
             raise ValueError(f"weight must be a tensor of shape {tuple(self.indices.shape)}, got {got}")
-        codebook, indices = kmeans_codebook(weight.detach().float(), self.bits)
+        w = weight.detach().float()
+        if self.mask is None:
+            codebook, indices = kmeans_codebook(w, self.bits)
+        elif not bool(self.mask.any()):  # a fully pruned layer: nothing to cluster
+            codebook, indices = torch.zeros(2**self.bits), torch.zeros_like(self.indices)
+        else:
+            codebook, kept = kmeans_codebook(w[self.mask], self.bits)
+            indices = torch.zeros_like(self.indices).masked_scatter(self.mask, kept)
         with torch.no_grad():
             self.codebook.copy_(codebook)
             self.indices.copy_(indices)
 
     def mcviz_storage(self) -> list[StorageRow]:
         """Returns the stored tensors: indices at ``bits`` bits per weight, the codebook as
-        32-bit "other" rows, and the fp32 bias."""
-        rows = [
-            StorageRow("", "indices", "weight", self.indices.numel(), self.bits),
+        32-bit "other" rows, and the fp32 bias.
+
+        With a ``mask`` the indices are those of the kept weights only, after a 1-bit mask per
+        weight ("other"): the bitmask sparse format of ``mcv.prune``'s layers.
+        """
+        rows = _sparse_rows(self.mask, "indices", self.indices.numel(), self.bits) + [
             StorageRow("", "codebook", "other", self.codebook.numel(), 32),
         ]
         if self.bias is not None:
             rows.append(StorageRow("", "bias", "bias", self.bias.numel(), 32))
         return rows
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _expect_mask(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, bits={self.bits}"
@@ -179,11 +204,11 @@ class KMeansConv2d(_Shared, nn.Conv2d):
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
         groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, bits: int = 4,
-    ) -> None:
+    ) -> None:  # fmt: skip
         nn.Conv2d.__init__(
             self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
             padding_mode, device="meta",
-        )
+        )  # fmt: skip
         self._init_shared(bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +223,7 @@ class KMeansConv2d(_Shared, nn.Conv2d):
         out = cls(
             module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
             module.dilation, module.groups, module.bias is not None, module.padding_mode, bits=bits,
-        )
+        )  # fmt: skip
         return _copy_into(out, module)
 
 
@@ -216,7 +241,8 @@ def kmeans(
     unchanged.
 
     Every Linear / Conv2d becomes a :class:`KMeansLinear` / :class:`KMeansConv2d` clustered by
-    :func:`kmeans_codebook`. With ``fine_tune_epochs > 0`` the copy is then trained with
+    :func:`kmeans_codebook`; a pruned layer clusters only its kept weights and keeps its zeros
+    (see the module doc). With ``fine_tune_epochs > 0`` the copy is then trained with
     ``mcv.train.fit`` (Adam, one thread, deterministic): the centroids, biases and any other
     parameters move; the indices do not, so every weight stays on its layer's codebook.
 

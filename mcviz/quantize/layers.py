@@ -14,6 +14,12 @@ Each layer holds, as buffers:
   quantized model therefore trains the fp32 biases only (and the layers that were not
   quantized); the codes, scales and weights stay exactly as quantized.
 
+A layer made from a pruned layer (``mcv.prune``'s PrunedLinear / PrunedConv2d, or any layer with
+a bool or 0/1 ``mask`` buffer shaped like its weight) keeps that mask as a persistent bool
+buffer ``mask`` (True = kept): its weight is exactly zero wherever the mask is False, and it
+stores the Deep Compression sparse format (a 1-bit mask per weight plus ``bits``-bit codes of the
+kept weights only). A layer made from a dense layer has ``mask = None`` and stores every code.
+
 The bias stays an fp32 Parameter. Optionally (``quantize_input``) the layer also rounds its
 input to a calibrated activation grid (8-bit unsigned asymmetric by default) before computing;
 the activation scale and zero point are stored as buffers too.
@@ -62,6 +68,7 @@ class _Quantized:
         self.register_buffer("scale", torch.ones(channels))
         self.register_buffer("zero_point", torch.zeros(channels, dtype=torch.int32))
         self.register_buffer("weight", torch.zeros(shape), persistent=False)
+        self.register_buffer("mask", None)  # a bool tensor shaped like the weight when pruned
         self.bias = nn.Parameter(torch.zeros(shape[0])) if has_bias else None
         self.register_buffer("act_scale", None)
         self.register_buffer("act_zero_point", None)
@@ -75,11 +82,16 @@ class _Quantized:
         return 0 if self.granularity == "per_channel" else None
 
     def set_weight(self, weight: torch.Tensor) -> None:
-        """Quantizes ``weight`` (same shape as the layer's) to this layer's grid and stores it."""
+        """Quantizes ``weight`` (same shape as the layer's) to this layer's grid and stores it;
+        entries the ``mask`` prunes are stored as zero."""
         if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.codes.shape):
             got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
             raise ValueError(f"weight must be a tensor of shape {tuple(self.codes.shape)}, got {got}")
         w = weight.detach().float()
+        if self.mask is not None:
+            # zero is on every grid (symmetric: code 0; asymmetric: the zero point), so the
+            # pruned entries get the code of an exact zero and the kept ones set the range
+            w = torch.where(self.mask, w, 0.0)
         scale, zero_point = qparams(w, self.bits, symmetric=self.symmetric, axis=self.axis)
         codes = quantize(w, scale, zero_point, self.bits, symmetric=self.symmetric, axis=self.axis)
         self.codes.copy_(codes)
@@ -118,9 +130,12 @@ class _Quantized:
 
     def mcviz_storage(self) -> list[StorageRow]:
         """Returns the stored tensors: codes at ``bits`` bits, scales (and zero points when
-        asymmetric) as 32-bit "other", the fp32 bias, and the activation scale / zero point."""
-        rows = [
-            StorageRow("", "weight", "weight", self.codes.numel(), self.bits),
+        asymmetric) as 32-bit "other", the fp32 bias, and the activation scale / zero point.
+
+        With a ``mask`` the codes are those of the kept weights only, after a 1-bit mask per
+        weight ("other"): the bitmask sparse format of ``mcv.prune``'s layers.
+        """
+        rows = _sparse_rows(self.mask, "weight", self.codes.numel(), self.bits) + [
             StorageRow("", "scale", "other", self.scale.numel(), 32),
         ]
         if not self.symmetric:
@@ -152,9 +167,11 @@ class _Quantized:
         """Recomputes the float weight from the codes (after a change or a state_dict load)."""
         shape = (-1,) + (1,) * (self.codes.dim() - 1) if self.axis == 0 else ()
         steps = (self.codes.to(torch.int64) - self.zero_point.to(torch.int64).reshape(shape)).float()
-        self.weight = steps * self.scale.reshape(shape)
+        weight = steps * self.scale.reshape(shape)
+        self.weight = weight if self.mask is None else torch.where(self.mask, weight, 0.0)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _expect_mask(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._refresh()
 
@@ -267,10 +284,44 @@ class QuantConv2d(_Quantized, nn.Conv2d):
 
 
 def _copy_into(out, module):
+    """Gives ``out`` (a fresh quantized layer) ``module``'s mask, weight and bias; returns ``out``."""
     weight = module.weight() if callable(module.weight) else module.weight
+    mask = _mask_of(module)
+    if mask is not None:
+        out.mask = mask  # before set_weight: the weight is quantized with the pruned entries at 0
     out.set_weight(weight)
     if module.bias is not None:
         with torch.no_grad():
             out.bias.copy_(module.bias.detach().float())
     out.train(module.training)
     return out
+
+
+def _mask_of(module: nn.Module) -> torch.Tensor | None:
+    """Returns a bool copy of ``module``'s ``mask`` buffer (True = kept) when it has one shaped like
+    its weight with only 0/1 values (a pruned layer), else None; ``module`` is left unchanged."""
+    mask = module._buffers.get("mask")
+    weight = module.weight() if callable(module.weight) else module.weight
+    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(weight.shape):
+        return None
+    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+        return None
+    return mask.detach().bool().clone()
+
+
+def _sparse_rows(mask, name: str, numel: int, bits: int) -> list[StorageRow]:
+    """Returns the storage rows of ``numel`` weight codes: all of them at ``bits`` bits without a
+    mask; with one, a 1-bit mask per weight ("other") and ``bits`` bits per kept weight."""
+    if mask is None:
+        return [StorageRow("", name, "weight", numel, bits)]
+    return [
+        StorageRow("", "mask", "other", numel, 1),
+        StorageRow("", name, "weight", int(mask.sum()), bits),
+    ]
+
+
+def _expect_mask(layer: nn.Module, state_dict, prefix: str) -> None:
+    """Makes a dense layer ready to load a saved mask (a pruned layer's state_dict)."""
+    saved = state_dict.get(prefix + "mask")
+    if layer.mask is None and isinstance(saved, torch.Tensor):
+        layer.mask = torch.zeros(saved.shape, dtype=torch.bool)
