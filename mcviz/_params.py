@@ -9,21 +9,32 @@ Every line is a plain literal assignment followed by a ``# help`` comment::
     methods = ["fp16"]  # spec: compression configurations, e.g. "magnitude:sparsity=0.9 + int8"
     root = None  # path, required if dataset is "idx": folder of MNIST-format IDX files
     latency = True  # measure CPU latency (machine-dependent)
+    bits = [32, 8]  # {2, 4, 8, 32} bit widths, 32 = not quantized
+    budget = None  # (0, ) not with fraction: absolute cost limit (None: no limit)
+    fraction = None  # (0, ) limit relative to the baseline's cost
 
 Grammar of the comment (``help`` is free text and must not be empty)::
 
-    comment    := constraint? help
+    comment    := constraint? exclusion? help
     constraint := range | choices | kind
     range      := ("[" | "(") number? "," number? ("]" | ")")    # int/float/each int; empty = unbounded
-    choices    := "{" word ("," word)* "}"                         # str, or each list element
+    choices    := "{" word ("," word)* "}"                         # str/int, or each list element
     kind       := "spec:"                                          # str/list: mcv.registry specs
                 | "path" (", required if" NAME "is" '"' value '"')? ":"   # None-able folder/file
+    exclusion  := "not with" NAME ":"                              # at most one of the two is set
 
 The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str, or of
-int when a range bounds each element: ``bits = [8, 4]  # [2, 8] bit widths``, or of float, each
-written with a dot, when a range bounds each element: ``sparsities = [0.5, 0.9]  # [0, 1] ...``;
-an int element of a list of float is rejected, never read as a float), and ``None`` is
-allowed only for a ``path`` (which then accepts a str or None).
+int when a range or int choices bound each element: ``bits = [8, 4]  # [2, 8] bit widths``, or
+of float, each written with a dot, when a range bounds each element: ``sparsities = [0.5, 0.9]
+# [0, 1] ...``; an int element of a list of float is rejected, never read as a float). ``None``
+is allowed for a ``path`` (which then accepts a str or None) and for an optional number: a
+``None`` literal with a range is a ``float`` (an int is accepted as a number) that may also be
+None (``none``/``null`` on the command line). Choices whose words are all ints apply to an int
+or to each element of a list of int.
+
+An exclusion makes two parameters mutually exclusive (declared on either one; both become
+None-able and at most one may default to a value): giving both is an error naming both values,
+and giving one explicitly sets the other, if it was left at its default, to None.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ import math
 import numbers
 import re
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +60,8 @@ _RANGE = re.compile(r"^([\[(])\s*([^,\s]*)\s*,\s*([^\]\)\s]*)\s*([\])])\s*(.*)$"
 _CHOICES = re.compile(r"^\{([^}]*)\}\s*(.*)$")
 _SPEC = re.compile(r"^spec:\s*(.*)$")
 _PATH = re.compile(r'^path(?:\s*,\s*required if\s+(\w+)\s+is\s+"([^"]*)")?\s*:\s*(.*)$')
+_NOT_WITH = re.compile(r"^not with\s+(\w+)\s*:\s*(.*)$")
+_INT_WORD = re.compile(r"^[+-]?\d+$")
 _NONE_WORDS = ("", "none", "null", "~")
 
 
@@ -69,8 +82,11 @@ class Param:
         low, high: numeric bounds (None = unbounded); ``low_open``/``high_open`` exclude them.
         spec: values are ``mcv.registry`` method specs.
         item: the element type of a ``list``: ``"str"``, ``"int"`` or ``"float"`` (a list of
-            int or float has a range).
+            int or float has a range, or int choices).
         required_if: ``(other_param, value)``: a path that must be given when other == value.
+        optional: None is allowed besides the typed values (an optional number, or one of an
+            exclusive pair).
+        excludes: the other parameter of an exclusive pair (at most one of the two is set).
     """
 
     name: str
@@ -85,6 +101,8 @@ class Param:
     spec: bool = False
     required_if: tuple[str, str] | None = None
     item: str = "str"
+    optional: bool = False
+    excludes: str | None = None
 
     @property
     def allowed(self) -> str:
@@ -94,7 +112,15 @@ class Param:
             if self.required_if:
                 other, value = self.required_if
                 text += f' (required if {other} is "{value}")'
-            return text
+            return text + self._excluding
+        return self._typed + (" or None" if self.optional else "") + self._excluding
+
+    @property
+    def _excluding(self) -> str:
+        return f" (not with {self.excludes})" if self.excludes else ""
+
+    @property
+    def _typed(self) -> str:
         base = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}.get(
             self.type, f"a list of {self.item}"
         )
@@ -130,7 +156,7 @@ def _bound(text: str, where: str) -> float | None:
         raise ParameterError(f"{where}: range bound must be a number, got {text!r}") from None
 
 
-def _literal_type(name: str, value: Any, ranged: bool = False) -> str:
+def _literal_type(name: str, value: Any, ranged: bool = False, int_choices: bool = False) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -141,13 +167,13 @@ def _literal_type(name: str, value: Any, ranged: bool = False) -> str:
         return "str"
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "list"
-    if ranged and isinstance(value, list) and value and all(_is_int(v) for v in value):
+    if (ranged or int_choices) and isinstance(value, list) and value and all(_is_int(v) for v in value):
         return "list"
     if ranged and isinstance(value, list) and value and all(isinstance(v, float) for v in value):
         return "list"  # a list of float: every element written as a float literal
     raise ParameterError(
         f"parameter {name}: default must be an int, float, str, bool, list of str, list of int "
-        f"or of float with a [range], or None (for a path), got {value!r}"
+        f"or of float with a [range], or None (for a path or a number with a range), got {value!r}"
     )
 
 
@@ -192,18 +218,47 @@ def parse_cell(source: str, where: str = "parameters cell") -> list[Param]:
             raise ParameterError(f"{line}: {name} is declared twice")
         comment = comments.get(node.lineno, "")
         params[name] = _param(name, default, comment, line)
-    return list(params.values())
+    return _pair_exclusions(params, where)
+
+
+def _pair_exclusions(params: dict[str, Param], where: str) -> list[Param]:
+    """Return the params with each ``not with`` pair made symmetric and both sides None-able."""
+    out = dict(params)
+    for p in params.values():
+        if not p.excludes:
+            continue
+        other = out.get(p.excludes)
+        if other is None or other.name == p.name:
+            raise ParameterError(f"{where}: {p.name} is `not with {p.excludes}`, which is not a parameter")
+        if other.excludes not in (None, p.name):
+            raise ParameterError(f"{where}: {other.name} is already `not with {other.excludes}`; pairs only")
+        if p.default is not None and other.default is not None:
+            raise ParameterError(
+                f"{where}: {p.name} and {other.name} exclude each other, so at most one may have a default"
+            )
+        for a, b in ((p, other), (other, p)):
+            if a.type in ("bool", "list"):
+                raise ParameterError(
+                    f"{where}: `not with` on {a.name} needs a number, str or path, not {a.type}"
+                )
+            out[a.name] = replace(out[a.name], excludes=b.name, optional=True)
+    return list(out.values())
 
 
 def _param(name: str, default: Any, comment: str, where: str) -> Param:
     kw: dict[str, Any] = {}
     ptype = None
+    int_choices = False
     if m := _RANGE.match(comment):
         kw.update(low=_bound(m[2], where), high=_bound(m[3], where))
         kw.update(low_open=m[1] == "(", high_open=m[4] == ")")
         text = m[5]
     elif m := _CHOICES.match(comment):
-        kw["choices"] = tuple(c.strip().strip("\"'") for c in m[1].split(","))
+        words = m[1]
+        kw["choices"] = tuple(c.strip().strip("\"'") for c in words.split(","))
+        int_choices = all(_INT_WORD.match(c) for c in kw["choices"])
+        if int_choices:  # "{2, 4, 8}": store the ints' canonical spelling
+            kw["choices"] = tuple(str(int(c)) for c in kw["choices"])
         text = m[2]
     elif m := _SPEC.match(comment):
         kw["spec"] = True
@@ -215,27 +270,37 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
         text = m[3]
     else:
         text = comment
+    if m := _NOT_WITH.match(text):
+        kw["excludes"] = m[1]
+        text = m[2]
     if not text.strip():
         raise ParameterError(f"{where}: {name} needs a `# help` comment after its constraint")
     if ptype == "path":
         if default is not None:
             raise ParameterError(f"{where}: path parameter {name} must default to None")
+    elif default is None and "low" in kw:
+        ptype = "float"  # an optional number: None, or a number in the range
+        kw["optional"] = True
     elif default is None:
-        raise ParameterError(f"{where}: {name} = None is only allowed for a `path:` parameter")
+        raise ParameterError(
+            f"{where}: {name} = None is only allowed for a `path:` parameter or a number with a range"
+        )
     else:
-        ptype = _literal_type(name, default, ranged="low" in kw)
+        ptype = _literal_type(name, default, ranged="low" in kw, int_choices=int_choices)
         if ptype == "list" and default and _is_int(default[0]):
             kw["item"] = "int"
         elif ptype == "list" and default and isinstance(default[0], float):
             kw["item"] = "float"
     if "low" in kw and ptype not in ("int", "float") and kw.get("item") not in ("int", "float"):
         raise ParameterError(f"{where}: a range on {name} needs an int or float, not {ptype}")
-    if "choices" in kw and ptype not in ("str", "list"):
+    if "choices" in kw and not (ptype in ("str", "list") or (ptype == "int" and int_choices)):
         raise ParameterError(f"{where}: {{choices}} on {name} need a str or list, not {ptype}")
+    if "choices" in kw and (ptype == "int" or kw.get("item") == "int") and not int_choices:
+        raise ParameterError(f"{where}: {{choices}} on int {name} must all be ints, got {{{words}}}")
     if kw.get("spec") and ptype not in ("str", "list"):
         raise ParameterError(f"{where}: spec: on {name} needs a str or list, not {ptype}")
     param = Param(name=name, type=ptype, default=default, help=text.strip(), **kw)
-    if ptype != "path" and not kw.get("spec"):
+    if ptype != "path" and not kw.get("spec") and default is not None:
         check(param, default, where=where)  # the declared default must satisfy its own rule
     return param
 
@@ -246,8 +311,11 @@ def from_text(param: Param, text: str) -> Any:
     ``int``/``float``/``bool`` values are read as YAML scalars (so ``-p epochs 3`` is 3); a ``str``
     stays exactly what was typed (``001`` stays ``"001"``); a ``list`` accepts a YAML flow
     sequence (``[fp16, int8]``, every element kept as a str) or a single item; a ``path`` accepts
-    ``none``/``null`` for None. The result still has to pass :func:`check`.
+    ``none``/``null`` for None, and so does an optional number. The result still has to pass
+    :func:`check`.
     """
+    if param.optional and text.strip().lower() in _NONE_WORDS:
+        return None
     if param.type == "str":
         return text
     if param.type == "path":
@@ -293,6 +361,8 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         return ParameterError(f"{name} must be {param.allowed}, got {given!r}")
 
     t = param.type
+    if value is None and param.optional:
+        return None
     if t == "bool":
         if not isinstance(value, bool):
             raise bad()
@@ -310,7 +380,7 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
             value = float(value)
             if not math.isfinite(value):
                 raise bad()
-        if not _in_range(param, value):
+        if not _in_range(param, value) or not _in_choices(param, value):
             raise bad()
         return value
     if t == "path":
@@ -326,7 +396,9 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         return str(path.resolve())
     if t == "list" and param.item == "int":  # a single int is a one-element list
         value = [value] if _is_int(value) else list(value) if isinstance(value, tuple) else value
-        if not isinstance(value, list) or not all(_is_int(v) and _in_range(param, v) for v in value):
+        if not isinstance(value, list) or not all(
+            _is_int(v) and _in_range(param, v) and _in_choices(param, v) for v in value
+        ):
             raise bad()
         return [int(v) for v in value]
     if t == "list" and param.item == "float":  # floats only: an int is not read as a float here
@@ -356,6 +428,11 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
     return list(value) if t == "list" else value
 
 
+def _in_choices(param: Param, value) -> bool:
+    """Return whether a number is one of the int choices (always true without choices)."""
+    return param.choices is None or str(value) in param.choices
+
+
 def _in_range(param: Param, value) -> bool:
     lo, hi = param.low, param.high
     if lo is not None and (value < lo or (param.low_open and value == lo)):
@@ -376,8 +453,12 @@ def _check_spec(name: str, spec: str) -> None:
 def validate(params: list[Param], values: dict[str, Any], template: str = "template") -> dict:
     """Return every parameter's value (defaults filled in), checked and normalized.
 
+    A parameter of an exclusive pair given explicitly (not None) sets the other one to None
+    when that one was left at its default.
+
     Raises:
-        ParameterError: unknown name, wrong type, out of range, bad spec, missing path.
+        ParameterError: unknown name, wrong type, out of range, bad spec, missing path, or both
+            parameters of an exclusive pair given.
     """
     declared = {p.name: p for p in params}
     for key in values:
@@ -390,6 +471,16 @@ def validate(params: list[Param], values: dict[str, Any], template: str = "templ
     out = {}
     for p in params:
         out[p.name] = check(p, values[p.name]) if p.name in values else p.default
+    for p in params:
+        other = p.excludes
+        if not other or p.name > other or out[p.name] is None or out[other] is None:
+            continue  # each pair once; nothing to do unless both are set
+        if p.name in values and other in values:
+            raise ParameterError(
+                f"give {p.name} or {other}, not both: got {p.name}={values[p.name]!r} and "
+                f"{other}={values[other]!r}"
+            )
+        out[other if p.name in values else p.name] = None  # the one given wins over a default
     for p in params:
         if p.required_if and out[p.name] is None:
             other, want = p.required_if

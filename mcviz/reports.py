@@ -18,12 +18,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import importlib.resources
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -44,9 +46,11 @@ __all__ = [
     "from_text",
     "record",
     "summary",
+    "budget_summary",
     "environment",
     "run",
     "RESULTS_ENV",
+    "PARAMETER_ERRORS",
     # quantization sweeps (mcviz._sweeps, loaded on first use: they import torch)
     "sweep_configs",
     "sweep",
@@ -71,8 +75,18 @@ if TYPE_CHECKING:
         sweep,
         sweep_configs,
     )
-_SWEEP_NAMES = ("SWEEP_COLUMNS", "sweep_configs", "sweep", "layer_errors", "quantization_summary",
-                "PRUNING_COLUMNS", "pruning_configs", "pruning_sweep", "layer_sparsity", "pruning_summary")
+_SWEEP_NAMES = (
+    "SWEEP_COLUMNS",
+    "sweep_configs",
+    "sweep",
+    "layer_errors",
+    "quantization_summary",
+    "PRUNING_COLUMNS",
+    "pruning_configs",
+    "pruning_sweep",
+    "layer_sparsity",
+    "pruning_summary",
+)
 
 
 def __getattr__(name: str):
@@ -82,7 +96,11 @@ def __getattr__(name: str):
         return getattr(_sweeps, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 RESULTS_ENV = "MCVIZ_RESULTS_DIR"
+# A template cell raising one of these (by class name) failed on its parameters, which only the
+# run could tell (e.g. no configuration fits the budget): a bad parameter, not a failed run.
+PARAMETER_ERRORS = frozenset({"NothingFits", "ParameterError"})
 _ROWS_FILE = "_rows.json"
 _KERNEL_FILE = "_kernel.json"
 _KERNEL_ENV = {
@@ -243,6 +261,80 @@ def summary(table, *, baseline: str = "baseline", cost: str = "size_bytes") -> s
     return " ".join(sentences) or f"Only the {baseline} was measured."
 
 
+_UNITS = {
+    "size_bytes": "bytes",
+    "file_bytes": "bytes",
+    "gzip_bytes": "bytes",
+    "params": "parameters",
+    "nonzero_params": "nonzero parameters",
+    "macs": "MACs",
+    "latency_ms": "ms",
+    "bits": "bits per weight",
+}
+
+
+def _amount(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.4g}"
+
+
+def budget_summary(
+    table,
+    *,
+    cost: str = "size_bytes",
+    metric: str = "accuracy",
+    budget: float | None = None,
+    fraction: float | None = None,
+    baseline: str = "baseline",
+) -> str:
+    """Return the sentence that states the best row of ``table`` under the limit, or the front.
+
+    With ``budget`` (an absolute ``cost`` limit) or ``fraction`` (of the ``baseline`` row's
+    cost), the row is ``mcv.tradeoff.select``'s: "Under a size_bytes budget of 65,292 bytes
+    (fraction 0.3 of the baseline's 217,640), 2 of 4 configurations fit; the most accurate is
+    'int8': accuracy 0.9640 (baseline 0.9650), size_bytes 55,000 (3.96x smaller than the
+    baseline)." With neither, it names the Pareto front and says how to set a limit. The table
+    (``mcv.measure.table`` rows with a ``label`` column) is not modified.
+
+    Raises:
+        ValueError: bad arguments (see ``mcv.tradeoff.limit``), or no row fits the limit (the
+            error ``mcv.tradeoff.select`` raises).
+    """
+    import pandas as pd
+
+    from . import tradeoff
+
+    unit = _UNITS.get(cost, "")
+    if budget is None and fraction is None:
+        front = tradeoff.pareto(table, cost=cost, metric=metric)
+        names = ", ".join(repr(label) for label in front["label"])
+        return (
+            f"No budget was given: {len(front)} of {len(table)} configurations are on the Pareto front "
+            f"(no other is both cheaper in {cost} and better in {metric}): {names}. "
+            f"Set a limit with `-p budget N` ({unit or cost}) or `-p fraction F` (of the {baseline}'s "
+            f"{cost}) to select the best configuration under it."
+        )
+    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
+    lim = tradeoff.limit(table, **limits)
+    row = tradeoff.select(table, metric=metric, **limits)
+    rows = table.set_index("label")
+    if baseline not in rows.index:
+        raise ValueError(f"budget_summary needs a row labelled {baseline!r}, got {list(rows.index)}")
+    base = rows.loc[baseline]
+    costs = pd.to_numeric(table[cost], errors="coerce")
+    fits = int(((costs <= lim) & table[metric].notna()).sum())
+    given = f" (fraction {fraction:g} of the {baseline}'s {_amount(base[cost])})" if budget is None else ""
+    text = (
+        f"Under a {cost} budget of {_amount(lim)}{' ' + unit if unit else ''}{given}, {fits} of "
+        f"{len(table)} configurations fit; the most accurate is {row['label']!r}: {metric} "
+        f"{row[metric]:.4f} ({baseline} {base[metric]:.4f}), {cost} {_amount(row[cost])}"
+    )
+    if row["label"] == baseline:
+        return text + " (the baseline itself)."
+    ratio = base[cost] / row[cost] if row[cost] else float("inf")
+    size = f"{ratio:.2f}x smaller than" if ratio >= 1 else f"{1 / ratio:.2f}x larger than"
+    return text + f" ({size} the {baseline})."
+
+
 # ---------------------------------------------------------------- environment
 
 
@@ -373,6 +465,15 @@ def _failure(exc: BaseException, notebook: Path, executing: bool):
     return cell, where, f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
+def _parameter_error(exc: BaseException) -> str | None:
+    """Return the one-line message of a cell error named in PARAMETER_ERRORS, else None."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if not isinstance(exc, PapermillExecutionError) or exc.ename not in PARAMETER_ERRORS:
+        return None
+    return " ".join(str(exc.evalue).split()) or exc.ename
+
+
 def _write_results(work: Path, name: str, values: dict, started, duration: float) -> None:
     rows, env = [], environment()
     if (work / _ROWS_FILE).exists():
@@ -422,7 +523,9 @@ def run(
         timeout: seconds allowed per cell (None: no limit).
 
     Raises:
-        ParameterError: a bad parameter (ValueError).
+        ParameterError: a bad parameter (ValueError), found before the run or by a cell raising
+            an error named in :data:`PARAMETER_ERRORS` (e.g. ``NothingFits``: no configuration
+            fits the budget); then nothing is left behind, not even a ``*-FAILED`` folder.
         FileNotFoundError: unknown template. FileExistsError: ``out_dir`` is not empty.
         ReportError: a cell failed or the kernel died; the partial output is in ``*-FAILED``.
     """
@@ -436,6 +539,7 @@ def run(
     values = validate(template, params)
     started = _dt.datetime.now().astimezone()
     final = _destination(name, out_dir, started)
+    created = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     work.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
@@ -464,6 +568,13 @@ def run(
         _html.export(nb, work / "index.html", title=description(path) or name)
         _write_results(work, name, values, started, time.perf_counter() - t0)
     except BaseException as exc:
+        late = _parameter_error(exc)
+        if late is not None:  # a bad parameter the run found: remove everything it wrote
+            shutil.rmtree(work, ignore_errors=True)
+            for folder in created:  # deepest first; only folders the run made and left empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise ParameterError(late) from exc
         for leftover in (_ROWS_FILE, _KERNEL_FILE, "results.csv", "results.json", "index.html"):
             (work / leftover).unlink(missing_ok=True)  # keep no result that looks valid
         failed = _publish(work, final.with_name(final.name + "-FAILED"))

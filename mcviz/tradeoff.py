@@ -27,7 +27,17 @@ from torch import nn
 from mcviz import _search, measure, models, registry, train
 from mcviz.data import DataBundle
 
-__all__ = ["COSTS", "NothingFits", "SearchResult", "grid", "lagrangian", "limit", "pareto", "search", "select"]
+__all__ = [
+    "COSTS",
+    "NothingFits",
+    "SearchResult",
+    "grid",
+    "lagrangian",
+    "limit",
+    "pareto",
+    "search",
+    "select",
+]
 
 COSTS = ("size_bytes", "file_bytes", "gzip_bytes", "params", "nonzero_params", "macs", "latency_ms", "bits")
 PENALTIES = _search.PENALTIES
@@ -294,7 +304,8 @@ def search(
     Args:
         model_name: a name of ``mcv.models.NAMES``.
         data: a DataBundle.
-        space: a non-empty list of method specs (``grid`` writes them).
+        space: a list of method specs (``grid`` writes them); an empty list searches the
+            baseline alone (is it within the budget?).
         cost, metric: columns of the measurement table (:data:`COSTS` for ``cost``).
         budget, fraction: at most one; with neither, ``choice`` and ``limit`` are None.
         epochs, seed: of the baseline.
@@ -304,8 +315,8 @@ def search(
     train._check_data(data)
     if model_name not in models.NAMES:
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(models.NAMES)}")
-    if isinstance(space, str) or not isinstance(space, (list, tuple)) or not space:
-        raise ValueError(f"space must be a non-empty list of method specs such as ['fp16'], got {space!r}")
+    if isinstance(space, str) or not isinstance(space, (list, tuple)):
+        raise ValueError(f"space must be a list of method specs such as ['fp16'], got {space!r}")
     for spec in space:
         registry.parse(spec)
     repeated = [s for i, s in enumerate(space) if s in space[:i]]

@@ -41,7 +41,7 @@ def test_compare_help_lists_every_parameter_and_method(capsys):
         assert f"default {p.default!r}" in line  # type, allowed values and default on one line
         assert p.help.split()[0] in out
     assert "int in [1, 200]; default 3" in out
-    assert "str, one of {seed_cnn, lenet300, lenet5, mlp}; default 'seed_cnn'" in out
+    assert "str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn}; default 'seed_cnn'" in out
     assert 'required if dataset is "idx"' in out
     for line in mcv.registry.describe():
         assert line in out

@@ -275,3 +275,112 @@ def test_injected_values_are_literals_never_code(value):
 
 def test_module_is_documented():
     assert "constraint" in _params.__doc__
+
+
+# ---------------------------------------------------------------- optional numbers, int choices, pairs
+
+LIMITS = """budget = None  # (0, ) not with fraction: absolute cost limit
+fraction = 0.05  # (0, ) limit relative to the baseline's cost
+bits = [32, 8]  # {2, 4, 8, 32} bit widths, 32 = not quantized
+width = 8  # {8, 16} width
+"""
+
+
+@pytest.fixture(scope="module")
+def limits() -> dict[str, Param]:
+    return {p.name: p for p in parse_cell(LIMITS)}
+
+
+def test_a_none_literal_with_a_range_is_an_optional_float(limits):
+    budget = limits["budget"]
+    assert (budget.type, budget.default, budget.optional) == ("float", None, True)
+    assert (budget.low, budget.low_open, budget.high) == (0, True, None)
+    assert budget.allowed == "a float > 0 or None (not with fraction)"
+    assert check(budget, None) is None
+    out = check(budget, 1000)  # an int is a fine number
+    assert out == 1000.0 and type(out) is float
+    (alone,) = parse_cell("budget = None  # (0, 10] limit")
+    assert alone.optional and alone.excludes is None and alone.allowed == "a float in (0, 10] or None"
+    for bad in (0, -1.5, 11, "1000", True, math.nan):
+        with pytest.raises(ParameterError, match=r"budget must be a float in \(0, 10\] or None, got") as info:
+            check(alone, bad)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("none", None), ("null", None), ("1000", 1000), ("2.5e3", 2500.0)]
+)
+def test_optional_numbers_from_the_command_line(limits, text, expected):
+    assert from_text(limits["budget"], text) == expected
+    assert from_text(limits["fraction"], text) == expected
+
+
+def test_int_choices_bound_an_int_and_each_element_of_a_list_of_int(limits):
+    bits, width = limits["bits"], limits["width"]
+    assert (bits.type, bits.item, bits.choices) == ("list", "int", ("2", "4", "8", "32"))
+    assert bits.allowed == "a list of int, each one of {2, 4, 8, 32}"
+    assert check(bits, [4, 32]) == [4, 32] and check(bits, 8) == [8]
+    assert from_text(bits, "[8, 32]") == [8, 32]
+    assert (width.type, width.allowed) == ("int", "an int, one of {8, 16}")
+    assert check(width, 16) == 16
+    for bad in ([16], [8, 3], ["8"], [8.0], [True]):
+        with pytest.raises(ParameterError, match=r"bits must be a list of int, each one of \{2, 4, 8, 32\}"):
+            check(bits, bad)
+    with pytest.raises(ParameterError, match=r"width must be an int, one of \{8, 16\}, got 12"):
+        check(width, 12)
+    with pytest.raises(ParameterError, match=r"must be a list of int, each one of \{2, 4\}, got \[8\]"):
+        parse_cell("bits = [8]  # {2, 4} bit widths")  # the default obeys its own rule
+
+
+def test_an_exclusive_pair_is_symmetric_and_both_become_optional(limits):
+    budget, fraction = limits["budget"], limits["fraction"]
+    assert (budget.excludes, fraction.excludes) == ("fraction", "budget")
+    assert fraction.optional and fraction.default == 0.05
+    assert fraction.allowed == "a float > 0 or None (not with budget)"
+    assert check(fraction, None) is None
+
+
+def test_validate_an_exclusive_pair(limits):
+    ps = list(limits.values())
+    assert validate(ps, {})["fraction"] == 0.05
+    out = validate(ps, {"budget": 1000})  # the one given wins over the other's default
+    assert (out["budget"], out["fraction"]) == (1000.0, None)
+    out = validate(ps, {"fraction": 0.3})
+    assert (out["budget"], out["fraction"]) == (None, 0.3)
+    out = validate(ps, {"fraction": None})  # no limit at all
+    assert (out["budget"], out["fraction"]) == (None, None)
+    assert validate(ps, {"budget": 5, "fraction": None})["budget"] == 5.0
+    with pytest.raises(ParameterError) as info:
+        validate(ps, {"budget": 1000, "fraction": 0.5})
+    assert str(info.value) == "give budget or fraction, not both: got budget=1000 and fraction=0.5"
+    with pytest.raises(
+        ParameterError, match=r"budget must be a float > 0 or None \(not with fraction\), got 0"
+    ):
+        validate(ps, {"budget": 0})
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("a = None  # (0, ) not with b: help", "a is `not with b`, which is not a parameter"),
+        ("a = None  # (0, ) not with a: help", "a is `not with a`, which is not a parameter"),
+        ("a = 1.0  # (0, ) not with b: help\nb = 2.0  # (0, ) help", "at most one may have a default"),
+        (
+            "a = None  # (0, ) not with b: help\nb = True  # help",
+            "`not with` on b needs a number, str or path",
+        ),
+        (
+            "a = None  # (0, ) not with b: h\nb = None  # (0, ) not with c: h\nc = None  # (0, ) h",
+            "b is already `not with c`; pairs only",
+        ),
+        ("a = None  # {x, y} help", "only allowed for a `path:` parameter or a number with a range"),
+        ("a = None  # not with b: help\nb = None  # (0, ) help", "only allowed for a `path:`"),
+        ("a = 1  # {1, x} help", "{choices} on a need a str or list, not int"),
+        ("a = [1]  # {1, x} help", "default must be"),
+        ("a = None  # (0, ) not with b:  \nb = None  # (0, ) help", "a needs a `# help` comment"),
+    ],
+)
+def test_malformed_optional_and_exclusive_declarations(source, message):
+    with pytest.raises(ParameterError) as info:
+        parse_cell(source)
+    assert message in str(info.value) and "\n" not in str(info.value)

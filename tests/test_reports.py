@@ -16,13 +16,14 @@ import nbformat
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from conftest_reports import listing, write_template
+from conftest_reports import listing, run_cli, write_template
 
 import mcviz as mcv
 from mcviz import _html, reports
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "reports" / "examples" / "compare"
+EXAMPLE_PARAMETERS = {"fraction": 0.3}  # how the committed example was made (see its first cell)
 PLOTLY_MIME = _html.PLOTLY_MIME
 
 
@@ -42,12 +43,18 @@ def test_compare_template_is_packaged_and_declares_its_parameters():
         "seed",
         "split_seed",
         "methods",
+        "cost",
+        "budget",
+        "fraction",
         "latency",
     ]
     defaults = {name: p.default for name, p in params.items()}
     assert defaults["dataset"] == "mnist5k" and defaults["model"] == "seed_cnn"
-    assert defaults["epochs"] == 3 and defaults["methods"] == ["fp16", "int8:mode=static"]
+    assert defaults["epochs"] == 3 and defaults["methods"] == ["fp16", "int8:mode=static", "kd"]
     assert defaults["latency"] is True and defaults["root"] is None
+    assert defaults["cost"] == "size_bytes" and defaults["budget"] is None and defaults["fraction"] is None
+    assert set(params["cost"].choices) <= set(mcv.tradeoff.COSTS)
+    assert (params["budget"].excludes, params["fraction"].excludes) == ("fraction", "budget")
     # the literal choices in the template must not drift from the library
     assert params["dataset"].choices == mcv.data.NAMES
     assert params["model"].choices == mcv.models.NAMES
@@ -126,6 +133,61 @@ def test_summary_sentence():
         reports.summary(_table().iloc[1:])
 
 
+def _costs():
+    return pd.DataFrame(
+        {
+            "label": ["baseline", "fp16", "int8", "kd"],
+            "size_bytes": [217640, 108820, 55000, 9876],
+            "accuracy": [0.965, 0.965, 0.964, 0.957],
+        }
+    )
+
+
+def test_budget_summary_names_the_choice_from_the_numbers():
+    table = _costs()
+    before = table.copy()
+    assert reports.budget_summary(table, fraction=0.3) == (
+        "Under a size_bytes budget of 65,292 bytes (fraction 0.3 of the baseline's 217,640), 2 of 4 "
+        "configurations fit; the most accurate is 'int8': accuracy 0.9640 (baseline 0.9650), "
+        "size_bytes 55,000 (3.96x smaller than the baseline)."
+    )
+    assert reports.budget_summary(table, budget=50000) == (
+        "Under a size_bytes budget of 50,000 bytes, 1 of 4 configurations fit; the most accurate is "
+        "'kd': accuracy 0.9570 (baseline 0.9650), size_bytes 9,876 (22.04x smaller than the baseline)."
+    )
+    # a tie in accuracy goes to the cheaper row; the baseline itself can be the choice
+    assert "the most accurate is 'fp16'" in reports.budget_summary(table, fraction=2.0)
+    assert reports.budget_summary(table.iloc[:1], fraction=1.0).endswith("(the baseline itself).")
+    table.loc[0, "accuracy"] = 0.97
+    assert "'baseline'" in reports.budget_summary(table, budget=300000)
+    pd.testing.assert_frame_equal(table.drop(index=0), before.drop(index=0))
+
+
+def test_budget_summary_without_a_limit_names_the_front_and_how_to_set_one():
+    assert reports.budget_summary(_costs(), cost="size_bytes") == (
+        "No budget was given: 3 of 4 configurations are on the Pareto front (no other is both cheaper "
+        "in size_bytes and better in accuracy): 'kd', 'int8', 'fp16'. Set a limit with `-p budget N` "
+        "(bytes) or `-p fraction F` (of the baseline's size_bytes) to select the best configuration "
+        "under it."
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"budget": 1}, mcv.tradeoff.NothingFits, "no configuration has size_bytes <= 1 (budget=1)"),
+        ({"budget": 1, "fraction": 0.5}, ValueError, "give either budget or fraction, not both"),
+        ({"budget": 0}, ValueError, "budget must be a number > 0, got 0"),
+        ({"fraction": 0.5, "cost": "weight"}, ValueError, "unknown cost column 'weight'"),
+        ({"fraction": 0.5, "baseline": "dense"}, ValueError, "no row is labelled 'dense'"),
+    ],
+)
+def test_budget_summary_rejects_bad_input(kwargs, error, message):
+    with pytest.raises(error) as info:
+        reports.budget_summary(_costs(), **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
 # ---------------------------------------------------------------- offline HTML
 
 
@@ -183,11 +245,17 @@ def test_example_report_is_complete():
     assert set(results) >= {"template", "rows", "parameters", "seed", "started", "duration_s", "environment"}
     assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads"}
     assert [r["label"] for r in results["rows"]] == ["baseline", *reports.validate("compare")["methods"]]
-    assert results["parameters"] == reports.validate("compare")
-    assert len(pd.read_csv(EXAMPLE / "results.csv")) == len(results["rows"])
+    assert results["parameters"] == reports.validate("compare", EXAMPLE_PARAMETERS)
+    table = pd.read_csv(EXAMPLE / "results.csv")
+    assert len(table) == len(results["rows"])
     nb = nbformat.read(EXAMPLE / "compare.ipynb", as_version=4)
     figures = sum(PLOTLY_MIME in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
-    assert figures >= 3
+    assert figures >= 4  # history, accuracy vs size, the Pareto front, bytes per layer
+    text = "".join(
+        "".join(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert reports.budget_summary(table, **EXAMPLE_PARAMETERS) in text  # the choice matches the numbers
+    assert "the most accurate is" in text
     html = (EXAMPLE / "index.html").read_text()
     assert len(_figure_divs(html)) == figures
     assert html.count(_html.plotly_js()[:300]) == 1 and _script_srcs(html) == []
@@ -359,3 +427,99 @@ def test_wheel_ships_the_templates(tmp_path):
         "results.csv",
         "results.json",
     ]
+
+
+# ---------------------------------------------------------------- budget parameters and "nothing fits"
+
+BAD_COMPARE = [
+    (
+        ["-p", "budget", "1000", "-p", "fraction", "0.5"],
+        "give budget or fraction, not both: got budget=1000 and fraction=0.5",
+    ),
+    (["-p", "budget", "0"], "budget must be a float > 0 or None (not with fraction), got 0"),
+    (["-p", "fraction", "-0.3"], "fraction must be a float > 0 or None (not with budget), got -0.3"),
+    (["-p", "budget", "lots"], "budget must be a float > 0 or None (not with fraction), got 'lots'"),
+    (
+        ["-p", "cost", "weight"],
+        "cost must be a str, one of {size_bytes, file_bytes, gzip_bytes, params, "
+        "nonzero_params, macs}, got 'weight'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_COMPARE, ids=[" ".join(a) for a, _ in BAD_COMPARE])
+def test_bad_budget_parameters_exit_2_with_one_line_and_write_nothing(
+    args, message, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["report", "compare", *args, "-o", "out"], capsys)
+    assert code == 2 and out == ""
+    assert err == f"mcviz report: error: {message}\n"
+    assert listing(tmp_path) == []
+
+
+def test_budget_and_fraction_from_the_command_line():
+    from mcviz import cli
+
+    values = reports.validate("compare", cli._collect("compare", None, [["budget", "1000"]]))
+    assert (values["budget"], values["fraction"]) == (1000.0, None)
+    values = reports.validate("compare", cli._collect("compare", None, [["fraction", "none"]]))
+    assert (values["budget"], values["fraction"]) == (None, None)
+
+
+NOTHING_FITS = [
+    "import mcviz as mcv",
+    "raise mcv.tradeoff.NothingFits('no configuration has size_bytes <= 1 (budget=1.0); the cheapest is '\n"
+    "                               \"'kd' with size_bytes 9,876\")",
+]
+
+
+@pytest.mark.slow
+def test_a_cell_raising_nothing_fits_is_a_bad_parameter_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "tpl").mkdir()
+    template = write_template(tmp_path / "tpl", "tiny", cells=NOTHING_FITS)
+    monkeypatch.chdir(tmp_path / "tpl")
+    with pytest.raises(reports.ParameterError) as info:
+        reports.run(template, {}, tmp_path / "out" / "deep" / "mine")
+    assert str(info.value) == (
+        "no configuration has size_bytes <= 1 (budget=1.0); the cheapest is 'kd' with size_bytes 9,876"
+    )
+    assert listing(tmp_path) == ["tpl", "tpl/tiny.ipynb"]  # no run folder, no *-FAILED, no parents
+    code, out, err = run_cli(["report", str(template), "-q"], capsys)  # default folder reports/tiny-...
+    assert code == 2 and out == ""
+    assert err == f"mcviz report: error: {info.value}\n"
+    assert listing(tmp_path) == ["tpl", "tpl/tiny.ipynb"]
+
+
+@pytest.mark.slow
+def test_other_cell_errors_still_fail_the_run(tmp_path):
+    template = write_template(tmp_path, "tiny", cells=["raise ValueError('no configuration has it')"])
+    with pytest.raises(reports.ReportError, match="ValueError: no configuration has it"):
+        reports.run(template, {}, tmp_path / "out")
+    assert listing(tmp_path / "out-FAILED") == ["tiny.ipynb"]
+
+
+@pytest.mark.slow
+def test_compare_with_a_budget_nothing_fits_exits_2_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    small = ["-p", "dataset", "digits", "-p", "model", "mlp", "-p", "epochs", "1", "-p", "latency", "false"]
+    code, out, err = run_cli(["report", "compare", *small, "-p", "budget", "1", "-o", "run", "-q"], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("mcviz report: error: no configuration has size_bytes <= 1 (budget=1.0); the ")
+    assert listing(tmp_path) == []
+    # the same run with a budget that fits: the choice is the best row under it
+    fits = ["-p", "fraction", "0.3", "-o", "run", "-q"]
+    code, out, err = run_cli(["report", "compare", *small, *fits], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    table = pd.DataFrame(results["rows"])
+    assert list(table["label"]) == ["baseline", "fp16", "int8:mode=static", "kd"]
+    choice = mcv.tradeoff.select(table, fraction=0.3)
+    assert choice["size_bytes"] <= 0.3 * table.loc[0, "size_bytes"]
+    nb = nbformat.read(tmp_path / "run" / "compare.ipynb", as_version=4)
+    text = "".join(
+        "".join(o.get("data", {}).get("text/markdown", "")) for c in nb.cells for o in c.get("outputs", [])
+    )
+    assert f"the most accurate is {choice['label']!r}" in text
+    assert reports.budget_summary(table, fraction=0.3) in text
