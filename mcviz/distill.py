@@ -116,7 +116,7 @@ def fit(
     label_seed: int = 0,
     jitter: int = 0,
     hint: tuple[str, str] | None = None,
-    hint_weight: float = 0.0,
+    hint_weight: float = 1.0,
     progress: bool = True,
     threads: int = 1,
 ) -> pd.DataFrame:
@@ -143,7 +143,7 @@ def fit(
             example and step; the teacher sees the same shifted image). 0 turns it off.
         hint: ``(student_layer, teacher_layer)`` module names whose outputs are matched with a
             mean-squared error through a learned linear map (FitNets); None turns it off.
-        hint_weight: weight of the hint loss, >= 0.
+        hint_weight: weight of the hint loss, > 0; used only with a ``hint``.
 
     Returns:
         the history: epoch, loss, train_accuracy (on the labelled examples as they were trained),
@@ -164,29 +164,30 @@ def fit(
     train._check_int("jitter", jitter, 0)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
         raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
-    if isinstance(hint_weight, bool) or not isinstance(hint_weight, (int, float)) or not hint_weight >= 0:
-        raise ValueError(f"hint_weight must be a number >= 0, got {hint_weight!r}")
+    if isinstance(hint_weight, bool) or not isinstance(hint_weight, (int, float)) or not hint_weight > 0:
+        raise ValueError(f"hint_weight must be a number > 0, got {hint_weight!r}")
     _check_labels(labels)
     X, y = data.train.tensors
     n = len(y)
     labelled = torch.zeros(n, dtype=torch.bool)
     labelled[data_module.labelled_indices(y.numpy(), labels, seed=label_seed)] = True
     was_training = teacher.training
-    teacher.eval()
-    with torch.no_grad():
-        probe_s, probe_t = student(X[:1]), teacher(X[:1])
-    _check_outputs(probe_s, probe_t)
     student_hook = teacher_hook = regressor = None
-    if hint is not None:
-        student_hook, teacher_hook, regressor = _hint(student, teacher, hint, X[:1])
     steps = (n + batch_size - 1) // batch_size
     rows = []
     try:
+        teacher.eval()
+        with torch.no_grad():
+            probe_s, probe_t = student(X[:1]), teacher(X[:1])
+        _check_outputs(probe_s, probe_t)
+        if hint is not None:
+            student_hook, teacher_hook, regressor = _hint(student, teacher, hint, X[:1])
         with train.num_threads(threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             with torch.no_grad():
-                cached = None if jitter else _logits(teacher, X)
+                # a hint needs the teacher's features of every batch, so the teacher runs per batch
+                cached = None if jitter or hint is not None else _logits(teacher, X)
             params = list(student.parameters()) + (list(regressor.parameters()) if regressor else [])
             optimizer = torch.optim.Adam(params, lr=lr)
             bar = train._progress_bar(epochs * steps, progress)
@@ -208,7 +209,7 @@ def fit(
                     mask = labelled[idx]
                     hard = F.cross_entropy(sb[mask], y[idx][mask]) if mask.any() else sb.sum() * 0.0
                     loss = alpha * soft + (1 - alpha) * hard
-                    if regressor is not None and hint_weight > 0:
+                    if regressor is not None:
                         loss = loss + hint_weight * F.mse_loss(
                             regressor(student_hook.out.flatten(1)), teacher_hook.out.flatten(1)
                         )
@@ -364,13 +365,14 @@ class _Capture:
 def _hint(student, teacher, hint, probe):
     if not (isinstance(hint, (tuple, list)) and len(hint) == 2 and all(isinstance(h, str) for h in hint)):
         raise ValueError(f"hint must be (student_layer, teacher_layer) module names, got {hint!r}")
-    found = []
+    layers = []
     for who, net, name in (("student", student, hint[0]), ("teacher", teacher, hint[1])):
         modules = dict(net.named_modules())
         if name not in modules or name == "":
             names = ", ".join(n for n in modules if n)
             raise ValueError(f"{who} has no layer {name!r}; its layers: {names}")
-        found.append(_Capture(modules[name]))
+        layers.append(modules[name])
+    found = [_Capture(layer) for layer in layers]  # hooked only once both names are known
     with torch.no_grad():
         student(probe)
         teacher(probe)
@@ -409,6 +411,11 @@ def _check_logits(student_logits, teacher_logits) -> None:
         if not isinstance(t, torch.Tensor) or t.dim() != 2:
             raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got {getattr(t, 'shape', t)!r}")
     _check_outputs(student_logits, teacher_logits)
+    if student_logits.shape[0] != teacher_logits.shape[0]:
+        raise ValueError(
+            f"the student's batch has {student_logits.shape[0]} examples but the teacher's has "
+            f"{teacher_logits.shape[0]}; they must match"
+        )
 
 
 def _check_outputs(student_out, teacher_out) -> None:
