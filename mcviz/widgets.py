@@ -457,3 +457,7 @@ def pruning_explorer(
         control.observe(redraw, names="value")
     controls = {"sparsity": sparsity_slider, "scope": scope_choice, "method": method_choice}
     return Explorer(controls, figure, note)
+
+# explorers of the later lessons live in their own modules (they import Explorer from here)
+from mcviz._explore_kd import temperature_explorer  # noqa: E402, F401
+from mcviz._explore_tradeoff import budget_explorer  # noqa: E402, F401

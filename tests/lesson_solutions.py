@@ -107,6 +107,33 @@ def pruned_macs(model, input_shape, k):
     h1, w1 = h - kh + 1, w - kw + 1  # no padding, stride 1
     filters = conv.out_channels - k
     return filters * h1 * w1 * c * kh * kw + filters * (h1 // 2) * (w1 // 2) * fc.out_features""",
+    # lesson 06
+    "06.kd_loss": """\
+def kd_loss(student_logits, teacher_logits, labels, T, alpha):
+    log_p_student = F.log_softmax(student_logits / T, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / T, dim=1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
+    return alpha * T**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)""",
+    "06.soft_entropy": """\
+def soft_entropy(model, x, T):
+    with torch.no_grad():
+        p = F.softmax(model(x.unsqueeze(0)) / T, dim=1)[0]
+    return float(torch.special.entr(p).sum())  # -p log p, and 0 where p = 0""",
+    # lesson 07
+    "07.pareto": """\
+def pareto_labels(df, cost, metric):
+    rows = df.sort_values([cost, metric], ascending=[True, False], kind="stable")
+    front, best = set(), float("-inf")
+    for label, value in zip(rows["label"], rows[metric], strict=True):
+        if value > best:  # beats every cheaper (or equally cheap, earlier) row
+            front.add(label)
+            best = value
+    return front""",
+    "07.select": """\
+def best_under(df, cost, budget):
+    fits = df[df[cost] <= budget]
+    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
+    return ranked["label"].iloc[0]""",
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import mcviz as mcv
 from mcviz import grading
@@ -111,6 +112,10 @@ def _right_answers():
         "04.allocate": _brute_force,
         "05.zhu_gupta": schedule,
         "05.pruned_macs": pruned_macs,
+        "06.kd_loss": kd_loss,
+        "06.soft_entropy": soft_entropy,
+        "07.pareto": pareto_labels,
+        "07.select": best_under,
     }
 
 
@@ -465,3 +470,183 @@ def test_allocate_passes_brute_force_and_fails_uniform_sparsity(capsys):
 
     assert not mcv.check("04.allocate", too_little)
     assert "under the budget" in _line(capsys)
+
+
+# ---- lesson 06 ---------------------------------------------------------------------------------
+
+
+def kd_loss(student_logits, teacher_logits, labels, T, alpha):
+    log_p_student = F.log_softmax(student_logits / T, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / T, dim=1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
+    return alpha * T**2 * kl + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def soft_entropy(model, x, T):
+    with torch.no_grad():
+        p = F.softmax(model(x.unsqueeze(0)) / T, dim=1)[0]
+    return float(torch.special.entr(p).sum())
+
+
+def test_kd_loss_names_a_missing_t_squared_and_a_swapped_alpha(capsys):
+    assert mcv.check("06.kd_loss", kd_loss)
+    assert _line(capsys) == "✓ 06.kd_loss: correct"
+
+    def no_t_squared(student_logits, teacher_logits, labels, T, alpha):
+        log_p_student = F.log_softmax(student_logits / T, 1)
+        soft = F.kl_div(log_p_student, F.softmax(teacher_logits / T, 1), reduction="batchmean")
+        return alpha * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+    assert not mcv.check("06.kd_loss", no_t_squared)
+    line = _line(capsys)
+    assert "missing its T^2 factor" in line and "Hint:" in line
+
+    def swapped(student_logits, teacher_logits, labels, T, alpha):
+        return kd_loss(student_logits, teacher_logits, labels, T, 1 - alpha)
+
+    assert not mcv.check("06.kd_loss", swapped)
+    assert "the other way round" in _line(capsys)
+
+    def reversed_kl(student_logits, teacher_logits, labels, T, alpha):  # KL(student || teacher)
+        return kd_loss(teacher_logits, student_logits, labels, T, alpha)
+
+    assert not mcv.check("06.kd_loss", reversed_kl)
+    assert "kd_loss gave" in _line(capsys)
+
+    def stub(student_logits, teacher_logits, labels, T, alpha): ...
+
+    assert mcv.check("06.kd_loss", stub).status == "not_answered"
+    _line(capsys)
+
+
+def test_soft_entropy_names_bits_and_a_forgotten_temperature(capsys):
+    assert mcv.check("06.soft_entropy", soft_entropy)
+    assert _line(capsys) == "✓ 06.soft_entropy: correct"
+
+    def in_bits(model, x, T):
+        return soft_entropy(model, x, T) / np.log(2)
+
+    assert not mcv.check("06.soft_entropy", in_bits)
+    assert "in bits" in _line(capsys)
+
+    def at_t_one(model, x, T):
+        return soft_entropy(model, x, 1.0)
+
+    assert not mcv.check("06.soft_entropy", at_t_one)
+    assert "the entropy at T = 1" in _line(capsys)
+
+    def batch_of_one(model, x, T):  # a tensor of shape (1,) is fine; a vector of 10 is not
+        with torch.no_grad():
+            p = F.softmax(model(x.unsqueeze(0)) / T, dim=1)
+        return torch.special.entr(p)
+
+    assert not mcv.check("06.soft_entropy", batch_of_one)
+    assert "a single number is expected" in _line(capsys)
+
+
+def test_lesson_06_grading_leaves_the_global_rng_alone(capsys):
+    torch.manual_seed(321)
+    before = torch.random.get_rng_state()
+    mcv.check("06.kd_loss", kd_loss)
+    mcv.check("06.soft_entropy", soft_entropy)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    capsys.readouterr()
+
+
+# ---- lesson 07 ---------------------------------------------------------------------------------
+
+
+def pareto_labels(df, cost, metric):
+    rows = df.sort_values([cost, metric], ascending=[True, False], kind="stable")
+    front, best = set(), float("-inf")
+    for label, value in zip(rows["label"], rows[metric], strict=True):
+        if value > best:
+            front.add(label)
+            best = value
+    return front
+
+
+def best_under(df, cost, budget):
+    fits = df[df[cost] <= budget]
+    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
+    return ranked["label"].iloc[0]
+
+
+def test_pareto_labels_keeps_one_of_equal_rows_and_drops_dominated_ones(capsys):
+    assert mcv.check("07.pareto", pareto_labels)
+    assert _line(capsys) == "✓ 07.pareto: correct"
+
+    def not_dominated(df, cost, metric):  # the definition, but it keeps every one of equal rows
+        c, m = df[cost].to_numpy(), df[metric].to_numpy()
+        beaten = [((c <= c[i]) & (m >= m[i]) & ((c < c[i]) | (m > m[i]))).any() for i in range(len(df))]
+        return set(df["label"][~np.array(beaten)])
+
+    assert not mcv.check("07.pareto", not_dominated)
+    line = _line(capsys)
+    assert "of equal rows keep only the first" in line and "Hint:" in line
+
+    def cheapest_first(df, cost, metric):  # forgets equal costs: the worse of two may come first
+        rows = df.sort_values(cost, kind="stable")
+        front, best = set(), float("-inf")
+        for label, value in zip(rows["label"], rows[metric], strict=True):
+            if value > best:
+                front.add(label)
+                best = value
+        return front
+
+    assert not mcv.check("07.pareto", cheapest_first)
+    assert "which another row dominates" in _line(capsys)
+
+    assert not mcv.check("07.pareto", lambda df, cost, metric: set(df["label"][:1]))
+    assert "leaves out" in _line(capsys)
+    assert not mcv.check("07.pareto", lambda df, cost, metric: "baseline")
+    assert "must return a set of labels" in _line(capsys)
+
+
+def test_best_under_respects_the_budget_and_breaks_ties(capsys):
+    assert mcv.check("07.select", best_under)
+    assert _line(capsys) == "✓ 07.select: correct"
+
+    def most_accurate(df, cost, budget):  # forgets the ties: idxmax takes the first best row
+        fits = df[df[cost] <= budget]
+        return fits.loc[fits["accuracy"].idxmax(), "label"]
+
+    assert not mcv.check("07.select", most_accurate)
+    assert "break the tie" in _line(capsys)
+
+    def strictly_under(df, cost, budget):  # a row costing exactly the budget fits too
+        fits = df[df[cost] < budget]
+        fits = fits if len(fits) else df[df[cost] <= budget]
+        return best_under(fits, cost, budget)
+
+    assert not mcv.check("07.select", strictly_under)
+    assert "a row within the budget is more accurate" in _line(capsys)
+
+    def ignores_budget(df, cost, budget):
+        return best_under(df, cost, float("inf"))
+
+    assert not mcv.check("07.select", ignores_budget)
+    assert "over the budget" in _line(capsys)
+    assert not mcv.check("07.select", lambda df, cost, budget: 3)
+    assert "not a label" in _line(capsys)
+
+
+def test_lesson_07_grading_is_deterministic_and_leaves_the_tables_alone(capsys):
+    from mcviz.grading import _lesson_07
+
+    first, again = _lesson_07._pareto_cases(), _lesson_07._pareto_cases()
+    for (name, df, _, _), (_, df2, _, _) in zip(first, again, strict=True):
+        assert df.equals(df2), name
+    seen = []
+
+    def spy(df, cost, metric):  # a learner's function that overwrites its input
+        seen.append(df)
+        df[metric] = 0.0
+        return set()
+
+    assert not mcv.check("07.pareto", spy)
+    capsys.readouterr()
+    assert seen
+    for (name, df, _, _), (_, df2, _, _) in zip(first, _lesson_07._pareto_cases(), strict=True):
+        assert df.equals(df2), name
+    assert any(df2["accuracy"].duplicated().any() for _, df2, _, _ in first)  # ties are graded

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import ipywidgets
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -52,7 +53,7 @@ def test_layers_explorer_takes_the_learners_models(small_models):
 
 def test_reference_models_are_distinct_and_untrained_builds():
     zoo = widgets.reference_models()
-    assert list(zoo) == ["seed_cnn", "lenet300", "lenet5", "mlp-64"]
+    assert list(zoo) == ["seed_cnn", "lenet300", "lenet5", "mlp-64", "small_cnn"]
     assert mcv.measure.model(zoo["mlp-64"]).params != mcv.measure.model(zoo["lenet300"]).params
 
 
@@ -169,8 +170,10 @@ def test_widgets_sit_above_the_low_modules():
     from pathlib import Path
 
     package = Path(mcv.__file__).parent
-    lows = ("data", "models", "train", "measure", "registry", "plots", "grading")
-    for path in [package / f"{low}.py" for low in lows] + sorted((package / "quantize").glob("*.py")):
+    lows = ("data", "models", "train", "measure", "registry", "plots", "distill", "tradeoff", "_search")
+    packages = ("quantize", "prune", "grading")
+    paths = [package / f"{low}.py" for low in lows]
+    for path in paths + [p for name in packages for p in sorted((package / name).glob("*.py"))]:
         assert "widgets" not in path.read_text(), f"{path.relative_to(package.parent)} refers to widgets"
 
 
@@ -209,3 +212,137 @@ def test_pruning_explorer_rejects_bad_settings(digits, digits_mlp):
         widgets.pruning_explorer(digits_mlp, digits, method="l2")
     with pytest.raises(ValueError, match="data must be a DataBundle"):
         widgets.pruning_explorer(digits_mlp, None)
+
+
+def test_temperature_explorer_softens_the_teachers_distribution(digits, digits_mlp, capsys):
+    before = {k: v.clone() for k, v in digits_mlp.state_dict().items()}
+    explorer = widgets.temperature_explorer(digits_mlp, digits, index=3, temperature=4.0)
+    assert capsys.readouterr().out == ""  # returned, never displayed
+    assert set(explorer.controls) == {"temperature", "index"}
+    assert isinstance(explorer.controls["temperature"], ipywidgets.FloatLogSlider)
+    assert explorer.controls["index"].max == len(digits.test) - 1
+
+    def expected(index, temperature):
+        table = mcv.distill.soft_targets(digits_mlp, digits.test.tensors[0][index], temperatures=temperature)
+        return table.sort_values("class").probability.to_numpy()
+
+    bars, at_one, image = (
+        tuple(trace.y if trace.type != "heatmap" else trace.z) for trace in explorer.figure.data
+    )
+    assert np.allclose(bars, expected(3, 4.0)) and np.allclose(at_one, expected(3, 1.0))
+    assert np.allclose(image, digits.test.tensors[0][3, 0].numpy())
+    label = int(digits.test.tensors[1][3])
+    assert f"test image 3 (label {label})" in explorer.figure.layout.title.text
+    entropy = -(expected(3, 4.0) * np.log(expected(3, 4.0))).sum()
+    assert f"entropy {entropy:.2f} nats" in explorer.figure.layout.title.text
+
+    explorer.controls["temperature"].value = 20.0
+    assert np.allclose(explorer.figure.data[0].y, expected(3, 20.0))
+    assert max(explorer.figure.data[0].y) < max(bars)  # flatter
+    explorer.controls["temperature"].value = 1.0
+    assert np.allclose(explorer.figure.data[0].y, explorer.figure.data[1].y)
+
+    explorer.controls["index"].value = 7
+    assert np.allclose(explorer.figure.data[0].y, expected(7, 1.0))
+    assert np.allclose(explorer.figure.data[2].z, digits.test.tensors[0][7, 0].numpy())
+    assert "test image 7" in explorer.figure.layout.title.text
+    assert "Most likely wrong classes" in explorer.note.value
+    assert all(torch.equal(v, before[k]) for k, v in digits_mlp.state_dict().items())
+
+
+def test_temperature_explorer_rejects_bad_settings(digits, digits_mlp):
+    with pytest.raises(ValueError, match=r"index must be an int in \[0, 358\]"):
+        widgets.temperature_explorer(digits_mlp, digits, index=len(digits.test))
+    with pytest.raises(ValueError, match=r"temperature must be a number in \[0.1, 100\], got 0"):
+        widgets.temperature_explorer(digits_mlp, digits, temperature=0)
+    with pytest.raises(ValueError, match=r"temperature must be a number in \[0.1, 100\], got True"):
+        widgets.temperature_explorer(digits_mlp, digits, temperature=True)
+    with pytest.raises(ValueError, match="teacher must be a torch.nn.Module"):
+        widgets.temperature_explorer("lenet5", digits)
+    with pytest.raises(ValueError, match="data must be a DataBundle"):
+        widgets.temperature_explorer(digits_mlp, None)
+
+
+# ---- the budget explorer (lesson 07) ---------------------------------------------------------
+
+
+@pytest.fixture
+def tradeoff_table():
+    """A hand-made measurement table: nothing is trained, and latency was never measured."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            ("baseline", 1000, 500, 250, 0.95, float("nan")),
+            ("fp16", 500, 500, 250, 0.95, float("nan")),
+            ("int8", 250, 500, 248, 0.94, float("nan")),
+            ("pruned", 150, 500, 25, 0.93, float("nan")),
+            ("channels", 480, 250, 120, 0.945, float("nan")),
+            ("student", 100, 50, 25, 0.90, float("nan")),
+        ],
+        columns=["label", "size_bytes", "macs", "nonzero_params", "accuracy", "latency_ms"],
+    )
+
+
+def test_budget_explorer_moves_the_limit_and_the_star(tradeoff_table, capsys):
+    before = tradeoff_table.copy()
+    explorer = widgets.budget_explorer(tradeoff_table, fraction=0.1)
+    assert capsys.readouterr().out == ""  # returned, never displayed
+    assert set(explorer.controls) == {"fraction", "cost"}
+    assert isinstance(explorer.controls["fraction"], ipywidgets.FloatLogSlider)
+    assert list(explorer.controls["cost"].options) == ["size_bytes", "nonzero_params", "macs"]  # no latency
+    points, front, star, line = explorer.figure.data
+    assert list(points.x) == list(tradeoff_table.size_bytes)
+    assert list(front.text) == list(mcv.tradeoff.pareto(tradeoff_table).label)
+
+    def shown(fraction, cost):
+        choice = mcv.tradeoff.select(tradeoff_table, cost=cost, fraction=fraction)
+        lim = mcv.tradeoff.limit(tradeoff_table, cost=cost, fraction=fraction)
+        star, line = explorer.figure.data[2:]
+        assert list(star.x) == [choice[cost]] and list(star.y) == [choice["accuracy"]]
+        assert star.name == f"selected: {choice['label']}"
+        assert list(line.x) == pytest.approx([lim, lim])
+        assert choice["label"] in explorer.note.value
+        return choice["label"]
+
+    assert shown(0.1, "size_bytes") == "student"
+    explorer.controls["fraction"].value = 0.5
+    assert shown(0.5, "size_bytes") == "fp16"
+
+    explorer.controls["fraction"].value = 0.05  # below the cheapest row: nothing fits, no crash
+    star, line = explorer.figure.data[2:]
+    assert list(star.x) == [] and star.name == "nothing fits"
+    assert list(line.x) == pytest.approx([50, 50])
+    assert "Nothing fits" in explorer.note.value and "'student'" in explorer.note.value
+
+    explorer.controls["fraction"].value = 0.5
+    explorer.controls["cost"].value = "macs"
+    assert list(explorer.figure.data[0].x) == list(tradeoff_table.macs)
+    assert shown(0.5, "macs") == "channels"
+    assert "macs" in explorer.figure.layout.xaxis.title.text.lower()
+    assert tradeoff_table.equals(before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fraction": 0}, r"fraction must be a number in \[0.001, 1\], got 0"),
+        ({"fraction": 2.0}, r"fraction must be a number in \[0.001, 1\], got 2.0"),
+        ({"fraction": True}, r"fraction must be a number in \[0.001, 1\], got True"),
+        ({"cost": "latency_ms"}, r"cost column of the table \(size_bytes, nonzero_params, macs\)"),
+        ({"cost": "flops"}, "got 'flops'"),
+        ({"metric": "top5"}, "the table has no column 'top5'"),
+        ({"baseline": "fp32"}, "no row is labelled 'fp32'"),
+    ],
+)
+def test_budget_explorer_rejects_bad_settings(tradeoff_table, kwargs, match):
+    with pytest.raises(ValueError, match=match) as excinfo:
+        widgets.budget_explorer(tradeoff_table, **kwargs)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_budget_explorer_rejects_what_is_not_a_table(tradeoff_table):
+    with pytest.raises(ValueError, match="table must be a non-empty measurement table"):
+        widgets.budget_explorer(tradeoff_table.to_dict())
+    with pytest.raises(ValueError, match="got an empty DataFrame"):
+        widgets.budget_explorer(tradeoff_table.iloc[:0])

@@ -225,5 +225,11 @@ MNIST = (1, 28, 28)
 
 # Each lesson's questions live in their own module and register themselves on import; they import
 # the helpers above, so they are imported last.
-from mcviz.grading import _lessons_00_01, _lessons_02_03, _lessons_04_05  # noqa: E402, F401
+from mcviz.grading import (  # noqa: E402, F401
+    _lesson_06,
+    _lesson_07,
+    _lessons_00_01,
+    _lessons_02_03,
+    _lessons_04_05,
+)
 from mcviz.grading._lessons_00_01 import LATENCY_CHOICES  # noqa: E402, F401
