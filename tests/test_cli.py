@@ -194,14 +194,16 @@ def test_compare_end_to_end(tmp_path):
     assert results["parameters"]["dataset"] == "digits" and results["parameters"]["epochs"] == 1
     assert results["seed"] == 0 and results["duration_s"] > 0
     rows = results["rows"]
-    labels = ["baseline", "fp16", "int8:mode=static"]  # the template's default methods
+    labels = ["baseline", "fp16", "int8:mode=static", "kd"]  # the template's default methods
     assert [r["label"] for r in rows] == labels
     assert set(rows[0]) == set(mcv.measure.FIELDS)
     assert rows[1]["size_bytes"] * 2 == rows[0]["size_bytes"]
     assert rows[2]["bits"] == 8 and rows[2]["size_bytes"] < rows[1]["size_bytes"]
+    assert rows[3]["params"] < rows[0]["params"] / 10  # kd: a small_cnn student of the mlp
     table = pd.read_csv(folder / "results.csv")
     assert list(table["label"]) == labels and list(table.columns) == list(rows[0])
     html = (folder / "index.html").read_text()
-    assert len(re.findall(r'<div[^>]*\bid="mcviz-fig-\d+"', html)) == 5  # history, size, 3 layers
+    # history, accuracy vs size, the Pareto front (no budget given: no choice), 4 models' layers
+    assert len(re.findall(r'<div[^>]*\bid="mcviz-fig-\d+"', html)) == 7
     assert not re.search(r"<script[^>]*\bsrc=", html)
     assert "fp16 is 2.00x smaller than the baseline" in html
