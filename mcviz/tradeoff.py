@@ -349,8 +349,12 @@ def search(
     if todo:
         base = train.baseline(model_name, data, epochs=epochs, seed=seed, progress=False)
         bar = train._progress_bar(len(todo), progress)
+        # chains that start alike share their first steps: "kd + magnitude:... + kmeans:bits=8" and
+        # "... + kmeans:bits=4" distill and prune once (every step is deterministic and returns a
+        # new model, so reusing a prefix gives exactly the model a fresh chain would)
+        prefixes: dict[tuple, nn.Module] = {(): base}
         for spec in todo:
-            model = registry.compress(base, *registry.parse(spec), data=data) if spec else base
+            model = _apply(prefixes, registry.parse(spec) if spec else (), data)
             rows[spec] = measure.model(model, data, label=spec or "baseline", latency=latency)
             if not latency:
                 _search.store_row(keys[spec], rows[spec])
@@ -367,6 +371,18 @@ def search(
     return SearchResult(
         table, front, select(table, cost=cost, metric=metric, budget=budget, fraction=fraction), lim
     )
+
+
+def _apply(prefixes: dict[tuple, nn.Module], configs: tuple, data) -> nn.Module:
+    """Returns the model the chain ``configs`` makes, reusing (and adding to) computed prefixes."""
+    n = len(configs)
+    while configs[:n] not in prefixes:
+        n -= 1
+    model = prefixes[configs[:n]]
+    for i in range(n, len(configs)):
+        model = registry.compress(model, configs[i], data=data)
+        prefixes[configs[: i + 1]] = model
+    return model
 
 
 # ---------------------------------------------------------------- checks and formatting

@@ -652,3 +652,17 @@ def test_search_of_an_empty_space_is_the_baseline_alone(digits, cache_dir):
     assert result.choice["label"] == "baseline"
     with pytest.raises(tradeoff.NothingFits):
         tradeoff.search("mlp", digits, space=[], epochs=1, fraction=0.5)
+
+
+def test_search_computes_a_shared_prefix_once_and_gets_the_fresh_chains_rows(digits, cache_dir, counted):
+    prune = "magnitude:sparsity=0.8,scope=global + finetune:epochs=1"
+    space = [prune, f"{prune} + kmeans:bits=4", f"{prune} + kmeans:bits=2", "weights:bits=4"]
+    t = tradeoff.search("mlp", digits, space=space, epochs=1).table
+    # magnitude, finetune, two kmeans and weights: 5 steps, not the 2 + 3 + 3 + 1 of fresh chains
+    assert [type(c[0]).__name__ for c in counted] == [
+        "MagnitudeConfig", "FineTuneConfig", "KMeansConfig", "KMeansConfig", "WeightsConfig"
+    ]  # fmt: skip
+    base = mcv.train.baseline("mlp", digits, epochs=1, progress=False)
+    for spec in space:
+        fresh = mcv.compress(base, *registry.parse(spec), data=digits)
+        assert row_dict(t, spec) == dataclasses.asdict(mcv.measure.model(fresh, digits, label=spec))
