@@ -10,16 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 
 import mcviz as mcv
 from mcviz import data as mdata
-
-
-def one_line(excinfo) -> str:
-    """Returns the message of a caught error after checking it is one line."""
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def class_counts(bundle, split: str, k: int = 10) -> np.ndarray:

@@ -11,18 +11,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 import mcviz as mcv
 from mcviz import distill, registry
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

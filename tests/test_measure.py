@@ -11,6 +11,7 @@ import re
 import pandas as pd
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
@@ -20,12 +21,6 @@ from mcviz.measure import StorageRow
 MNIST = (1, 28, 28)
 LENET5_MACS = 24 * 24 * 20 * 25 + 8 * 8 * 50 * 20 * 25 + 800 * 500 + 500 * 10
 LENET300_MACS = 784 * 300 + 300 * 100 + 100 * 10
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def lenet5():

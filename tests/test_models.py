@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
@@ -15,12 +16,6 @@ MNIST, DIGITS = (1, 28, 28), (1, 8, 8)
 BUILDS = [(name, MNIST) for name in mcv.models.NAMES] + [
     (name, DIGITS) for name in mcv.models.NAMES if name != "lenet5"
 ]
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def count(model: nn.Module, tensor: str) -> int:

@@ -9,17 +9,12 @@ import random as stdlib_random
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 import mcviz as mcv
 from mcviz import prune, registry
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -9,16 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
 from mcviz import prune
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -11,16 +11,11 @@ from collections import OrderedDict
 import pandas as pd
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
 from mcviz import prune
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def deep_cnn(seed: int = 0) -> nn.Sequential:

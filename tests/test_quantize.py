@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import one_line
 
 from mcviz import quantize
 from mcviz.quantize import dequantize, fake_quantize, qparams, qrange
 
 BITS = range(2, 9)
 MODES = pytest.mark.parametrize("symmetric", [True, False], ids=["symmetric", "asymmetric"])
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def randn(*shape, seed=0, dtype=torch.float32):

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 from torch.nn.utils import prune
 
@@ -21,12 +22,6 @@ from mcviz import quantize, registry
 from mcviz.quantize.int8 import Int8Conv2d, Int8Linear
 
 MODES = pytest.mark.parametrize("mode", ["dynamic", "static"])
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,13 @@ import copy
 
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
 from mcviz import quantize, registry
 from mcviz.quantize import QuantConv2d, QuantLinear, fake_quantize
 from mcviz.quantize.observers import observer, quantization_mse
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def randn(*shape, seed=0):

@@ -8,17 +8,12 @@ import re
 
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
 from mcviz import quantize, registry
 from mcviz.quantize import QATConfig, QuantConv2d, QuantLinear, fake_quantize, qat, ste_fake_quantize
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import re
 
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
@@ -20,12 +21,6 @@ from mcviz.train import FineTuneConfig
 
 SPARSITY = 0.8
 QUANTIZED = (QuantLinear, QuantConv2d, KMeansLinear, KMeansConv2d)
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def quantized_layers(model: nn.Module) -> list[nn.Module]:

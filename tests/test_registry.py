@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
@@ -45,12 +46,6 @@ CONFIGS = pytest.mark.parametrize("cls", list(registry.METHODS.values()), ids=li
 def example(cls):
     """Returns an instance of a registered config class (defaults, or EXAMPLE_OPTIONS)."""
     return cls(**EXAMPLE_OPTIONS.get(cls, {}))
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -12,16 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
 from mcviz import _search, registry, tradeoff
-
-
-def one_line(excinfo) -> str:
-    message = str(excinfo.value)
-    assert "\n" not in message, f"error message spans lines: {message!r}"
-    return message
 
 
 def frame(rows, columns=("label", "size_bytes", "accuracy")) -> pd.DataFrame:
