@@ -162,8 +162,7 @@ def fit(
     train._check_int("seed", seed, 0)
     train._check_int("threads", threads, 1)
     train._check_int("jitter", jitter, 0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    train._check_lr(lr)
     if isinstance(hint_weight, bool) or not isinstance(hint_weight, (int, float)) or not hint_weight > 0:
         raise ValueError(f"hint_weight must be a number > 0, got {hint_weight!r}")
     _check_labels(labels)
@@ -308,8 +307,7 @@ class KDConfig:
         train._check_int("epochs", self.epochs, 1)
         train._check_int("jitter", self.jitter, 0)
         train._check_int("seed", self.seed, 0)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 10:
-            raise ValueError(f"lr must be a number in (0, 10], got {self.lr!r}")
+        train._check_lr(self.lr)
         _check_labels(self.labels)
 
     def apply(self, model: nn.Module, data: DataBundle) -> nn.Module:

@@ -180,8 +180,7 @@ def lagrangian(
         raise ValueError(f"penalty must be 'l1' or 'l0', got {penalty!r}")
     train._check_int("epochs", epochs, 1)
     train._check_int("seed", seed, 0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    train._check_lr(lr)
     if not _search.is_number(threshold) or not 0 <= threshold < 1:
         raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
     if model_options is not None and not isinstance(model_options, dict):

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import numbers
 import os
 import re
 import tempfile
@@ -63,8 +64,7 @@ def fit(
     _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    _check_lr(lr)
     X, y = data.train.tensors
     n = len(y)
     steps = (n + batch_size - 1) // batch_size
@@ -230,8 +230,7 @@ def _cache_key(model_name, data, **settings) -> str:
     _check_int("epochs", settings["epochs"], 1)
     _check_int("batch_size", settings["batch_size"], 1)
     lr = settings["lr"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    _check_lr(lr)
     blob = json.dumps(
         {
             "model": model_name,
@@ -291,14 +290,20 @@ def _check_data(data) -> None:
         )
 
 
-def _check_fine_tune(epochs, lr, seed) -> None:
-    _check_int("epochs", epochs, 1)
+def _check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
         raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    return lr
+
+
+def _check_fine_tune(epochs, lr, seed) -> None:
+    _check_int("epochs", epochs, 1)
+    _check_lr(lr)
     _check_int("seed", seed, 0)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """Returns ``value`` as an int (numpy ints too) when it is >= ``minimum``; raises otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return int(value)

@@ -28,8 +28,9 @@ from torch import nn
 
 from mcviz import models, train
 from mcviz.prune.masks import check_seed
-from mcviz.prune.schedules import _check_int, _check_scope, weight_sparsity
+from mcviz.prune.schedules import _check_scope, weight_sparsity
 from mcviz.prune.unstructured import magnitude
+from mcviz.train import _check_int
 
 LOTTERY_COLUMNS = ("round", "remaining", "ticket_accuracy", "random_accuracy")
 RANDOM_REINIT_SEED_OFFSET = 10_000  # the control's init seed: seed + offset + round

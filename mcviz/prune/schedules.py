@@ -23,14 +23,13 @@ exactly ``round(s * n)`` zeros. Every function returns a new model and leaves it
 
 from __future__ import annotations
 
-import numbers
-
 import pandas as pd
 from torch import nn
 
 from mcviz import train
 from mcviz.prune.masks import check_seed, check_sparsity
 from mcviz.prune.unstructured import SCOPES, _Pruned, magnitude
+from mcviz.train import _check_int
 
 
 def one_shot(
@@ -291,7 +290,3 @@ def _check_scope(scope) -> str:
     return scope
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)

@@ -9,16 +9,15 @@ with the least summed accuracy drop, the per-layer choice of Han et al. (2015).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
 from torch import nn
 
 from mcviz import train
-from mcviz.prune.masks import check_sparsity, magnitude_mask, n_pruned
+from mcviz.prune.masks import check_sparsity, n_pruned
+from mcviz.prune.unstructured import magnitude
 
 METHODS = ("magnitude",)
 SPLITS = ("train", "val", "test")
@@ -155,14 +154,4 @@ def _check_sparsities(sparsities) -> list[float]:
 
 def _prune_one(model: nn.Module, name: str, sparsity: float) -> nn.Module:
     """Returns a copy of ``model`` with layer ``name`` magnitude-pruned to ``sparsity``."""
-    try:
-        from mcviz.prune.unstructured import magnitude
-    except ImportError:
-        magnitude = None
-    if magnitude is not None:
-        return magnitude(model, {name: sparsity})
-    out = copy.deepcopy(model)
-    layer = out.get_submodule(name)
-    with torch.no_grad():
-        layer.weight.mul_(magnitude_mask(layer.weight, sparsity))
-    return out
+    return magnitude(model, {name: sparsity})

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mcviz import train
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
 from mcviz.quantize.layers import _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
@@ -277,7 +278,6 @@ def kmeans(
         parent, _, child = name.rpartition(".")
         setattr(out.get_submodule(parent) if parent else out, child, shared)
     if fine_tune_epochs > 0:
-        from mcviz import train  # deferred: train imports models and data, kept off the import path
 
         train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
     out.train(model.training)
@@ -308,9 +308,6 @@ class KMeansConfig:
 
 def _check_options(bits, fine_tune_epochs, lr, seed) -> None:
     _check_bits(bits)
-    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
-        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    train._check_int("fine_tune_epochs", fine_tune_epochs, 0)
+    train._check_lr(lr)
+    train._check_int("seed", seed, 0)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from mcviz.measure import StorageRow
-from mcviz.quantize.tensor import _check_bits, _check_symmetric, qparams, qrange, quantize
+from mcviz.quantize.tensor import _check_bits, _check_symmetric, _dequantize, qparams, qrange, quantize
 
 GRANULARITIES = ("per_tensor", "per_channel")
 
@@ -165,9 +165,7 @@ class _Quantized:
 
     def _refresh(self) -> None:
         """Recomputes the float weight from the codes (after a change or a state_dict load)."""
-        shape = (-1,) + (1,) * (self.codes.dim() - 1) if self.axis == 0 else ()
-        steps = (self.codes.to(torch.int64) - self.zero_point.to(torch.int64).reshape(shape)).float()
-        weight = steps * self.scale.reshape(shape)
+        weight = _dequantize(self.codes, self.scale, self.zero_point, self.axis, torch.float32)
         self.weight = weight if self.mask is None else torch.where(self.mask, weight, 0.0)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):

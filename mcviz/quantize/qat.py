@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from mcviz import train
 from mcviz.data import DataBundle
 from mcviz.quantize.layers import check_granularity
 from mcviz.quantize.ptq import weights
@@ -103,7 +104,6 @@ def qat(
         >>> mcv.measure.model(small).bits  # doctest: +SKIP
         4.0
     """
-    from mcviz import train  # deferred: train imports models and data, kept off the import path
 
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -153,10 +153,7 @@ class QATConfig:
 
 def _check_options(bits, epochs, lr, granularity, seed) -> None:
     _check_bits(bits)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be an int >= 1, got {epochs!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
+    train._check_int("epochs", epochs, 1)
+    train._check_lr(lr)
     check_granularity(granularity)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    train._check_int("seed", seed, 0)
