@@ -86,13 +86,6 @@ def sweep(baseline: nn.Module, data, methods, bits, granularities, *, latency: b
     return table, models
 
 
-def _dense(t) -> torch.Tensor:
-    t = t() if callable(t) else t
-    if t.is_quantized:
-        t = t.dequantize()
-    return t.detach().float()
-
-
 def layer_errors(reference: nn.Module, models: dict[str, nn.Module]) -> pd.DataFrame:
     """Return the relative weight error of every layer of every model against ``reference``.
 
@@ -101,6 +94,8 @@ def layer_errors(reference: nn.Module, models: dict[str, nn.Module]) -> pd.DataF
     Linear / Conv2d modules, matched by name; a model that lacks the layer or changed its
     shape is skipped, as is ``reference`` itself if it is in ``models``.
     """
+    from .measure import _dense
+
     if not isinstance(reference, nn.Module):
         raise ValueError(f"reference must be a torch.nn.Module, got {type(reference).__name__}")
     ref_layers = [(n, m) for n, m in reference.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]

@@ -175,7 +175,7 @@ def pareto(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accu
     lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     pad = max(0.01, 0.15 * (hi - lo))
     if limit is not None:
-        text = f"budget {limit:,.0f}" if float(limit).is_integer() else f"budget {limit:,.6g}"
+        text = f"budget {tradeoff._fmt(limit)}"
         # a trace rather than add_vline: its annotation would be misplaced on a log axis
         fig.add_trace(go.Scatter(x=[limit, limit], y=[lo - pad / 2, hi + pad / 2], mode="lines+text",
                                  name=text, text=["", text], textposition="top right", hoverinfo="skip",

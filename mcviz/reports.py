@@ -273,10 +273,6 @@ _UNITS = {
 }
 
 
-def _amount(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.4g}"
-
-
 def budget_summary(
     table,
     *,
@@ -322,11 +318,12 @@ def budget_summary(
     base = rows.loc[baseline]
     costs = pd.to_numeric(table[cost], errors="coerce")
     fits = int(((costs <= lim) & table[metric].notna()).sum())
-    given = f" (fraction {fraction:g} of the {baseline}'s {_amount(base[cost])})" if budget is None else ""
+    fmt = tradeoff._fmt
+    given = f" (fraction {fraction:g} of the {baseline}'s {fmt(base[cost])})" if budget is None else ""
     text = (
-        f"Under a {cost} budget of {_amount(lim)}{' ' + unit if unit else ''}{given}, {fits} of "
+        f"Under a {cost} budget of {fmt(lim)}{' ' + unit if unit else ''}{given}, {fits} of "
         f"{len(table)} configurations fit; the most accurate is {row['label']!r}: {metric} "
-        f"{row[metric]:.4f} ({baseline} {base[metric]:.4f}), {cost} {_amount(row[cost])}"
+        f"{row[metric]:.4f} ({baseline} {base[metric]:.4f}), {cost} {fmt(row[cost])}"
     )
     if row["label"] == baseline:
         return text + " (the baseline itself)."

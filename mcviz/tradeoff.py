@@ -431,7 +431,10 @@ def _check_limit(cost, budget, fraction, *, required: bool = True) -> None:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.6g}"
+    """An amount for a message: thousands separated and no exponent (71,821.2 not 7.182e+04)."""
+    if float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:,.1f}" if abs(x) >= 1000 else f"{x:,.6g}"
 
 
 def _name(df, i: int) -> str:
