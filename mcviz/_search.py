@@ -3,8 +3,8 @@
 - The search cache keeps one JSON file per measured configuration in ``mcv.train.cache_dir()``,
   keyed by the sha256 of everything that decides its numbers; files are written atomically and an
   unreadable one is recomputed with a warning.
-- ``train_penalized`` is ``mcv.train.fit``'s loop with ``lambda * penalty(weights)`` added to the
-  loss; ``threshold_prune`` zeroes the weights below a fraction of their layer's largest.
+- ``train_penalized`` runs ``mcv.train.fit`` with ``lambda * penalty(weights)`` as its regularizer;
+  ``threshold_prune`` zeroes the weights below a fraction of their layer's largest.
 - The argument checks of ``lagrangian`` and ``grid``.
 """
 
@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mcviz import measure, prune, registry, train
 
@@ -47,6 +46,7 @@ def cache_key(model_name: str, data, *, epochs: int, seed: int, spec: str, laten
             "spec": spec,
             "torch": torch.__version__,
             "format": CACHE_FORMAT,
+            "train_format": train.CACHE_FORMAT,  # a retrained baseline must not reuse old rows
             "latency": bool(latency),
         },
         sort_keys=True,
@@ -110,29 +110,10 @@ def penalty(model: nn.Module, kind: str) -> torch.Tensor:
 def train_penalized(
     model: nn.Module, data, *, lam: float, kind: str, epochs: int, lr: float, seed: int, batch_size: int = 64
 ) -> None:
-    """Trains ``model`` in place on cross-entropy + ``lam * penalty``; the global RNG is unchanged.
-
-    The determinism pattern of ``mcv.train.fit``: one thread, a forked global RNG and a private
-    generator for the shuffling order, so the same arguments give bit-identical weights.
-    """
-    X, y = data.train.tensors
-    n = len(y)
-    with train.num_threads(1), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(X[idx]), y[idx])
-                if lam:
-                    loss = loss + lam * penalty(model, kind)
-                loss.backward()
-                optimizer.step()
-    model.eval()
+    """Trains ``model`` in place with ``mcv.train.fit`` on cross-entropy + ``lam * penalty``."""
+    regularizer = (lambda m: lam * penalty(m, kind)) if lam else None
+    train.fit(model, data, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size, progress=False,
+              regularizer=regularizer)  # fmt: skip
 
 
 def threshold_prune(model: nn.Module, threshold: float) -> nn.Module:

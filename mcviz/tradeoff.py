@@ -46,7 +46,6 @@ PENALTIES = _search.PENALTIES
 class NothingFits(ValueError):
     """No configuration meets the budget (a ValueError; reports turn it into a parameter error)."""
 
-CACHE_FORMAT = _search.CACHE_FORMAT
 
 
 def pareto(df: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accuracy") -> pd.DataFrame:

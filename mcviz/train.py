@@ -42,6 +42,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     threads: int = 1,
+    regularizer=None,
 ) -> pd.DataFrame:
     """Trains ``model`` in place with Adam and cross-entropy; returns one history row per epoch.
 
@@ -57,6 +58,9 @@ def fit(
         seed: fixes the shuffling order (and any randomness inside the model).
         progress: show a tqdm progress bar (a widget in JupyterLab, text in a terminal).
         threads: torch threads used while training; 1 keeps results bit-identical.
+        regularizer: None, or a function ``model -> scalar tensor`` added to every batch's loss
+            (e.g. ``lambda m: lam * penalty(m)`` for a Lagrangian sweep); the history's ``loss``
+            includes it.
     """
     _check_model(model)
     _check_data(data)
@@ -65,6 +69,8 @@ def fit(
     _check_int("seed", seed, 0)
     _check_int("threads", threads, 1)
     _check_lr(lr)
+    if regularizer is not None and not callable(regularizer):
+        raise ValueError(f"regularizer must be None or a function of the model, got {regularizer!r}")
     X, y = data.train.tensors
     n = len(y)
     steps = (n + batch_size - 1) // batch_size
@@ -84,6 +90,8 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(xb)
                 loss = F.cross_entropy(logits, yb)
+                if regularizer is not None:
+                    loss = loss + regularizer(model)
                 loss.backward()
                 optimizer.step()
                 total_loss += loss.item() * len(idx)

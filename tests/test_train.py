@@ -513,3 +513,21 @@ def test_fine_tune_rejects_bad_model_or_data(digits):
     with pytest.raises(ValueError, match="DataBundle.*got str") as e:
         mcv.train.fine_tune(tiny(digits), "digits")
     one_line(e)
+
+
+def test_fit_adds_the_regularizer_to_every_batch_loss(digits):
+    build = lambda: mcv.models.build("mlp", input_shape=digits.input_shape, hidden=(16,), seed=0)  # noqa: E731
+    plain, zero, l1 = build(), build(), build()
+    mcv.train.fit(plain, digits, epochs=1, progress=False)
+    mcv.train.fit(zero, digits, epochs=1, progress=False, regularizer=lambda m: torch.zeros(()))
+    h = mcv.train.fit(l1, digits, epochs=1, progress=False, regularizer=lambda m: m.fc1.weight.abs().sum())
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), zero.parameters(), strict=True))
+    assert l1.fc1.weight.abs().sum() < plain.fc1.weight.abs().sum()  # the penalty shrank the weights
+    assert h["loss"].iloc[0] > 1  # the reported loss includes the penalty
+
+
+def test_fit_rejects_a_regularizer_that_is_not_a_function(digits, digits_mlp):
+    with pytest.raises(ValueError, match="regularizer must be None or a function of the model, got 3") as e:
+        # the check runs before any training, so the shared model is not touched
+        mcv.train.fit(digits_mlp, digits, epochs=1, regularizer=3)
+    one_line(e)
