@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from mcviz import measure, models
-from mcviz.grading import (  # noqa: F401
-    NotAnswered,
+from mcviz.grading import (
+    MNIST,
     Wrong,
     _call,
     _close,
@@ -15,9 +15,6 @@ from mcviz.grading import (  # noqa: F401
     _short,
     question,
 )
-
-MNIST = (1, 28, 28)
-
 
 # ---- lesson 00: start here --------------------------------------------------------------------
 

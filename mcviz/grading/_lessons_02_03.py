@@ -6,19 +6,15 @@ import torch
 from torch import nn
 
 from mcviz import measure, models
-from mcviz.grading import (  # noqa: F401
-    NotAnswered,
+from mcviz.grading import (
+    MNIST,
     Wrong,
     _call,
     _close,
     _number,
-    _reference_models,
     _short,
     question,
 )
-
-MNIST = (1, 28, 28)
-
 
 # ---- lesson 02: quantization ------------------------------------------------------------------
 

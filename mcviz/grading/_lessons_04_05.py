@@ -6,19 +6,14 @@ import torch
 from torch import nn
 
 from mcviz import measure, models
-from mcviz.grading import (  # noqa: F401
-    NotAnswered,
+from mcviz.grading import (
+    MNIST,
     Wrong,
     _call,
-    _close,
     _number,
-    _reference_models,
     _short,
     question,
 )
-
-MNIST = (1, 28, 28)
-
 
 # ---- lesson 04: pruning ------------------------------------------------------------------------
 
@@ -176,8 +171,12 @@ def _channel_models() -> list[tuple[str, nn.Module, tuple[int, int, int], int]]:
             (1, 8, 8),
             3,
         ),
-        ("seed_cnn on 15x15 losing 31 filters", models.build("seed_cnn", input_shape=(1, 15, 15), seed=1),
-         (1, 15, 15), 31),  # fmt: skip
+        (
+            "seed_cnn on 15x15 losing 31 filters",
+            models.build("seed_cnn", input_shape=(1, 15, 15), seed=1),
+            (1, 15, 15),
+            31,
+        ),  # fmt: skip
         ("seed_cnn on 28x28 losing no filter", models.build("seed_cnn", input_shape=MNIST, seed=2), MNIST, 0),
     ]
 
