@@ -92,7 +92,8 @@ def lottery_ticket(
     if rewind_epoch == 0:
         snapshot = _weights(dense)
         fit(dense, epochs, seed)
-    else:  # late resetting: remember the weights after rewind_epoch epochs of the same run
+    else:  # late resetting: remember the weights after rewind_epoch epochs, then train the rest
+        # with a fresh Adam and another shuffling seed (two fit calls, not one uninterrupted run)
         fit(dense, rewind_epoch, seed)
         snapshot = _weights(dense)
         if epochs > rewind_epoch:
