@@ -28,7 +28,7 @@ from torch import nn
 
 from mcviz import train
 from mcviz.prune.masks import check_seed, check_sparsity
-from mcviz.prune.unstructured import SCOPES, _Pruned, magnitude
+from mcviz.prune.unstructured import SCOPES, _magnitude_masks, _Pruned, magnitude
 from mcviz.train import _check_int
 
 
@@ -194,10 +194,9 @@ class GradualPruner:
         )
         if due:
             self.sparsity = self.schedule(t)
-            pruned = magnitude(self.model, self.sparsity, scope=self.scope)
-            for name, layer in self.model.named_modules():
-                if isinstance(layer, _Pruned):
-                    layer.set_mask(pruned.get_submodule(name).mask)
+            # only the masks are needed: no copy of the model per step
+            for name, mask in _magnitude_masks(self.model, self.sparsity, self.scope).items():
+                self.model.get_submodule(name).set_mask(mask)
         return self.sparsity
 
 

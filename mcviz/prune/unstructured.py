@@ -180,22 +180,26 @@ def magnitude(
         >>> mcv.measure.model(sparse).sparsity  # doctest: +SKIP
         0.9
     """
+    return _apply(copy.deepcopy(model), _magnitude_masks(model, sparsity, scope))
+
+
+def _magnitude_masks(model: nn.Module, sparsity, scope: str) -> dict[str, torch.Tensor]:
+    """Returns ``{layer name: kept mask}`` of ``magnitude``; reads ``model`` and changes nothing."""
     if not isinstance(scope, str) or scope not in SCOPES:
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     plan = _plan(model, sparsity)
     if scope == "global" and isinstance(sparsity, dict):
         raise ValueError("scope='global' takes one float sparsity, not a dict of per-layer sparsities")
-    out = copy.deepcopy(model)
-    scores = {n: _zeros_first(w, w.abs().double()) for n, w in _effective_weights(out, plan).items()}
+    scores = {n: _zeros_first(w, w.abs().double()) for n, w in _effective_weights(model, plan).items()}
     if scope == "layer":
-        return _apply(out, {n: _layer_mask(n, scores[n], plan[n]) for n in plan})
+        return {n: _layer_mask(n, scores[n], plan[n]) for n in plan}
     flat = torch.cat([s.reshape(-1) for s in scores.values()])
     keep = _layer_mask("all layers", flat, sparsity)
     masks, start = {}, 0
     for name, s in scores.items():
         masks[name] = keep[start : start + s.numel()].reshape(s.shape)
         start += s.numel()
-    return _apply(out, masks)
+    return masks
 
 
 def random(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, seed: int = 0) -> nn.Module:
