@@ -33,6 +33,7 @@ from torch import nn
 
 from mcviz import _backends
 from mcviz.measure import StorageRow
+from mcviz.quantize.ptq import CALIBRATION_BATCH_SIZE, _check_calibration_batches, _replace
 from mcviz.registry import register
 
 MODES = ("dynamic", "static")
@@ -68,7 +69,7 @@ def int8(model: nn.Module, data=None, *, mode: str = "dynamic", calibration_batc
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     _check_mode(mode)
-    _check_batches(calibration_batches)
+    _check_calibration_batches(calibration_batches)
     _backends.check_engine()
     if mode == "dynamic":
         return _dynamic(model)
@@ -87,7 +88,7 @@ class Int8Config:
 
     def __post_init__(self) -> None:
         _check_mode(self.mode)
-        _check_batches(self.calibration_batches)
+        _check_calibration_batches(self.calibration_batches)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return int8(model, data, mode=self.mode, calibration_batches=self.calibration_batches)
@@ -218,7 +219,8 @@ def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
     if not isinstance(data, DataBundle):
         raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
     X = data.train.tensors[0].float()
-    batches = [X[i * 64 : (i + 1) * 64] for i in range(calibration_batches) if i * 64 < len(X)]
+    size = CALIBRATION_BATCH_SIZE
+    batches = [X[i * size : (i + 1) * size] for i in range(calibration_batches) if i * size < len(X)]
     fuse = [
         [a, b]
         for (a, ma), (b, mb) in zip(layers, layers[1:], strict=False)
@@ -264,16 +266,8 @@ def _plain(m: nn.Module) -> nn.Module:
     return out.eval()
 
 
-def _replace(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(root.get_submodule(parent) if parent else root, child, new)
-
-
 def _check_mode(mode) -> None:
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
 
 
-def _check_batches(n) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"calibration_batches must be an int >= 1, got {n!r}")

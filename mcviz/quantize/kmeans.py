@@ -39,6 +39,7 @@ from mcviz import train
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
 from mcviz.quantize.layers import _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
+from mcviz.quantize.ptq import _replace
 from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
@@ -275,10 +276,8 @@ def kmeans(
         if not name:  # the model is itself one layer
             out = shared
             break
-        parent, _, child = name.rpartition(".")
-        setattr(out.get_submodule(parent) if parent else out, child, shared)
+        _replace(out, name, shared)
     if fine_tune_epochs > 0:
-
         train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
     out.train(model.training)
     return out

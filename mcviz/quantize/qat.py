@@ -104,7 +104,6 @@ def qat(
         >>> mcv.measure.model(small).bits  # doctest: +SKIP
         4.0
     """
-
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(data, DataBundle):
