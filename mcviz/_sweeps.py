@@ -125,6 +125,12 @@ def _points(change: float) -> str:
     return "loses no accuracy"
 
 
+def _check_tolerance(tolerance) -> None:
+    # one check for both summaries (they had drifted: True passed as a tolerance of 1 in one of them)
+    if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a number >= 0 (percentage points), got {tolerance!r}")
+
+
 def quantization_summary(table: pd.DataFrame, *, baseline: str = "baseline", tolerance: float = 1.0) -> str:
     """Return summary sentences of a :func:`sweep` table, computed from its numbers.
 
@@ -141,8 +147,7 @@ def quantization_summary(table: pd.DataFrame, *, baseline: str = "baseline", tol
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"quantization_summary needs column {missing[0]!r}, got {list(table.columns)}")
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a number >= 0 (percentage points), got {tolerance!r}")
+    _check_tolerance(tolerance)
     if table["accuracy"].isna().any():
         raise ValueError("quantization_summary needs accuracy on every row (measure with data)")
     base_rows = table[table["label"] == baseline]
@@ -297,8 +302,7 @@ def pruning_summary(table: pd.DataFrame, *, baseline: str = "baseline", toleranc
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"pruning_summary needs column {missing[0]!r}, got {list(table.columns)}")
-    if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a number >= 0 (percentage points), got {tolerance!r}")
+    _check_tolerance(tolerance)
     if table["accuracy"].isna().any():
         raise ValueError("pruning_summary needs accuracy on every row (measure with data)")
     base_rows = table[table["label"] == baseline]

@@ -187,6 +187,7 @@ def test_summary_when_nothing_stays_within_the_tolerance():
         (_table([]).drop(columns="weight_bits"), {}, "needs column 'weight_bits'"),
         (_table([]), {"baseline": "fp32"}, "needs a row labelled 'fp32'"),
         (_table([]), {"tolerance": -1}, "tolerance must be a number >= 0"),
+        (_table([]), {"tolerance": True}, "tolerance must be a number >= 0"),  # as pruning_summary
         (_table([("w", "w", "-", 4, None, 10)]), {}, "needs accuracy on every row"),
     ],
 )
