@@ -223,9 +223,11 @@ def record(table):
     table.to_csv(folder / "results.csv", index=False)
     rows = json.loads(table.to_json(orient="records", double_precision=15))
     (folder / _ROWS_FILE).write_text(json.dumps(rows, indent=1))
-    kernel = {"threads": None}
+    kernel = {"threads": None, "cpu_capability": None}
     if "torch" in sys.modules:
-        kernel["threads"] = sys.modules["torch"].get_num_threads()
+        torch = sys.modules["torch"]
+        kernel["threads"] = torch.get_num_threads()
+        kernel["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # kernels' instruction set
     (folder / _KERNEL_FILE).write_text(json.dumps(kernel))
     return table
 
@@ -365,7 +367,15 @@ def environment() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": int(_KERNEL_ENV["OMP_NUM_THREADS"]),
+        # the kernels torch picked for this CPU (AVX512, AVX2, DEFAULT...): trained weights differ
+        # in their last bits between them (see mcviz.reproduce); a report's kernel records its own
+        "cpu_capability": _cpu_capability(),
     }
+
+
+def _cpu_capability() -> str | None:
+    torch = sys.modules.get("torch")  # not imported here just for this: it is heavy
+    return torch.backends.cpu.get_cpu_capability() if torch is not None else None
 
 
 # ---------------------------------------------------------------- running
@@ -479,8 +489,9 @@ def _write_results(work: Path, name: str, values: dict, started, duration: float
     if (work / _KERNEL_FILE).exists():
         kernel = json.loads((work / _KERNEL_FILE).read_text())
         (work / _KERNEL_FILE).unlink()
-        if kernel.get("threads") is not None:
-            env["threads"] = kernel["threads"]
+        for key in ("threads", "cpu_capability"):
+            if kernel.get(key) is not None:
+                env[key] = kernel[key]
     if not (work / "results.csv").exists():
         (work / "results.csv").write_text("")
     results = {

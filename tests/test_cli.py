@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest_reports import listing, run_cli, write_template
 
 import mcviz as mcv
@@ -189,8 +190,10 @@ def test_compare_end_to_end(tmp_path):
         "cpu",
         "cpu_count",
         "threads",
+        "cpu_capability",
     }
     assert results["environment"]["threads"] == 1
+    assert results["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert results["parameters"]["dataset"] == "digits" and results["parameters"]["epochs"] == 1
     assert results["seed"] == 0 and results["duration_s"] > 0
     rows = results["rows"]

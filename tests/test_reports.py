@@ -229,7 +229,9 @@ def test_example_report_is_complete():
     ]
     results = json.loads((EXAMPLE / "results.json").read_text())
     assert set(results) >= {"template", "rows", "parameters", "seed", "started", "duration_s", "environment"}
-    assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads"}
+    assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads",
+                                           "cpu_capability"}
+    assert results["environment"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NEON", "SVE256")
     assert [r["label"] for r in results["rows"]] == ["baseline", *reports.validate("compare")["methods"]]
     assert results["parameters"] == reports.validate("compare", EXAMPLE_PARAMETERS)
     table = pd.read_csv(EXAMPLE / "results.csv")
@@ -273,6 +275,9 @@ def test_run_writes_the_run_folder(tmp_path, monkeypatch):
     assert rows[0]["omp"] == "1" and rows[0]["renderer"] == "plotly_mimetype"
     assert results["parameters"] == {"n": 3, "name": weird, "items": ["001"], "fail": False, "die": False}
     assert results["environment"]["threads"] == 1
+    import torch
+
+    assert results["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     html = (folder / "index.html").read_text()
     assert _figure_divs(html) == ["mcviz-fig-0"] and _script_srcs(html) == []
 
