@@ -10,7 +10,7 @@ STAMP   = $(VENV)/.mcviz-installed
 # torch==2.13.0 would otherwise resolve to a CUDA build.
 PIP_TORCH ?=
 
-.PHONY: setup report test test-fast nbval lab bench lint clean-venv
+.PHONY: setup report test test-fast nbval examples lab bench lint clean-venv
 
 setup: $(STAMP)
 
@@ -27,8 +27,23 @@ $(STAMP): requirements.txt pyproject.toml
 report: setup
 	$(BIN)/mcviz report compare
 
+# Both cores (or all of them: -n auto); each notebook's cells stay on one worker (loadgroup), and
+# the longest tests start first (conftest.py orders them; --no-loadscope-reorder keeps that order).
+XDIST = -n auto --dist loadgroup --no-loadscope-reorder
+
 test: setup
-	$(BIN)/python -m pytest tests reports/examples --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest $(XDIST) tests reports/examples --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+nbval: setup
+	$(BIN)/python -m pytest $(XDIST) reports/examples --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# Regenerate the committed example reports (then commit them; nbval re-executes them in make test).
+examples: setup
+	rm -rf reports/examples/compare reports/examples/pruning reports/examples/quantization reports/examples/tradeoff
+	$(BIN)/mcviz report compare -q -p fraction 0.3 -o reports/examples/compare
+	$(BIN)/mcviz report pruning -q -o reports/examples/pruning
+	$(BIN)/mcviz report quantization -q -o reports/examples/quantization
+	$(BIN)/mcviz report tradeoff -q -o reports/examples/tradeoff
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" tests

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import time
 import warnings
 
 import numpy as np
@@ -521,19 +520,14 @@ def test_search_without_a_limit(digits, cache_dir):
 
 
 def test_search_second_call_trains_and_compresses_nothing(digits, cache_dir, counted, monkeypatch):
-    start = time.perf_counter()
     first = search(digits, budget=1e9)
-    first_time = time.perf_counter() - start
     assert len(counted) == len(SPACE)
     monkeypatch.setattr(mcv.train, "baseline", lambda *a, **k: pytest.fail("loaded the baseline again"))
     monkeypatch.setattr(mcv.train, "fit", lambda *a, **k: pytest.fail("trained again"))
-    start = time.perf_counter()
     second = search(digits, budget=1e9)
-    second_time = time.perf_counter() - start
-    assert len(counted) == len(SPACE)  # no new compress call
+    assert len(counted) == len(SPACE)  # no new compress call: the rows came from the cache
     pd.testing.assert_frame_equal(first.table, second.table)
     pd.testing.assert_series_equal(first.choice, second.choice)
-    assert second_time < max(0.5, first_time / 2), (first_time, second_time)
 
 
 def test_search_cache_entries_are_keyed_and_complete(digits, cache_dir):
