@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from mcviz import distill
-from mcviz.widgets import Explorer
+from mcviz._explorer import Explorer
 
 T_MIN, T_MAX = 0.1, 100.0  # the slider's range: from sharper than T = 1 to almost uniform
 

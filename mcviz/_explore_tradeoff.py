@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mcviz import plots, tradeoff
-from mcviz.widgets import Explorer
+from mcviz._explorer import Explorer
 
 FRACTION_MIN, FRACTION_MAX = 1e-3, 1.0  # from 1,000x smaller than the baseline up to the baseline
 TRACES = ("configurations", "front", "selected", "budget")  # the figure always has these four

@@ -18,25 +18,24 @@ import torch
 from torch import nn
 
 from mcviz import measure, models, plots, quantize, train
+from mcviz._explore_kd import temperature_explorer
+from mcviz._explore_tradeoff import budget_explorer
+from mcviz._explorer import Explorer
+
+__all__ = [
+    "Explorer",
+    "budget_explorer",
+    "latency_explorer",
+    "latency_table",
+    "layers_explorer",
+    "pruning_explorer",
+    "quantization_explorer",
+    "reference_models",
+    "temperature_explorer",
+]
 
 LAYER_VALUES = ("params", "macs", "size_bytes")
 MODEL_SHAPE = (1, 28, 28)
-
-
-class Explorer(widgets.VBox):
-    """A VBox of controls above a figure; ``figure`` and ``controls`` give access to both."""
-
-    def __init__(
-        self, controls: dict[str, widgets.Widget], figure: go.FigureWidget, note: widgets.HTML | None = None
-    ):
-        rows: list[widgets.Widget] = [widgets.HBox(list(controls.values()))]
-        if note is not None:
-            rows.append(note)
-        rows.append(figure)
-        super().__init__(rows)
-        self.controls = controls
-        self.figure = figure
-        self.note = note
 
 
 def reference_models(
@@ -457,7 +456,3 @@ def pruning_explorer(
         control.observe(redraw, names="value")
     controls = {"sparsity": sparsity_slider, "scope": scope_choice, "method": method_choice}
     return Explorer(controls, figure, note)
-
-# explorers of the later lessons live in their own modules (they import Explorer from here)
-from mcviz._explore_kd import temperature_explorer  # noqa: E402, F401
-from mcviz._explore_tradeoff import budget_explorer  # noqa: E402, F401

@@ -171,3 +171,63 @@ def test_low_modules_import_nothing_high(module):
 
 def test_plots_import_no_reports_or_widgets():
     assert imported_mcviz_modules(PACKAGE / "plots.py") & {"reports", "cli", "widgets"} == set()
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Returns {module: the mcviz modules it imports}, over every file of the package, counting
+    imports inside functions too (a deferred import still makes a cycle: it works only by order)."""
+    graph: dict[str, set[str]] = {}
+    modules = [_module_name(p) for p in PACKAGE.rglob("*.py")]
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = name if parts[-1] == "__init__" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from . import x / from .y import z
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                # "from mcviz import data" imports the module mcviz.data (its package is
+                # already loading); "from mcviz.train import fit" imports mcviz.train
+                subs = {f"{base}.{a.name}" for a in node.names}
+                edges |= subs if subs & set(modules) else {base}
+        graph[name] = edges
+    known = set(graph)
+    return {m: {e for e in edges if e in known and e != m} for m, edges in graph.items()}
+
+
+def test_import_graph_has_no_cycle():
+    graph = import_graph()
+    assert {"mcviz.widgets", "mcviz._explorer", "mcviz.grading", "mcviz.grading._core"} <= set(graph)
+    state: dict[str, str] = {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for nxt in sorted(graph[module]):
+            if state.get(nxt) == "open":
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [module, nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, path + [nxt])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_the_cycle_check_finds_a_cycle(monkeypatch):
+    real = import_graph()
+    cyclic = {**real, "mcviz.data": real["mcviz.data"] | {"mcviz.reports"}, "mcviz.reports": {"mcviz.data"}}
+    monkeypatch.setattr(sys.modules[__name__], "import_graph", lambda: cyclic)
+    with pytest.raises(pytest.fail.Exception, match="import cycle"):
+        test_import_graph_has_no_cycle()

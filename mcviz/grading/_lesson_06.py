@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcviz import distill, models
-from mcviz.grading import MNIST, Wrong, _call, _number, _short, question
+from mcviz.grading._core import MNIST, Wrong, _call, _number, _short, question
 
 # (temperature, alpha) pairs the loss is graded on: both ends of alpha, T from 1 to 20
 _KD_CASES = [(1.0, 0.0), (1.0, 1.0), (2.0, 0.5), (4.0, 0.9), (4.0, 1.0), (2.5, 0.3), (20.0, 0.9), (8.0, 0.0)]

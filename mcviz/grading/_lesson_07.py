@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mcviz import tradeoff
-from mcviz.grading import Wrong, _call, _short, question
+from mcviz.grading._core import Wrong, _call, _short, question
 
 
 def _frame(rows, cost: str = "size_bytes", metric: str = "accuracy") -> pd.DataFrame:

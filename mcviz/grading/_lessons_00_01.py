@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mcviz import measure, models
-from mcviz.grading import (
+from mcviz.grading._core import (
     MNIST,
     Wrong,
     _call,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mcviz import measure, models
-from mcviz.grading import (
+from mcviz.grading._core import (
     MNIST,
     Wrong,
     _call,
