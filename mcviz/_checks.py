@@ -1,0 +1,179 @@
+"""Argument checks in one place, in the manner of scikit-learn's ``check_scalar``.
+
+Every public function of mcviz validates its arguments at the boundary with these, so the same
+kind of value gets the same rule and the same words everywhere:
+
+- a value of the wrong TYPE raises ``TypeError``; a value of the right type but outside what is
+  allowed raises ``ValueError``;
+- the message is one line, ``"<name> must be <what is allowed>, got <value>"``, with the value
+  shortened (:func:`shorten`) so that a huge value never floods a terminal;
+- bools are never numbers (``True`` is not an epoch count), NaN and infinities are never numbers
+  in a range, and numpy scalars are accepted where Python numbers are.
+
+:data:`BOUNDS` holds the range of every option that methods, report parameters and widgets share
+(epochs, bits, seeds...), so a config, a function and a slider cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+# The largest seed every consumer accepts: numpy's RandomState (scikit-learn's splits) takes
+# [0, 2**32 - 1]; torch takes more, so the tighter bound is the one to check.
+SEED_MAX = 2**32 - 1
+
+
+class Range:
+    """An interval for a number: ``low``/``high`` (None: unbounded), each closed or open."""
+
+    __slots__ = ("low", "high", "low_open", "high_open")
+
+    def __init__(self, low=None, high=None, *, low_open: bool = False, high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+
+    def __contains__(self, x) -> bool:
+        if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
+            return False
+        return not (self.high is not None and (x > self.high or (self.high_open and x == self.high)))
+
+    def text(self) -> str:
+        """Returns the interval as words: "in [1, 200]", ">= 0", "> 0"."""
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
+            lb, hb = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"in {lb}{_num(lo)}, {_num(hi)}{hb}"
+        if lo is not None:
+            return f"{'>' if self.low_open else '>='} {_num(lo)}"
+        if hi is not None:
+            return f"{'<' if self.high_open else '<='} {_num(hi)}"
+        return ""
+
+
+# Shared bounds of options that appear in several places (functions, configs, report parameters,
+# widgets). A value outside them is refused before any work starts.
+BOUNDS: dict[str, Range] = {
+    "seed": Range(0, SEED_MAX),
+    "epochs": Range(1, 200),
+    "fine_tune_epochs": Range(0, 200),
+    "batch_size": Range(1, 4096),
+    "lr": Range(0, 10, low_open=True),
+    "bits": Range(2, 8),
+    "calibration_batches": Range(1, 1000),
+    "width": Range(1, 4096),
+    "temperature": Range(0, 100, low_open=True),
+    "alpha": Range(0, 1),
+    "threads": Range(1, 256),
+    "repeats": Range(3, 10_000),
+    "warmup": Range(0, 10_000),
+}
+
+
+def shorten(value, limit: int = 80) -> str:
+    """Returns ``repr(value)`` cut to ``limit`` characters (with its full length said), on one line."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}... ({len(text):,} characters)"
+
+
+def check_int(value, name: str, *, bounds: Range | None = None, low=None, high=None) -> int:
+    """Returns ``value`` as an int if it is an integer (numpy ints too, never a bool) within the bounds.
+
+    ``bounds`` defaults to ``BOUNDS[name]`` when the name has shared bounds, else ``[low, high]``.
+
+    Raises:
+        TypeError: not an integer. ValueError: outside the bounds.
+    """
+    rng = _range(name, bounds, low, high)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int{_with(rng)}, got {shorten(value)}")
+    if int(value) not in rng:
+        raise ValueError(f"{name} must be an int{_with(rng)}, got {shorten(value)}")
+    return int(value)
+
+
+def check_number(value, name: str, *, bounds: Range | None = None, low=None, high=None,
+                 low_open: bool = False, high_open: bool = False) -> float:  # fmt: skip
+    """Returns ``value`` as a float if it is a finite real number (ints accepted, bools not) within
+    the bounds (``BOUNDS[name]`` when the name has shared bounds).
+
+    Raises:
+        TypeError: not a real number. ValueError: NaN, infinite, or outside the bounds.
+    """
+    rng = _range(name, bounds, low, high, low_open, high_open)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number{_with(rng)}, got {shorten(value)}")
+    x = float(value)
+    if not math.isfinite(x) or x not in rng:
+        raise ValueError(f"{name} must be a finite number{_with(rng)}, got {shorten(value)}")
+    return x
+
+
+def check_bool(value, name: str) -> bool:
+    """Returns ``value`` if it is True or False (numpy bools too).
+
+    Raises:
+        TypeError: anything else (1, "yes", None).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {shorten(value)}")
+
+
+def check_choice(value, name: str, choices: Iterable[str]) -> str:
+    """Returns ``value`` if it is one of ``choices`` (strings).
+
+    Raises:
+        TypeError: not a str. ValueError: not one of the choices.
+    """
+    choices = tuple(choices)
+    allowed = ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {allowed}, got {shorten(value)}")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {allowed}, got {shorten(value)}")
+    return value
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """Returns ``value`` if it is an int in [0, 2**32 - 1] (what numpy, scikit-learn and torch all take).
+
+    Raises:
+        TypeError: not an int. ValueError: negative or too large.
+    """
+    return check_int(value, name, bounds=BOUNDS["seed"])
+
+
+def check_option(name: str, value):
+    """Returns ``value`` checked against the shared bounds of option ``name`` (``BOUNDS``): an int
+    for integer options, a float for the others (lr, temperature, alpha)."""
+    rng = BOUNDS[name]
+    integer = isinstance(rng.low, int) and isinstance(rng.high, int) and not rng.low_open
+    return check_int(value, name, bounds=rng) if integer else check_number(value, name, bounds=rng)
+
+
+def _range(name, bounds, low, high, low_open=False, high_open=False) -> Range:
+    if bounds is not None:
+        return bounds
+    if low is None and high is None and name in BOUNDS:
+        return BOUNDS[name]
+    return Range(low, high, low_open=low_open, high_open=high_open)
+
+
+def _with(rng: Range) -> str:
+    text = rng.text()
+    return f" {text}" if text else ""
+
+
+def _num(x) -> str:
+    if isinstance(x, int) and abs(x) >= 10**6:
+        return f"{x:,}"
+    return str(int(x)) if float(x).is_integer() else repr(x)

@@ -1,0 +1,72 @@
+"""mcviz._checks: one rule per kind of value, TypeError for a wrong type, ValueError for a wrong
+value, one-line messages that name the argument and shorten the value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from helpers import one_line
+
+from mcviz import _checks as C
+
+
+@pytest.mark.parametrize("value", [0, 5, np.int64(7), 2**32 - 1])
+def test_seed_accepts_ints_numpy_ints_up_to_2_32(value):
+    assert C.check_seed(value) == int(value) and type(C.check_seed(value)) is int
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    (True, TypeError), (1.0, TypeError), ("1", TypeError), (None, TypeError),
+    (-1, ValueError), (2**32, ValueError), (1180591620717411303424, ValueError),
+])  # fmt: skip
+def test_seed_refuses_wrong_types_and_values(value, error):
+    with pytest.raises(error) as info:
+        C.check_seed(value)
+    assert one_line(info).startswith("seed must be an int in [0, 4,294,967,295], got ")
+
+
+def test_shared_bounds_apply_by_name():
+    assert C.check_int(200, "epochs") == 200
+    with pytest.raises(ValueError, match=r"epochs must be an int in \[1, 200\], got 1000000000"):
+        C.check_int(10**9, "epochs")
+    assert C.check_option("lr", 1e-3) == 1e-3 and C.check_option("bits", 8) == 8
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 10\], got 0"):
+        C.check_option("lr", 0)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_numbers_are_finite(value):
+    with pytest.raises(ValueError, match="finite"):
+        C.check_number(value, "x", low=0)
+
+
+def test_number_accepts_ints_and_numpy_floats_not_bools():
+    assert C.check_number(1, "x") == 1.0 and C.check_number(np.float32(0.5), "x") == 0.5
+    with pytest.raises(TypeError, match="x must be a number, got True"):
+        C.check_number(True, "x")
+
+
+def test_open_and_closed_ends():
+    assert C.check_number(1, "t", low=0, low_open=True) == 1.0
+    with pytest.raises(ValueError, match=r"t must be a finite number > 0, got 0"):
+        C.check_number(0, "t", low=0, low_open=True)
+
+
+def test_bool_and_choice():
+    assert C.check_bool(np.bool_(True), "flag") is True
+    with pytest.raises(TypeError, match="flag must be True or False, got 1"):
+        C.check_bool(1, "flag")
+    assert C.check_choice("layer", "scope", ("layer", "global")) == "layer"
+    with pytest.raises(ValueError, match="scope must be one of 'layer', 'global', got 'glob'"):
+        C.check_choice("glob", "scope", ("layer", "global"))
+    with pytest.raises(TypeError):
+        C.check_choice(1, "scope", ("layer", "global"))
+
+
+def test_a_huge_value_is_shortened():
+    with pytest.raises(TypeError) as info:
+        C.check_int("x" * 10**6, "epochs")
+    message = one_line(info)
+    assert len(message) < 200 and "1,000,002 characters" in message
