@@ -23,8 +23,9 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize, skip_init
+from torch.nn.utils import parametrize
 
+from mcviz import _layers
 from mcviz.prune.masks import channel_scores, check_sparsity
 from mcviz.registry import register
 
@@ -86,7 +87,7 @@ def kept_channels(
     kept = {}
     for name, layer, _ in chain[:-1]:
         fraction = per_layer.get(name, 0.0) if isinstance(per_layer, dict) else per_layer
-        weight = _weight(layer)
+        weight = _layers.weight(layer).detach()
         n = weight.shape[0]
         remove = math.floor(fraction * n + 1e-9)  # 0.57 * 100 is 56.99999999999999 in floats
         scores = channel_scores(weight, norm=norm)
@@ -194,7 +195,7 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Module]]]:
 
 
 def _check_link(name, layer, between, next_name, nxt) -> None:
-    out = _weight(layer).shape[0]
+    out = _layers.weight(layer).shape[0]
     kinds = [_kind(m) for m in between]
     flat = nn.Flatten in kinds
     if isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.Conv2d):
@@ -217,11 +218,6 @@ def _check_link(name, layer, between, next_name, nxt) -> None:
 # ---------------------------------------------------------------- the pruning itself
 
 
-def _weight(layer: nn.Module) -> torch.Tensor:
-    effective = getattr(layer, "effective_weight", None)
-    return (effective() if callable(effective) else layer.weight).detach()
-
-
 def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
     layers = OrderedDict()
     inputs: torch.Tensor | None = None  # kept input indices of the next Conv2d/Linear layer
@@ -230,7 +226,7 @@ def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             layers[name] = copy.deepcopy(m)
             continue
-        weight = _weight(m)
+        weight = _layers.weight(m).detach()
         in_idx = slice(None)
         if inputs is not None:
             if isinstance(m, nn.Linear) and m.in_features != width:  # a conv's channels, flattened
@@ -241,7 +237,7 @@ def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
         out_idx = torch.tensor(kept[name]) if name in kept else slice(None)
         new_weight = weight[out_idx][:, in_idx]
         bias = m.bias.detach()[out_idx] if m.bias is not None else None
-        layers[name] = _like(m, new_weight, bias)
+        layers[name] = _layers.plain_like(m, new_weight, bias)
         width = weight.shape[0]
         inputs = torch.tensor(kept[name]) if name in kept else None
     out = nn.Sequential(layers)
@@ -249,29 +245,3 @@ def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
         out.input_shape = model.input_shape
     out.train(model.training)
     return out
-
-
-def _like(m: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-    """Returns a plain layer configured like ``m`` that holds ``weight`` and ``bias``."""
-    # skip_init builds the layer without initializing it: no draw from the global RNG
-    factory = {"device": weight.device, "dtype": weight.dtype, "bias": bias is not None}
-    if isinstance(m, nn.Conv2d):
-        new = skip_init(
-            nn.Conv2d,
-            weight.shape[1],
-            weight.shape[0],
-            m.kernel_size,
-            stride=m.stride,
-            padding=m.padding,
-            dilation=m.dilation,
-            padding_mode=m.padding_mode,
-            **factory,
-        )
-    else:
-        new = skip_init(nn.Linear, weight.shape[1], weight.shape[0], **factory)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-        if bias is not None:
-            new.bias.copy_(bias)
-    new.train(m.training)
-    return new

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mcviz import _layers
 from mcviz.measure import StorageRow
 from mcviz.prune.masks import _mask_from_scores, check_seed, check_sparsity, n_pruned, random_scores
 from mcviz.registry import register
@@ -42,19 +43,37 @@ SCOPES = ("layer", "global")
 
 
 class _Pruned:
-    """What PrunedLinear and PrunedConv2d share: the mask, its storage, and keeping zeros at zero."""
+    """What PrunedLinear and PrunedConv2d share: the mask, its storage, and keeping zeros at zero.
+
+    The constructor takes the arguments of ``nn.Linear`` / ``nn.Conv2d`` (without ``device``) and
+    a keyword ``dtype``; the weight and bias start at zero, the mask all True.
+    """
 
     weight: nn.Parameter
     bias: nn.Parameter | None
     mask: torch.Tensor
 
-    def _materialize(self, dtype) -> None:
+    def __init__(self, *args, dtype: torch.dtype | None = None, **kwargs) -> None:
+        # the parent makes its tensors on the meta device: no memory and no draw from the global RNG
+        super().__init__(*args, **kwargs, device="meta", dtype=dtype)
         shape, has_bias = self.weight.shape, self.bias is not None
         dtype = dtype or torch.get_default_dtype()
-        # the parent made its tensors on the meta device: no memory and no draw from the global RNG
         self.weight = nn.Parameter(torch.zeros(shape, dtype=dtype))
         self.bias = nn.Parameter(torch.zeros(shape[0], dtype=dtype)) if has_bias else None
         self.register_buffer("mask", torch.ones(shape, dtype=torch.bool))
+
+    @classmethod
+    def from_dense(cls, module: nn.Module, mask: torch.Tensor | None = None) -> _Pruned:
+        """Returns a pruned layer with ``module``'s weight (the one it computes with) and bias,
+        dtype and train/eval mode, and ``mask`` (all kept when None); ``module`` is left unchanged.
+
+        ``module`` must be an ``nn.Linear`` for PrunedLinear, an ``nn.Conv2d`` for PrunedConv2d.
+        """
+        # the new layer keeps the module's dtype (new_like rejects a module of the other kind)
+        dtype = _layers.weight(module).dtype if isinstance(module, _layers.KINDS) else None
+        out = _layers.copy_into(_layers.new_like(cls, module, dtype=dtype), module)
+        out.set_mask(mask if mask is not None else torch.ones_like(out.mask))
+        return out
 
     def effective_weight(self) -> torch.Tensor:
         """Returns the weight the layer computes with: ``weight * mask``."""
@@ -97,67 +116,28 @@ class _Pruned:
 class PrunedLinear(_Pruned, nn.Linear):
     """A Linear layer computing with ``weight * mask`` (see the module doc).
 
+    Takes ``nn.Linear``'s arguments (``in_features, out_features, bias=True``) and a keyword
+    ``dtype``.
+
     Example:
         >>> layer = PrunedLinear.from_dense(nn.Linear(4, 2), torch.tensor([[1, 0, 1, 0]] * 2).bool())
         >>> int((layer.weight == 0).sum())
         4
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype=None) -> None:
-        nn.Linear.__init__(self, in_features, out_features, bias, device="meta", dtype=dtype)
-        self._materialize(dtype)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.mask, self.bias)
 
-    @classmethod
-    def from_dense(cls, module: nn.Linear, mask: torch.Tensor | None = None) -> PrunedLinear:
-        """Returns a PrunedLinear with ``module``'s weight and bias and ``mask`` (all kept when
-        None); ``module`` is left unchanged."""
-        if not isinstance(module, nn.Linear):
-            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
-        out = cls(module.in_features, module.out_features, module.bias is not None, dtype=module.weight.dtype)
-        return _copy_into(out, module, mask)
-
 
 class PrunedConv2d(_Pruned, nn.Conv2d):
-    """A Conv2d layer computing with ``weight * mask`` (see the module doc)."""
+    """A Conv2d layer computing with ``weight * mask`` (see the module doc).
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        *,
-        dtype=None,
-    ) -> None:
-        nn.Conv2d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device="meta", dtype=dtype,
-        )  # fmt: skip
-        self._materialize(dtype)
+    Takes ``nn.Conv2d``'s arguments (``in_channels, out_channels, kernel_size, stride=1,
+    padding=0, dilation=1, groups=1, bias=True, padding_mode="zeros"``) and a keyword ``dtype``.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight * self.mask, self.bias)
-
-    @classmethod
-    def from_dense(cls, module: nn.Conv2d, mask: torch.Tensor | None = None) -> PrunedConv2d:
-        """Returns a PrunedConv2d with ``module``'s weight and bias and ``mask`` (all kept when
-        None); ``module`` is left unchanged."""
-        if not isinstance(module, nn.Conv2d):
-            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
-        m = module
-        out = cls(
-            m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-            m.bias is not None, m.padding_mode, dtype=m.weight.dtype,
-        )  # fmt: skip
-        return _copy_into(out, module, mask)
 
 
 def magnitude(
@@ -240,10 +220,7 @@ def finalize(model: nn.Module) -> nn.Module:
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     out = copy.deepcopy(model)
     for name, layer in [(n, m) for n, m in out.named_modules() if isinstance(m, _Pruned)]:
-        plain = _plain_copy(layer)
-        if not name:
-            return plain
-        _replace(out, name, plain)
+        out = _layers.replace(out, name, _layers.plain_like(layer, layer.effective_weight(), layer.bias))
     return out
 
 
@@ -323,12 +300,7 @@ def _plan(model, sparsity) -> dict[str, float]:
 
 
 def _effective_weights(model, plan) -> dict[str, torch.Tensor]:
-    weights = {}
-    for name in plan:
-        layer = model.get_submodule(name)
-        w = layer.effective_weight() if isinstance(layer, _Pruned) else layer.weight
-        weights[name] = w.detach()
-    return weights
+    return {name: _layers.weight(model.get_submodule(name)).detach() for name in plan}
 
 
 def _zeros_first(w: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -355,45 +327,5 @@ def _apply(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
             layer.set_mask(mask)
             continue
         cls = PrunedConv2d if isinstance(layer, nn.Conv2d) else PrunedLinear
-        pruned = cls.from_dense(layer, mask)
-        if not name:  # the model is itself one layer
-            return pruned
-        _replace(model, name, pruned)
+        model = _layers.replace(model, name, cls.from_dense(layer, mask))  # name "": the model is one layer
     return model
-
-
-def _copy_into(out: _Pruned, module: nn.Module, mask) -> _Pruned:
-    weight = module.effective_weight() if isinstance(module, _Pruned) else module.weight
-    with torch.no_grad():
-        out.weight.copy_(weight.detach())
-        if module.bias is not None:
-            out.bias.copy_(module.bias.detach())
-    out.set_mask(mask if mask is not None else torch.ones_like(out.mask))
-    out.train(module.training)
-    return out
-
-
-def _plain_copy(layer: _Pruned) -> nn.Module:
-    if isinstance(layer, nn.Conv2d):
-        m = layer
-        plain = nn.Conv2d(
-            m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
-            m.bias is not None, m.padding_mode, device="meta", dtype=m.weight.dtype,
-        )  # fmt: skip
-    else:
-        plain = nn.Linear(
-            layer.in_features,
-            layer.out_features,
-            layer.bias is not None,
-            device="meta",
-            dtype=layer.weight.dtype,
-        )
-    plain.weight = nn.Parameter(layer.effective_weight().detach().clone())
-    plain.bias = nn.Parameter(layer.bias.detach().clone()) if layer.bias is not None else None
-    plain.train(layer.training)
-    return plain
-
-
-def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)

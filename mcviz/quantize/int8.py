@@ -31,9 +31,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mcviz import _backends
+from mcviz import _backends, _layers
 from mcviz.measure import StorageRow
-from mcviz.quantize.ptq import CALIBRATION_BATCH_SIZE, _check_calibration_batches, _replace
+from mcviz.quantize.ptq import CALIBRATION_BATCH_SIZE, _check_calibration_batches
 from mcviz.registry import register
 
 MODES = ("dynamic", "static")
@@ -180,11 +180,11 @@ def _dynamic(model: nn.Module) -> nn.Module:
             f"int8 mode='dynamic' quantizes nn.Linear layers and {type(model).__name__} has none; "
             "use mode='static' for Conv2d"
         )
-    for name in linears:
-        _replace(out, name, _plain(out.get_submodule(name)))  # subclasses (pruned, fake-quant): plain
+    for name in linears:  # subclasses (pruned, fake-quant): plain
+        out = _layers.replace(out, name, _plain(out.get_submodule(name)))
     out = _backends.dynamic(out.eval())
     for name in linears:
-        _replace(out, name, _wrap(out.get_submodule(name)))
+        out = _layers.replace(out, name, _wrap(out.get_submodule(name)))
     return out.eval()
 
 
@@ -234,40 +234,22 @@ def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
         raise ValueError(f"int8 could not calibrate on {data.name!r} (input {shape}): {first}") from None
     for name, m in list(out.named_children()):
         if _backends.is_int8_layer(m):
-            _replace(out, name, _wrap(m))
+            out = _layers.replace(out, name, _wrap(m))
         elif _backends.is_int8_input(m):
-            _replace(out, name, Int8Input(m))
+            out = _layers.replace(out, name, Int8Input(m))
     if hasattr(model, "input_shape"):
         out.input_shape = model.input_shape
     return out.eval()
 
 
 def _plain(m: nn.Module) -> nn.Module:
-    """Returns a plain nn.Linear / nn.Conv2d with ``m``'s effective weight and bias (pruning masks
-    and fake-quantized weights applied), which the int8 converters recognize."""
-    weight = m.weight() if callable(m.weight) else m.weight
-    if isinstance(m, nn.Linear):
-        out = nn.Linear(m.in_features, m.out_features, m.bias is not None, device="meta")
-    else:
-        out = nn.Conv2d(
-            m.in_channels,
-            m.out_channels,
-            m.kernel_size,
-            m.stride,
-            m.padding,
-            m.dilation,
-            m.groups,
-            m.bias is not None,
-            device="meta",
-        )
-    out.weight = nn.Parameter(weight.detach().float().clone())
-    if m.bias is not None:
-        out.bias = nn.Parameter(m.bias.detach().float().clone())
-    return out.eval()
+    """Returns a plain float32 nn.Linear / nn.Conv2d in eval mode with ``m``'s weight as it computes
+    with it (pruning masks and fake-quantized weights applied) and bias, which the int8 converters
+    recognize; ``m`` is left unchanged."""
+    bias = m.bias.detach().float() if m.bias is not None else None
+    return _layers.plain_like(m, _layers.weight(m).detach().float(), bias).eval()
 
 
 def _check_mode(mode) -> None:
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
-
-

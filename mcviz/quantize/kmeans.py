@@ -35,11 +35,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mcviz import train
+from mcviz import _layers, train
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
 from mcviz.quantize.layers import _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
-from mcviz.quantize.ptq import _replace
 from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
@@ -104,11 +103,17 @@ def kmeans_codebook(w: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch
 
 
 class _Shared:
-    """What KMeansLinear and KMeansConv2d share: codebook, indices, weight, storage."""
+    """What KMeansLinear and KMeansConv2d share: codebook, indices, weight, storage.
+
+    The constructor takes the arguments of ``nn.Linear`` / ``nn.Conv2d`` (without ``device`` and
+    ``dtype``: the codebook and bias are float32) and the keyword ``bits``.
+    """
 
     bits: int
 
-    def _init_shared(self, bits: int) -> None:
+    def __init__(self, *args, bits: int = 4, **kwargs) -> None:
+        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
+        super().__init__(*args, **kwargs, device="meta")
         _check_bits(bits)
         self.bits = bits
         shape = self._parameters.pop("weight").shape  # the parent's meta Parameter; now a property
@@ -117,6 +122,16 @@ class _Shared:
         self.register_buffer("indices", torch.zeros(shape, dtype=torch.uint8))
         self.register_buffer("mask", None)  # a bool tensor shaped like the weight when pruned
         self.bias = nn.Parameter(torch.zeros(shape[0])) if has_bias else None
+
+    @classmethod
+    def from_float(cls, module: nn.Module, bits: int = 4) -> _Shared:
+        """Returns a shared-weight layer holding ``module``'s weight (the one it computes with)
+        clustered, its bias copied, its mask (if pruned) and its train/eval mode; ``module`` is
+        left unchanged.
+
+        ``module`` must be an ``nn.Linear`` for KMeansLinear, an ``nn.Conv2d`` for KMeansConv2d.
+        """
+        return _copy_into(_layers.new_like(cls, module, bits=bits), module)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -176,57 +191,28 @@ class _Shared:
 class KMeansLinear(_Shared, nn.Linear):
     """A Linear layer whose weights share ``2**bits`` values: ``weight = codebook[indices]``.
 
+    Takes ``nn.Linear``'s arguments (``in_features, out_features, bias=True``) and the keyword
+    ``bits=4``.
+
     Example:
         >>> layer = KMeansLinear.from_float(nn.Linear(16, 4), bits=2)
         >>> len(layer.weight.unique()) <= 4, layer.indices.dtype
         (True, torch.uint8)
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 4) -> None:
-        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
-        nn.Linear.__init__(self, in_features, out_features, bias, device="meta")
-        self._init_shared(bits)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)
 
-    @classmethod
-    def from_float(cls, module: nn.Linear, bits: int = 4) -> KMeansLinear:
-        """Returns a KMeansLinear holding ``module``'s weight clustered and its bias copied;
-        ``module`` is left unchanged."""
-        if not isinstance(module, nn.Linear):
-            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
-        out = cls(module.in_features, module.out_features, module.bias is not None, bits=bits)
-        return _copy_into(out, module)
-
 
 class KMeansConv2d(_Shared, nn.Conv2d):
-    """A Conv2d layer whose weights share ``2**bits`` values: ``weight = codebook[indices]``."""
+    """A Conv2d layer whose weights share ``2**bits`` values: ``weight = codebook[indices]``.
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-        groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, bits: int = 4,
-    ) -> None:  # fmt: skip
-        nn.Conv2d.__init__(
-            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device="meta",
-        )  # fmt: skip
-        self._init_shared(bits)
+    Takes ``nn.Conv2d``'s arguments (``in_channels, out_channels, kernel_size, stride=1,
+    padding=0, dilation=1, groups=1, bias=True, padding_mode="zeros"``) and the keyword ``bits=4``.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight, self.bias)
-
-    @classmethod
-    def from_float(cls, module: nn.Conv2d, bits: int = 4) -> KMeansConv2d:
-        """Returns a KMeansConv2d holding ``module``'s weight clustered and its bias copied;
-        ``module`` is left unchanged."""
-        if not isinstance(module, nn.Conv2d):
-            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
-        out = cls(
-            module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
-            module.dilation, module.groups, module.bias is not None, module.padding_mode, bits=bits,
-        )  # fmt: skip
-        return _copy_into(out, module)
 
 
 def kmeans(
@@ -272,11 +258,7 @@ def kmeans(
         if not isinstance(layer, (nn.Linear, nn.Conv2d)):
             continue
         cls = KMeansConv2d if isinstance(layer, nn.Conv2d) else KMeansLinear
-        shared = cls.from_float(layer, bits)
-        if not name:  # the model is itself one layer
-            out = shared
-            break
-        _replace(out, name, shared)
+        out = _layers.replace(out, name, cls.from_float(layer, bits))  # name "": the model is one layer
     if fine_tune_epochs > 0:
         train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
     out.train(model.training)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mcviz import _layers
 from mcviz.measure import StorageRow
 from mcviz.quantize.tensor import _check_bits, _check_symmetric, _dequantize, qparams, qrange, quantize
 
@@ -48,13 +49,22 @@ def check_granularity(granularity) -> str:
 
 
 class _Quantized:
-    """What QuantLinear and QuantConv2d share: codes, dequantized weight, storage, input rounding."""
+    """What QuantLinear and QuantConv2d share: codes, dequantized weight, storage, input rounding.
+
+    The constructor takes the arguments of ``nn.Linear`` / ``nn.Conv2d`` (without ``device`` and
+    ``dtype``: the layer stores integer codes and float32 scales, weight and bias) and the keywords
+    ``bits``, ``granularity`` and ``symmetric``.
+    """
 
     bits: int
     granularity: str
     symmetric: bool
 
-    def _init_quant(self, bits, granularity, symmetric) -> None:
+    def __init__(
+        self, *args, bits: int = 8, granularity: str = "per_channel", symmetric: bool = True, **kwargs
+    ) -> None:
+        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
+        super().__init__(*args, **kwargs, device="meta")
         _check_bits(bits)
         _check_symmetric(symmetric)
         self.bits, self.granularity, self.symmetric = bits, check_granularity(granularity), symmetric
@@ -75,6 +85,19 @@ class _Quantized:
         self.act_bits: int | None = None
         self.act_symmetric = False
         self._refresh()
+
+    @classmethod
+    def from_float(
+        cls, module: nn.Module, bits: int = 8, *, granularity: str = "per_channel", symmetric: bool = True
+    ) -> _Quantized:
+        """Returns a quantized layer holding ``module``'s weight (the one it computes with)
+        quantized, its bias copied, its mask (if pruned) and its train/eval mode; ``module`` is
+        left unchanged.
+
+        ``module`` must be an ``nn.Linear`` for QuantLinear, an ``nn.Conv2d`` for QuantConv2d.
+        """
+        out = _layers.new_like(cls, module, bits=bits, granularity=granularity, symmetric=symmetric)
+        return _copy_into(out, module)
 
     @property
     def axis(self) -> int | None:
@@ -182,129 +205,31 @@ class _Quantized:
 class QuantLinear(_Quantized, nn.Linear):
     """A Linear layer whose weight is stored as ``bits``-bit integer codes (see the module doc).
 
+    Takes ``nn.Linear``'s arguments (``in_features, out_features, bias=True``) and the keywords
+    ``bits=8``, ``granularity="per_channel"``, ``symmetric=True``.
+
     Example:
         >>> q = QuantLinear.from_float(nn.Linear(4, 3), bits=8)
         >>> q.codes.dtype, q.scale.shape
         (torch.int8, torch.Size([3]))
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        *,
-        bits: int = 8,
-        granularity: str = "per_channel",
-        symmetric: bool = True,
-    ) -> None:
-        # the parent's weights go on the meta device: no memory, and no draw from the global RNG
-        nn.Linear.__init__(self, in_features, out_features, bias, device="meta")
-        self._init_quant(bits, granularity, symmetric)
-
-    @classmethod
-    def from_float(
-        cls, module: nn.Linear, bits: int = 8, *, granularity: str = "per_channel", symmetric: bool = True
-    ) -> QuantLinear:
-        """Returns a QuantLinear holding ``module``'s weight quantized and its bias copied;
-        ``module`` is left unchanged."""
-        if not isinstance(module, nn.Linear):
-            raise ValueError(f"module must be a torch.nn.Linear, got {type(module).__name__}")
-        out = cls(
-            module.in_features,
-            module.out_features,
-            module.bias is not None,
-            bits=bits,
-            granularity=granularity,
-            symmetric=symmetric,
-        )
-        return _copy_into(out, module)
-
 
 class QuantConv2d(_Quantized, nn.Conv2d):
     """A Conv2d layer whose weight is stored as ``bits``-bit integer codes (see the module doc);
-    per-channel scales run over the output channels (filters)."""
+    per-channel scales run over the output channels (filters).
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        *,
-        bits: int = 8,
-        granularity: str = "per_channel",
-        symmetric: bool = True,
-    ) -> None:
-        nn.Conv2d.__init__(
-            self,
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device="meta",
-        )
-        self._init_quant(bits, granularity, symmetric)
-
-    @classmethod
-    def from_float(
-        cls, module: nn.Conv2d, bits: int = 8, *, granularity: str = "per_channel", symmetric: bool = True
-    ) -> QuantConv2d:
-        """Returns a QuantConv2d holding ``module``'s weight quantized and its bias copied;
-        ``module`` is left unchanged."""
-        if not isinstance(module, nn.Conv2d):
-            raise ValueError(f"module must be a torch.nn.Conv2d, got {type(module).__name__}")
-        out = cls(
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            module.stride,
-            module.padding,
-            module.dilation,
-            module.groups,
-            module.bias is not None,
-            module.padding_mode,
-            bits=bits,
-            granularity=granularity,
-            symmetric=symmetric,
-        )
-        return _copy_into(out, module)
+    Takes ``nn.Conv2d``'s arguments (``in_channels, out_channels, kernel_size, stride=1,
+    padding=0, dilation=1, groups=1, bias=True, padding_mode="zeros"``) and the keywords
+    ``bits=8``, ``granularity="per_channel"``, ``symmetric=True``.
+    """
 
 
-def _copy_into(out, module):
-    """Gives ``out`` (a fresh quantized layer) ``module``'s mask, weight and bias; returns ``out``."""
-    weight = module.weight() if callable(module.weight) else module.weight
-    mask = _mask_of(module)
-    if mask is not None:
-        out.mask = mask  # before set_weight: the weight is quantized with the pruned entries at 0
-    out.set_weight(weight)
-    if module.bias is not None:
-        with torch.no_grad():
-            out.bias.copy_(module.bias.detach().float())
-    out.train(module.training)
-    return out
-
-
-def _mask_of(module: nn.Module) -> torch.Tensor | None:
-    """Returns a bool copy of ``module``'s ``mask`` buffer (True = kept) when it has one shaped like
-    its weight with only 0/1 values (a pruned layer), else None; ``module`` is left unchanged."""
-    mask = module._buffers.get("mask")
-    weight = module.weight() if callable(module.weight) else module.weight
-    if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != tuple(weight.shape):
-        return None
-    if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
-        return None
-    return mask.detach().bool().clone()
+def _copy_into(out: nn.Module, module: nn.Module) -> nn.Module:
+    """Gives ``out`` (a fresh quantized or shared layer shaped like ``module``) ``module``'s mask,
+    then its weight, bias and train/eval mode; returns ``out``."""
+    out.mask = _layers.mask(module)  # first: set_weight stores the entries it prunes as zero
+    return _layers.copy_into(out, module)
 
 
 def _sparse_rows(mask, name: str, numel: int, bits: int) -> list[StorageRow]:

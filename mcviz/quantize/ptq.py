@@ -22,6 +22,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from mcviz import _layers
 from mcviz.quantize.layers import QuantConv2d, QuantLinear, check_granularity
 from mcviz.quantize.observers import OBSERVERS
 from mcviz.quantize.observers import observer as make_observer
@@ -63,9 +64,7 @@ def weights(
         layer = out.get_submodule(name)
         cls = QuantConv2d if isinstance(layer, nn.Conv2d) else QuantLinear
         quant = cls.from_float(layer, layer_bits, granularity=granularity, symmetric=symmetric)
-        if not name:  # the model is itself one layer
-            return quant
-        _replace(out, name, quant)
+        out = _layers.replace(out, name, quant)  # name "": the model is itself one layer
     return out
 
 
@@ -189,11 +188,6 @@ def _plan(model, bits) -> dict[str, int]:
         if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 8:
             raise ValueError(f"bits[{name!r}] must be an int in 2..8, got {b!r}")
     return {n: bits[n] for n in names if n in bits}
-
-
-def _replace(model, name, module):
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 def _watch(obs):
