@@ -126,10 +126,10 @@ def fit(
 
     It is ``mcv.train.fit`` (the loop, Adam, shuffling and seeding are fit's) with Hinton's loss
     (``kd_loss``) as fit's ``loss`` hook: every step is one Adam step on a shuffled batch of the
-    training split (the transfer set). With ``labels < 1`` only a stratified fraction of the training labels is
-    used (``mcv.data.labelled_indices(y, labels, seed=label_seed)``, the same examples as
-    ``mcv.data.subset``): the cross-entropy term averages over the labelled examples of the
-    batch, and the soft term covers every example, labelled or not.
+    training split (the transfer set). With ``labels < 1`` only a stratified fraction of the
+    training labels is used (``mcv.data.labelled_indices(y, labels, seed=label_seed)``, the same
+    examples as ``mcv.data.subset``): the cross-entropy term averages over the labelled examples
+    of the batch, and the soft term covers every example, labelled or not.
 
     Args:
         student: the network to train (same number of outputs as the teacher).
@@ -197,19 +197,11 @@ def fit(
             return total, {"soft_loss": soft, "hard_loss": hard}
 
         return train.fit(
-            student,
-            data,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            threads=threads,
-            loss=loss,
+            student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
+            threads=threads, loss=loss, accuracy_mask=labelled,
             extra_parameters=regressor.parameters() if regressor is not None else (),
             transform=(lambda xb, generator: _shift(xb, jitter, generator)) if jitter else None,
-            accuracy_mask=labelled,
-        )
+        )  # fmt: skip
     finally:
         for hook in (student_hook, teacher_hook):
             if hook is not None:
