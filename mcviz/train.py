@@ -2,6 +2,11 @@
 
 Same arguments and seed give bit-identical weights on every rerun: shuffling uses a private
 generator, the global RNG is forked and restored, and training runs on one thread unless asked.
+
+``fit`` is mcviz's only training loop. What other techniques need goes through its hooks, not
+through a loop of their own: a ``loss`` (distillation), ``extra_parameters`` (a hint regressor),
+an input ``transform`` on fit's generator (jitter), an ``accuracy_mask`` (scarce labels), an
+``on_step`` callback (gradual pruning) and a ``regularizer`` (Lagrangian sweeps).
 """
 
 from __future__ import annotations
