@@ -346,7 +346,7 @@ def _hint(student, teacher, hint, probe):
         teacher(probe)
     s_dim, t_dim = found[0].out[0].numel(), found[1].out[0].numel()
     gen = torch.Generator().manual_seed(0)
-    regressor = nn.Linear(s_dim, t_dim)
+    regressor = nn.Linear(s_dim, t_dim, device="meta").to_empty(device="cpu")  # no draw from the global RNG
     with torch.no_grad():
         bound = 1 / math.sqrt(s_dim)
         regressor.weight.uniform_(-bound, bound, generator=gen)

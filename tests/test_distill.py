@@ -522,3 +522,11 @@ def test_fit_is_train_fit_with_a_distillation_loss(digits, teacher, monkeypatch)
     assert callable(calls[0]["loss"]) and callable(calls[0]["transform"])
     assert int(calls[0]["accuracy_mask"].sum()) == round(0.5 * len(digits.train))
     assert list(history.columns) == list(distill.HISTORY_COLUMNS)
+
+
+def test_hint_fit_leaves_the_global_rng_alone(digits):
+    teacher = student_for(digits, seed=7, width=8)
+    torch.manual_seed(321)
+    rng = torch.random.get_rng_state()
+    fit(student_for(digits), teacher, digits, hint=("relu2", "relu2"))
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the hint regressor draws from its own generator
