@@ -4,9 +4,9 @@
   + (1 - alpha) * cross-entropy``; ``alpha`` is that weight and nothing else in mcviz.
 - ``soft_targets``: a teacher's softened distribution for some examples at several temperatures
   (the "dark knowledge" a one-hot label does not carry).
-- ``fit``: trains a student in place from a frozen teacher, like ``mcv.train.fit``; optionally on
-  scarce labels (the teacher's soft targets cover the unlabelled rest), with jittered inputs, and
-  with a FitNets-style hint loss on an intermediate layer.
+- ``fit``: trains a student in place from a frozen teacher with ``mcv.train.fit`` (its ``loss``
+  hook); optionally on scarce labels (the teacher's soft targets cover the unlabelled rest), with
+  jittered inputs, and with a FitNets-style hint loss on an intermediate layer.
 - ``KDConfig`` (method ``"kd"``): distills a named student architecture from the model it is
   given, for ``mcv.compress`` and reports.
 """
@@ -124,11 +124,12 @@ def fit(
 
     The teacher is unchanged: it runs in eval mode without gradients.
 
-    Every step uses Adam on ``kd_loss`` over a shuffled batch of the training split (the
-    transfer set). With ``labels < 1`` only a stratified fraction of the training labels is
-    used (``mcv.data.labelled_indices(y, labels, seed=label_seed)``, the same examples as
-    ``mcv.data.subset``): the cross-entropy term averages over the labelled examples of the
-    batch, and the soft term covers every example, labelled or not.
+    It is ``mcv.train.fit`` (the loop, Adam, shuffling and seeding are fit's) with Hinton's loss
+    (``kd_loss``) as fit's ``loss`` hook: every step is one Adam step on a shuffled batch of the
+    training split (the transfer set). With ``labels < 1`` only a stratified fraction of the
+    training labels is used (``mcv.data.labelled_indices(y, labels, seed=label_seed)``, the same
+    examples as ``mcv.data.subset``): the cross-entropy term averages over the labelled examples
+    of the batch, and the soft term covers every example, labelled or not.
 
     Args:
         student: the network to train (same number of outputs as the teacher).
@@ -167,13 +168,10 @@ def fit(
         raise ValueError(f"hint_weight must be a number > 0, got {hint_weight!r}")
     _check_labels(labels)
     X, y = data.train.tensors
-    n = len(y)
-    labelled = torch.zeros(n, dtype=torch.bool)
+    labelled = torch.zeros(len(y), dtype=torch.bool)
     labelled[data_module.labelled_indices(y.numpy(), labels, seed=label_seed)] = True
     was_training = teacher.training
     student_hook = teacher_hook = regressor = None
-    steps = (n + batch_size - 1) // batch_size
-    rows = []
     try:
         teacher.eval()
         with torch.no_grad():
@@ -181,62 +179,34 @@ def fit(
         _check_outputs(probe_s, probe_t)
         if hint is not None:
             student_hook, teacher_hook, regressor = _hint(student, teacher, hint, X[:1])
-        with train.num_threads(threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
+        cached = None
+        if not jitter and hint is None:  # a hint needs the teacher's features of every batch
+            with train.num_threads(threads), torch.no_grad():
+                cached = _logits(teacher, X)
+
+        def loss(logits: torch.Tensor, batch: train.Batch):  # the student's logits
             with torch.no_grad():
-                # a hint needs the teacher's features of every batch, so the teacher runs per batch
-                cached = None if jitter or hint is not None else _logits(teacher, X)
-            params = list(student.parameters()) + (list(regressor.parameters()) if regressor else [])
-            optimizer = torch.optim.Adam(params, lr=lr)
-            bar = train._progress_bar(epochs * steps, progress)
-            for epoch in range(1, epochs + 1):
-                student.train()
-                order = torch.randperm(n, generator=generator)
-                sums = {"loss": 0.0, "soft": 0.0, "hard": 0.0}
-                correct = seen = 0
-                for start in range(0, n, batch_size):
-                    idx = order[start : start + batch_size]
-                    xb = X[idx]
-                    if jitter:
-                        xb = _shift(xb, jitter, generator)
-                    with torch.no_grad():
-                        tb = cached[idx] if cached is not None else teacher(xb)
-                    optimizer.zero_grad(set_to_none=True)
-                    sb = student(xb)
-                    soft = _soft_loss(sb, tb, temperature)
-                    mask = labelled[idx]
-                    hard = F.cross_entropy(sb[mask], y[idx][mask]) if mask.any() else sb.sum() * 0.0
-                    loss = alpha * soft + (1 - alpha) * hard
-                    if regressor is not None:
-                        loss = loss + hint_weight * F.mse_loss(
-                            regressor(student_hook.out.flatten(1)), teacher_hook.out.flatten(1)
-                        )
-                    loss.backward()
-                    optimizer.step()
-                    k = len(idx)
-                    sums["loss"] += loss.item() * k
-                    sums["soft"] += soft.item() * k
-                    sums["hard"] += hard.item() * k
-                    correct += int((sb[mask].argmax(1) == y[idx][mask]).sum())
-                    seen += int(mask.sum())
-                    if bar is not None:
-                        bar.update(1)
-                val = train.evaluate(student, data, split="val", threads=threads)
-                rows.append(
-                    (epoch, sums["loss"] / n, correct / max(seen, 1), val, sums["soft"] / n, sums["hard"] / n)
-                )
-                if bar is not None:
-                    bar.set_postfix(epoch=epoch, loss=f"{sums['loss'] / n:.4f}", val=f"{val:.4f}")
-            if bar is not None:
-                bar.close()
+                teacher_logits = cached[batch.index] if cached is not None else teacher(batch.x)
+            soft = _soft_loss(logits, teacher_logits, temperature)
+            mask = labelled[batch.index]  # the hard term sees only the labelled examples
+            hard = F.cross_entropy(logits[mask], batch.y[mask]) if mask.any() else logits.sum() * 0.0
+            total = alpha * soft + (1 - alpha) * hard
+            if regressor is not None:
+                guess = regressor(student_hook.out.flatten(1))
+                total = total + hint_weight * F.mse_loss(guess, teacher_hook.out.flatten(1))
+            return total, {"soft_loss": soft, "hard_loss": hard}
+
+        return train.fit(
+            student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress,
+            threads=threads, loss=loss, accuracy_mask=labelled,
+            extra_parameters=regressor.parameters() if regressor is not None else (),
+            transform=(lambda xb, generator: _shift(xb, jitter, generator)) if jitter else None,
+        )  # fmt: skip
     finally:
         for hook in (student_hook, teacher_hook):
             if hook is not None:
                 hook.remove()
         teacher.train(was_training)
-    student.eval()
-    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
 
 
 def distill(
@@ -376,7 +346,7 @@ def _hint(student, teacher, hint, probe):
         teacher(probe)
     s_dim, t_dim = found[0].out[0].numel(), found[1].out[0].numel()
     gen = torch.Generator().manual_seed(0)
-    regressor = nn.Linear(s_dim, t_dim)
+    regressor = nn.Linear(s_dim, t_dim, device="meta").to_empty(device="cpu")  # no draw from the global RNG
     with torch.no_grad():
         bound = 1 / math.sqrt(s_dim)
         regressor.weight.uniform_(-bound, bound, generator=gen)

@@ -2,6 +2,11 @@
 
 Same arguments and seed give bit-identical weights on every rerun: shuffling uses a private
 generator, the global RNG is forked and restored, and training runs on one thread unless asked.
+
+``fit`` is mcviz's only training loop. What other techniques need goes through its hooks, not
+through a loop of their own: a ``loss`` (distillation), ``extra_parameters`` (a hint regressor),
+an input ``transform`` on fit's generator (jitter), an ``accuracy_mask`` (scarce labels), an
+``on_step`` callback (gradual pruning) and a ``regularizer`` (Lagrangian sweeps).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import re
 import tempfile
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +36,23 @@ from mcviz.registry import register  # registry imports nothing from mcviz
 
 CACHE_FORMAT = 1  # bump when the training loop changes what a cached entry means
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
+# what fit's ``loss`` hook returns: the loss, or the loss and its named components
+LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training step's examples, as ``fit``'s ``loss`` hook sees them.
+
+    Attributes:
+        x: the inputs as the model saw them (after ``transform``).
+        y: their labels.
+        index: their positions in the training split (e.g. to look up cached teacher outputs).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
 
 
 def fit(
@@ -42,12 +65,23 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     threads: int = 1,
-    regularizer=None,
+    regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    loss: Callable[[torch.Tensor, Batch], LossOutput] | None = None,
+    extra_parameters: Iterable[torch.Tensor] = (),
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    accuracy_mask: torch.Tensor | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Trains ``model`` in place with Adam and cross-entropy; returns one history row per epoch.
 
     The history has the columns epoch, loss (mean training loss), train_accuracy (on the
-    batches as they were trained) and val_accuracy. The global RNG state is left unchanged.
+    batches as they were trained) and val_accuracy, then one column per loss component that
+    ``loss`` reports. The global RNG state is left unchanged.
+
+    Each epoch shuffles the training split with a private generator seeded with ``seed``; each
+    step takes the next batch, applies ``transform``, runs the model, adds ``regularizer`` to
+    ``loss``, takes one Adam step over the model's parameters and ``extra_parameters``, then calls
+    ``on_step``. Without hooks it is the plain cross-entropy loop; every hook is optional.
 
     Args:
         model: any classifier taking ``(N, *data.input_shape)`` and returning logits.
@@ -61,6 +95,23 @@ def fit(
         regularizer: None, or a function ``model -> scalar tensor`` added to every batch's loss
             (e.g. ``lambda m: lam * penalty(m)`` for a Lagrangian sweep); the history's ``loss``
             includes it.
+        loss: None (cross-entropy on the labels), or a function ``(logits, batch) -> loss`` where
+            ``batch`` is a :class:`Batch` (inputs, labels, positions in the training split) and
+            ``loss`` a scalar tensor, or ``(scalar tensor, {name: scalar tensor})`` whose named
+            components (e.g. ``{"soft_loss": ..., "hard_loss": ...}``) become history columns of
+            their epoch means, in the order given. ``mcv.distill.fit`` is this hook.
+        extra_parameters: tensors trained by the same Adam after the model's own parameters,
+            e.g. a hint regressor that is not part of the model.
+        transform: None, or a function ``(inputs, generator) -> inputs`` applied to every
+            batch before the forward pass (data augmentation such as random shifts). It draws
+            its randomness from ``generator``, fit's private generator, so a run stays
+            reproducible; it must not change its input in place.
+        accuracy_mask: None (every example counts), or a bool tensor with one entry per
+            training example: train_accuracy counts only the examples marked True (e.g. the
+            labelled ones when labels are scarce); 0 in an epoch that saw none.
+        on_step: None, or a function called after every optimizer step with the global step
+            number (1, 2, ..., ``epochs`` times the steps per epoch), e.g. to prune on a
+            schedule. Changing parameters in place there is allowed.
     """
     _check_model(model)
     _check_data(data)
@@ -71,41 +122,67 @@ def fit(
     _check_lr(lr)
     if regularizer is not None and not callable(regularizer):
         raise ValueError(f"regularizer must be None or a function of the model, got {regularizer!r}")
+    for name, hook in (("loss", loss), ("transform", transform), ("on_step", on_step)):
+        if hook is not None and not callable(hook):
+            raise ValueError(f"{name} must be None or a function, got {hook!r}")
     X, y = data.train.tensors
     n = len(y)
+    extra = _check_extra_parameters(extra_parameters, model)
+    _check_accuracy_mask(accuracy_mask, n)
     steps = (n + batch_size - 1) // batch_size
-    rows = []
+    rows, parts = [], None  # parts: the names of the loss components, from the first step
+    step = 0
     with num_threads(threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        optimizer = torch.optim.Adam(list(model.parameters()) + extra, lr=lr)
         bar = _progress_bar(epochs * steps, progress)
         for epoch in range(1, epochs + 1):
             model.train()
             order = torch.randperm(n, generator=generator)
-            total_loss, correct = 0.0, 0
+            total_loss, correct, seen = 0.0, 0, 0
+            sums = dict.fromkeys(parts or (), 0.0)
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 xb, yb = X[idx], y[idx]
+                if transform is not None:
+                    xb = transform(xb, generator)
                 optimizer.zero_grad(set_to_none=True)
                 logits = model(xb)
-                loss = F.cross_entropy(logits, yb)
+                if loss is None:
+                    batch_loss, components = F.cross_entropy(logits, yb), {}
+                else:
+                    batch_loss, components = _loss_output(loss(logits, Batch(xb, yb, idx)), parts)
+                    if parts is None:
+                        parts, sums = list(components), dict.fromkeys(components, 0.0)
                 if regularizer is not None:
-                    loss = loss + regularizer(model)
-                loss.backward()
+                    batch_loss = batch_loss + regularizer(model)
+                batch_loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == yb).sum())
+                step += 1
+                if on_step is not None:
+                    on_step(step)
+                k = len(idx)
+                total_loss += batch_loss.item() * k
+                for name, value in components.items():
+                    sums[name] += value.item() * k
+                if accuracy_mask is None:
+                    correct += int((logits.argmax(1) == yb).sum())
+                    seen += k
+                else:
+                    counted = accuracy_mask[idx]
+                    correct += int((logits[counted].argmax(1) == yb[counted]).sum())
+                    seen += int(counted.sum())
                 if bar is not None:
                     bar.update(1)
             val = evaluate(model, data, split="val", threads=threads)
-            rows.append((epoch, total_loss / n, correct / n, val))
+            rows.append((epoch, total_loss / n, correct / max(seen, 1), val, *(v / n for v in sums.values())))
             if bar is not None:
                 bar.set_postfix(epoch=epoch, loss=f"{total_loss / n:.4f}", val=f"{val:.4f}")
         if bar is not None:
             bar.close()
     model.eval()
-    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    return pd.DataFrame(rows, columns=[*HISTORY_COLUMNS, *(parts or ())])
 
 
 def fine_tune(
@@ -295,6 +372,54 @@ def _check_data(data) -> None:
     if not isinstance(data, DataBundle):
         raise ValueError(
             f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
+        )
+
+
+def _loss_output(out, parts: list[str] | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Returns ``(loss, components)`` from what a ``loss`` hook returned; raises on anything else,
+    or when the component names differ from ``parts`` (those of the first step) or clash."""
+    loss, found = (out[0], out[1]) if isinstance(out, tuple) and len(out) == 2 else (out, {})
+    ok = isinstance(loss, torch.Tensor) and loss.dim() == 0 and isinstance(found, dict)
+    if not ok or not all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in found.values()):
+        got = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"loss must return a scalar tensor or (scalar tensor, dict of them), got {got}")
+    names = list(found)
+    if parts is not None and names != parts:
+        raise ValueError(f"loss must report the same components at every step: {parts}, got {names}")
+    bad = [k for k in names if not isinstance(k, str) or not k or k in HISTORY_COLUMNS]
+    if bad:
+        raise ValueError(
+            f"loss components need names other than {', '.join(HISTORY_COLUMNS)}, got {bad[0]!r}"
+        )
+    return loss, found
+
+
+def _check_extra_parameters(extra, model: nn.Module) -> list[torch.Tensor]:
+    if isinstance(extra, torch.Tensor) or not isinstance(extra, Iterable):
+        raise ValueError(f"extra_parameters must be an iterable of tensors, got {type(extra).__name__}")
+    extra, own = list(extra), {id(p) for p in model.parameters()}
+    for p in extra:
+        if not isinstance(p, torch.Tensor):
+            got = type(p).__name__
+        elif id(p) in own:
+            got = "one of the model's own parameters"
+        elif not p.is_leaf or not p.requires_grad:
+            got = f"a tensor with is_leaf={p.is_leaf}, requires_grad={p.requires_grad}"
+        else:
+            continue
+        raise ValueError(
+            f"extra_parameters must be leaf tensors that require grad, not the model's; got {got}"
+        )
+    return extra
+
+
+def _check_accuracy_mask(mask, n: int) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (n,):
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(
+            f"accuracy_mask must be None or a bool tensor of shape ({n},) (training split), got {got}"
         )
 
 

@@ -504,3 +504,29 @@ def test_kd_config_validates_itself(options, match):
     with pytest.raises(ValueError, match=match) as e:
         distill.KDConfig(**options)
     one_line(e)
+
+
+def test_fit_is_train_fit_with_a_distillation_loss(digits, teacher, monkeypatch):
+    # one training loop in mcviz: distill.fit hands its loss, hint regressor, jitter and labelled
+    # examples to mcv.train.fit instead of running a loop of its own
+    calls = []
+    real = mcv.train.fit
+
+    def spy(model, data, **options):
+        calls.append(options)
+        return real(model, data, **options)
+
+    monkeypatch.setattr(mcv.train, "fit", spy)
+    history = fit(student_for(digits), teacher, digits, labels=0.5, jitter=1)
+    assert len(calls) == 1
+    assert callable(calls[0]["loss"]) and callable(calls[0]["transform"])
+    assert int(calls[0]["accuracy_mask"].sum()) == round(0.5 * len(digits.train))
+    assert list(history.columns) == list(distill.HISTORY_COLUMNS)
+
+
+def test_hint_fit_leaves_the_global_rng_alone(digits):
+    teacher = student_for(digits, seed=7, width=8)
+    torch.manual_seed(321)
+    rng = torch.random.get_rng_state()
+    fit(student_for(digits), teacher, digits, hint=("relu2", "relu2"))
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the hint regressor draws from its own generator

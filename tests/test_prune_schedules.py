@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import torch
 from helpers import one_line
 from torch import nn
+from torch.nn import functional as F
 
 import mcviz as mcv
 from mcviz import prune
@@ -93,16 +95,96 @@ def test_gradual_pruner_follows_the_schedule_and_reaches_exactly_final(digits_ml
     assert all(torch.equal(before[k], v) for k, v in digits_mlp.state_dict().items())
 
 
+def pruned_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, prune.PrunedLinear | prune.PrunedConv2d)]
+
+
+def test_gradual_pruner_keeps_pruned_weights_at_zero_under_adam(digits, digits_mlp):
+    pruner = prune.GradualPruner(digits_mlp, final_sparsity=0.8, begin_step=0, end_step=6, frequency=2)
+    optimizer = torch.optim.Adam(pruner.model.parameters(), lr=1e-2)
+    X, y = digits.train.tensors
+
+    def adam_step():
+        optimizer.zero_grad()
+        F.cross_entropy(pruner.model(X[:64]), y[:64]).backward()
+        optimizer.step()
+
+    for _ in range(10):
+        adam_step()
+        pruner.step()
+        for layer in pruned_layers(pruner.model):
+            assert bool((layer.weight[~layer.mask] == 0).all())
+    # what step() prevents: Adam's moments move weights pruned mid-run although their gradient is 0
+    adam_step()
+    assert any(bool((layer.weight[~layer.mask] != 0).any()) for layer in pruned_layers(pruner.model))
+
+
+# 1,258 digits training examples in batches of 64: 20 optimizer steps per epoch
+GRADUAL = dict(final_sparsity=0.8, epochs=3, lr=1e-2)
+
+
 def test_gradual_trains_to_exact_final_sparsity_and_keeps_input(digits, digits_mlp):
     before = state(digits_mlp)
-    model, history = prune.gradual(digits_mlp, digits, final_sparsity=0.8, epochs=3, lr=1e-2)
+    model, history = prune.gradual(digits_mlp, digits, **GRADUAL)
     assert list(history.columns) == ["sparsity", "epoch", "loss", "train_accuracy", "val_accuracy"]
     assert list(history["epoch"]) == [1, 2, 3]
-    assert history["sparsity"].is_monotonic_increasing
-    assert history["sparsity"].iloc[0] == 0.0
-    assert zero_count(model) == round(0.8 * weight_count(model))
+    # default schedule: from step 0 to the end of epoch 2 (step 40), then an epoch at 0.8
+    n = weight_count(model)
+    first = prune.zhu_gupta(20, final_sparsity=0.8, begin_step=0, end_step=40)
+    assert list(history["sparsity"]) == [round(first * n) / n, round(0.8 * n) / n, round(0.8 * n) / n]
+    assert zero_count(model) == round(0.8 * n)
     assert mcv.measure.model(model).sparsity == pytest.approx(0.8, abs=1e-3)
+    for layer in pruned_layers(model):
+        assert bool((layer.weight[~layer.mask] == 0).all())  # stored weights, not only weight * mask
     assert all(torch.equal(before[k], v) for k, v in digits_mlp.state_dict().items())
+
+
+def test_gradual_prunes_every_frequency_steps_from_begin_to_end(digits, digits_mlp, monkeypatch):
+    seen = []
+    real = prune.GradualPruner.step
+
+    def spy(self):
+        before = self.sparsity
+        after = real(self)
+        if after != before:
+            seen.append((self.step_count, after))
+        return after
+
+    monkeypatch.setattr(prune.GradualPruner, "step", spy)
+    schedule = dict(final_sparsity=0.8, begin_step=5, end_step=30, initial_sparsity=0.1)
+    _, history = prune.gradual(digits_mlp, digits, epochs=2, lr=1e-2, frequency=7, **schedule)
+    assert [t for t, _ in seen] == [12, 19, 26, 30]  # 5 prunes to initial_sparsity: no change
+    assert [s for _, s in seen] == [prune.zhu_gupta(t, **schedule) for t in (12, 19, 26, 30)]
+    n = weight_count(digits_mlp)
+    assert history["sparsity"].iloc[0] == round(prune.zhu_gupta(19, **schedule) * n) / n
+
+
+def test_gradual_is_one_training_run(digits, digits_mlp, monkeypatch):
+    calls = []
+    real = mcv.train.fit
+    monkeypatch.setattr(mcv.train, "fit", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    a, history = prune.gradual(digits_mlp, digits, **GRADUAL)
+    assert len(calls) == 1 and calls[0]["epochs"] == 3 and callable(calls[0]["on_step"])
+    b, again = prune.gradual(digits_mlp, digits, **GRADUAL)
+    pd.testing.assert_frame_equal(history, again)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(end_step=61), "end_step must be <= 60, the run's last optimizer step, got 61"),
+        (dict(end_step=0), "end_step must be an int >= 1, got 0"),
+        (dict(begin_step=40), "begin_step must be < end_step"),
+        (dict(frequency=0), "frequency must be an int >= 1, got 0"),
+        (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),
+        (dict(epochs=1), "epochs must be an int >= 2, got 1"),
+    ],
+)
+def test_gradual_bad_input(digits, digits_mlp, kwargs, match):
+    with pytest.raises(ValueError, match=re.escape(match)) as excinfo:
+        prune.gradual(digits_mlp, digits, **(GRADUAL | kwargs))
+    one_line(excinfo)
 
 
 # ---------------------------------------------------------------- one-shot and iterative

@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers import one_line
 from torch import nn
+from torch.nn import functional as F
 
 import mcviz as mcv
 from mcviz import train
@@ -531,3 +532,208 @@ def test_fit_rejects_a_regularizer_that_is_not_a_function(digits, digits_mlp):
         # the check runs before any training, so the shared model is not touched
         mcv.train.fit(digits_mlp, digits, epochs=1, regularizer=3)
     one_line(e)
+
+
+# ---------------------------------------------------------------- fit's hooks
+
+
+def ce(logits, batch):
+    return F.cross_entropy(logits, batch.y)
+
+
+def test_fit_loss_hook_of_cross_entropy_is_the_default(digits):
+    a, b = tiny(digits), tiny(digits)
+    ha = fit(a, digits, epochs=2)
+    hb = fit(b, digits, epochs=2, loss=ce)
+    assert same_weights(a, b)
+    pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_fit_loss_hook_changes_training(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits)
+    fit(b, digits, loss=lambda logits, batch: F.cross_entropy(logits, batch.y, label_smoothing=0.3))
+    assert not same_weights(a, b)
+
+
+def test_fit_loss_components_become_epoch_mean_columns(digits):
+    def loss(logits, batch):
+        value = F.cross_entropy(logits, batch.y)
+        return value, {"ce": value, "half": value / 2}
+
+    history = fit(tiny(digits), digits, epochs=2, loss=loss)
+    assert list(history.columns) == [*mcv.train.HISTORY_COLUMNS, "ce", "half"]
+    assert history["ce"].tolist() == history["loss"].tolist()  # the same batch values, summed alike
+    assert np.allclose(history["half"], history["loss"] / 2, rtol=1e-6)
+
+
+def test_fit_loss_hook_sees_each_batch_once_per_epoch(digits):
+    X, y = digits.train.tensors
+    seen = []
+
+    def loss(logits, batch):
+        assert isinstance(batch, mcv.train.Batch)
+        assert torch.equal(batch.x, X[batch.index]) and torch.equal(batch.y, y[batch.index])
+        assert logits.shape == (len(batch.index), digits.num_classes)
+        seen.append(batch.index)
+        return F.cross_entropy(logits, batch.y)
+
+    fit(tiny(digits), digits, epochs=2, batch_size=100, loss=loss)
+    steps = -(-len(y) // 100)
+    for epoch in range(2):
+        order = torch.cat(seen[epoch * steps : (epoch + 1) * steps])
+        assert torch.equal(order.sort().values, torch.arange(len(y)))
+    assert not torch.equal(torch.cat(seen[:steps]), torch.cat(seen[steps:]))  # reshuffled
+
+
+@pytest.mark.parametrize(
+    ("loss", "pattern"),
+    [
+        (
+            lambda logits, batch: 1.0,
+            "loss must return a scalar tensor or (scalar tensor, dict of them), got float",
+        ),
+        (lambda logits, batch: logits, "got a tensor of shape ("),
+        (lambda logits, batch: (ce(logits, batch), {"loss": ce(logits, batch)}), "other than"),
+        (
+            lambda logits, batch: (ce(logits, batch), {str(len(batch.y)): ce(logits, batch)}),
+            "same components",
+        ),
+        ("cross-entropy", "loss must be None or a function, got 'cross-entropy'"),
+    ],
+)
+def test_fit_rejects_bad_loss_hooks(digits, loss, pattern):
+    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+        fit(tiny(digits), digits, loss=loss)  # digits' last batch is smaller: names change there
+    one_line(e)
+
+
+def test_fit_trains_extra_parameters(digits):
+    scale = torch.ones((), requires_grad=True)
+
+    def loss(logits, batch):
+        return F.cross_entropy(logits * scale, batch.y)
+
+    fit(tiny(digits), digits, loss=loss, extra_parameters=[scale])
+    assert scale.item() != 1.0
+    frozen = torch.ones((), requires_grad=True)
+    fit(tiny(digits), digits, loss=lambda logits, batch: F.cross_entropy(logits * frozen, batch.y))
+    assert frozen.item() == 1.0  # not handed to fit: it gets gradients but is never stepped
+
+
+def test_fit_with_no_extra_parameters_is_unchanged(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits)
+    fit(b, digits, extra_parameters=iter([]))
+    assert same_weights(a, b)
+
+
+def test_fit_rejects_bad_extra_parameters(digits):
+    model = tiny(digits)
+    for extra, pattern in [
+        ([model.fc1.weight], "one of the model's own parameters"),
+        ([torch.zeros(3)], "requires_grad=False"),
+        ([3.0], "got float"),
+        (torch.zeros(3, requires_grad=True), "an iterable of tensors, got Tensor"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+            fit(model, digits, extra_parameters=extra)
+        one_line(e)
+
+
+def test_fit_transform_draws_from_fits_private_generator(digits):
+    def noisy(x, generator):
+        return x + torch.randn(x.shape, generator=generator)
+
+    plain, a, b, c = tiny(digits), tiny(digits), tiny(digits), tiny(digits)
+    before = global_rng_state()
+    fit(plain, digits)
+    fit(a, digits, transform=noisy)
+    fit(b, digits, transform=noisy)
+    fit(c, digits, transform=noisy, seed=1)
+    assert_same_rng(before, global_rng_state())
+    assert same_weights(a, b)
+    assert not same_weights(a, plain) and not same_weights(a, c)
+
+
+def test_fit_transform_output_is_what_the_model_and_the_loss_see(digits):
+    X = digits.train.tensors[0]
+    generators, inputs = [], []
+
+    def transform(x, generator):
+        generators.append(generator)
+        return -x
+
+    def loss(logits, batch):
+        inputs.append(torch.equal(batch.x, -X[batch.index]))
+        return F.cross_entropy(logits, batch.y)
+
+    model = tiny(digits)
+    fit(model, digits, transform=transform, loss=loss)
+    assert all(inputs) and len(inputs) == -(-len(X) // 64)
+    assert all(g is generators[0] for g in generators) and isinstance(generators[0], torch.Generator)
+
+
+def test_fit_rejects_a_transform_that_is_not_a_function(digits):
+    with pytest.raises(ValueError, match=re.escape("transform must be None or a function, got 3")) as e:
+        fit(tiny(digits), digits, transform=3)
+    one_line(e)
+
+
+def test_fit_accuracy_mask_counts_only_the_marked_examples(digits):
+    y = digits.train.tensors[1]
+    marked = torch.arange(len(y)) % 3 == 0
+    right = torch.zeros(len(y), dtype=torch.bool)
+
+    def loss(logits, batch):
+        right[batch.index] = logits.argmax(1) == batch.y
+        return F.cross_entropy(logits, batch.y)
+
+    a, b = tiny(digits), tiny(digits)
+    history = fit(a, digits, loss=loss, accuracy_mask=marked)
+    assert history["train_accuracy"].iloc[0] == int(right[marked].sum()) / int(marked.sum())
+    everything = fit(b, digits, accuracy_mask=torch.ones(len(y), dtype=torch.bool))
+    assert same_weights(a, b)  # the mask changes what is counted, not what is trained
+    assert everything["train_accuracy"].iloc[0] == int(right.sum()) / len(y)
+    nothing = fit(tiny(digits), digits, accuracy_mask=torch.zeros(len(y), dtype=torch.bool))
+    assert nothing["train_accuracy"].tolist() == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("mask", "pattern"),
+    [
+        (torch.ones(5, dtype=torch.bool), "torch.bool (5,)"),
+        ([True] * 5, "got list"),
+        (torch.ones(1258), "float32"),
+    ],
+)
+def test_fit_rejects_a_bad_accuracy_mask(digits, mask, pattern):
+    with pytest.raises(
+        ValueError, match=re.escape("accuracy_mask must be None or a bool tensor of shape (1258,)")
+    ) as e:
+        fit(tiny(digits), digits, accuracy_mask=mask)
+    assert pattern in one_line(e)
+
+
+def test_fit_on_step_gets_every_global_step_after_the_optimizer_step(digits):
+    model = tiny(digits)
+    start = model.fc1.weight.detach().clone()
+    steps, moved = [], []
+
+    def on_step(step):
+        steps.append(step)
+        moved.append(not torch.equal(model.fc1.weight, start))
+        with torch.no_grad():
+            model.fc1.weight[0].zero_()  # changed in place after the step: stays zero at the end
+
+    fit(model, digits, epochs=2, batch_size=100, on_step=on_step)
+    assert steps == list(range(1, 2 * 13 + 1))  # 1,258 examples: 13 steps per epoch
+    assert moved[0]
+    assert bool((model.fc1.weight[0] == 0).all())
+
+
+def test_fit_on_step_that_does_nothing_changes_nothing(digits):
+    a, b = tiny(digits), tiny(digits)
+    fit(a, digits)
+    fit(b, digits, on_step=lambda step: None)
+    assert same_weights(a, b)

@@ -10,12 +10,12 @@
   ``s_i`` before ``t0`` and ``s_f`` after ``t1``: it prunes fast while many redundant weights
   remain and slowly near the end.
 - ``GradualPruner``: the object that follows the cubic schedule during training; its state (the
-  step count and the masks) lasts across steps. Call ``step()`` once per training step (batch or
-  epoch, your choice) in your own loop; it re-prunes ``pruner.model`` in place, so an optimizer
-  built on that model's parameters keeps working.
-- ``gradual``: trains with ``mcv.train.fit`` one epoch at a time and steps a ``GradualPruner``
-  between epochs (``fit`` has no per-batch hook: write your own loop with ``GradualPruner`` to
-  prune every k batches).
+  step count and the masks) lasts across steps. Call ``step()`` after every optimizer step; it
+  re-prunes ``pruner.model`` in place when the schedule says so, so an optimizer built on that
+  model's parameters keeps working, and keeps every pruned weight at exactly zero.
+- ``gradual``: one ``mcv.train.fit`` run (one Adam for the whole run) whose per-step callback
+  steps a ``GradualPruner``: Zhu & Gupta's step schedule, pruning every ``frequency`` optimizer
+  steps from ``begin_step`` to ``end_step``, then training on at the final sparsity.
 
 Pruning uses ``unstructured.magnitude``, which does not compound: re-pruning to ``s`` leaves
 exactly ``round(s * n)`` zeros. Every function returns a new model and leaves its input unchanged.
@@ -24,6 +24,7 @@ exactly ``round(s * n)`` zeros. Every function returns a new model and leaves it
 from __future__ import annotations
 
 import pandas as pd
+import torch
 from torch import nn
 
 from mcviz import train
@@ -142,15 +143,20 @@ class GradualPruner:
     """Prunes a copy of a model following the cubic schedule, one ``step()`` at a time.
 
     ``pruner.model`` is a copy of ``model`` (the input is left unchanged) pruned to the schedule's
-    sparsity at step 0. Each ``step()`` advances the step count by one and, at the pruning steps
-    (``begin_step + j * frequency`` up to ``end_step``, and always at ``end_step``), sets new
-    magnitude masks in place; after ``end_step`` the masks stay fixed. Parameters are never
-    replaced, so an optimizer over ``pruner.model.parameters()`` stays valid.
+    sparsity at step 0. Call ``step()`` after every optimizer step: it advances the step count by
+    one and, at the pruning steps (``begin_step + j * frequency`` up to ``end_step``, and always
+    at ``end_step``), sets new magnitude masks in place; after ``end_step`` the masks stay fixed.
+    Parameters are never replaced, so an optimizer over ``pruner.model.parameters()`` stays valid.
+
+    Every ``step()`` also sets the pruned weights back to exactly zero. The forward pass uses
+    ``weight * mask``, so a pruned weight's gradient is zero, but an optimizer with momentum (Adam)
+    still moves a weight pruned in the middle of training: its moment estimates are not zero.
+    Outputs would be right, but the stored weights (what ``mcv.measure`` counts) would not be.
 
     Example:
         >>> pruner = GradualPruner(model, final_sparsity=0.9, begin_step=0, end_step=100)  # doctest: +SKIP
         >>> for batch in batches:  # doctest: +SKIP
-        ...     train_step(pruner.model, batch)
+        ...     train_step(pruner.model, batch)  # one optimizer step
         ...     pruner.step()
     """
 
@@ -186,7 +192,8 @@ class GradualPruner:
         )
 
     def step(self) -> float:
-        """Advances one step, re-prunes ``self.model`` in place when due; returns its target sparsity."""
+        """Advances one step, re-prunes ``self.model`` in place when due and sets its pruned weights
+        back to zero; returns its target sparsity."""
         self.step_count += 1
         t = self.step_count
         due = self.begin_step <= t <= self.end_step and (
@@ -196,7 +203,12 @@ class GradualPruner:
             self.sparsity = self.schedule(t)
             # only the masks are needed: no copy of the model per step
             for name, mask in _magnitude_masks(self.model, self.sparsity, self.scope).items():
-                self.model.get_submodule(name).set_mask(mask)
+                self.model.get_submodule(name).set_mask(mask)  # zeroes the newly pruned weights
+        else:
+            with torch.no_grad():
+                for m in self.model.modules():
+                    if isinstance(m, _Pruned):
+                        m.weight.mul_(m.mask)
         return self.sparsity
 
 
@@ -210,48 +222,77 @@ def gradual(
     scope: str = "global",
     lr: float = 1e-3,
     seed: int = 0,
+    batch_size: int = 64,
+    begin_step: int = 0,
+    end_step: int | None = None,
+    frequency: int | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Returns ``(model trained while pruned gradually, history)``; ``model`` is left unchanged.
 
-    Training starts from ``model``'s weights. Epoch e (0-based) trains one ``mcv.train.fit``
-    epoch (seed ``seed + e``) at the cubic schedule's sparsity with ``begin_step=0`` and
-    ``end_step=epochs - 1``: the first epoch at ``initial_sparsity``, the last at
-    ``final_sparsity``, so the model ends with exactly that sparsity (``scope="global"``) and
-    has had one epoch to recover from the last pruning.
+    Zhu & Gupta (2017)'s step schedule: training starts from ``model``'s weights pruned to
+    ``initial_sparsity`` and runs ``epochs`` epochs as one ``mcv.train.fit`` (one Adam for the
+    whole run, shuffled with ``seed``). After optimizer step t, at ``t = begin_step + j *
+    frequency`` up to ``end_step`` (and at ``end_step``), the weights are pruned by magnitude to
+    the cubic schedule's sparsity ``zhu_gupta(t, ...)``; from ``end_step`` on the model trains at
+    ``final_sparsity`` and recovers. By default ``begin_step = 0``, ``end_step`` is the end of the
+    next-to-last epoch (the last epoch trains at the final sparsity) and ``frequency`` a tenth of
+    an epoch (at least 1 step). The model ends with exactly ``final_sparsity`` zeros
+    (``scope="global"``), and pruned weights stay exactly zero (see ``GradualPruner``).
 
     Args:
         model: a network with Linear / Conv2d layers (usually trained).
         data: a DataBundle.
         final_sparsity: the fraction of zero weights at the end, in [0, 1].
         epochs: training epochs, >= 2.
-        initial_sparsity: the sparsity of the first epoch, in [0, final_sparsity].
+        initial_sparsity: the sparsity at ``begin_step``, in [0, final_sparsity].
         scope: "layer" or "global".
-        lr: the learning rate of every epoch (each epoch starts a fresh Adam).
-        seed: the first epoch's seed.
+        lr: the Adam learning rate.
+        seed: the shuffling seed of ``mcv.train.fit``.
+        batch_size: examples per optimizer step; an epoch is ``ceil(len(data.train) / batch_size)``
+            steps.
+        begin_step: the optimizer step at which pruning starts, an int >= 0.
+        end_step: the step at which ``final_sparsity`` is reached, in (begin_step, the run's last
+            step]; None for the default above.
+        frequency: optimizer steps between two prunings, an int >= 1; None for the default above.
 
     Returns:
-        The model and one history row per epoch: columns sparsity (measured during that epoch),
-        epoch, loss, train_accuracy, val_accuracy.
+        The model and one history row per epoch: columns sparsity (measured at the end of that
+        epoch, when val_accuracy is measured), epoch, loss, train_accuracy, val_accuracy.
+
+    Example:
+        >>> sparse, history = gradual(model, data, final_sparsity=0.9, epochs=3)  # doctest: +SKIP
     """
     _check_int("epochs", epochs, 2)
     check_seed(seed)
+    train._check_data(data)
+    per_epoch = -(-len(data.train) // _check_int("batch_size", batch_size, 1))
+    last = epochs * per_epoch
+    end_step = (epochs - 1) * per_epoch if end_step is None else end_step
+    frequency = max(1, per_epoch // 10) if frequency is None else frequency
+    if _check_int("end_step", end_step, 1) > last:
+        raise ValueError(f"end_step must be <= {last}, the run's last optimizer step, got {end_step!r}")
     pruner = GradualPruner(
         model,
         final_sparsity=final_sparsity,
-        begin_step=0,
-        end_step=epochs - 1,
+        begin_step=begin_step,
+        end_step=end_step,
+        frequency=frequency,
         initial_sparsity=initial_sparsity,
         scope=scope,
     )
-    frames = []
-    for epoch in range(epochs):
-        if epoch:
-            pruner.step()
-        history = train.fit(pruner.model, data, epochs=1, lr=lr, seed=seed + epoch, progress=False)
-        history["epoch"] = epoch + 1
-        history.insert(0, "sparsity", weight_sparsity(pruner.model))
-        frames.append(history)
-    return pruner.model, pd.concat(frames, ignore_index=True)
+    at_epoch_end = []
+
+    def on_step(step: int) -> None:
+        pruner.step()
+        if step % per_epoch == 0:
+            at_epoch_end.append(weight_sparsity(pruner.model))
+
+    history = train.fit(
+        pruner.model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False,
+        on_step=on_step,
+    )  # fmt: skip
+    history.insert(0, "sparsity", at_epoch_end)
+    return pruner.model, history
 
 
 def weight_sparsity(model: nn.Module) -> float:
@@ -287,5 +328,3 @@ def _check_scope(scope) -> str:
     if not isinstance(scope, str) or scope not in SCOPES:
         raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
     return scope
-
-
