@@ -3,15 +3,19 @@ weights and histories that the code produced BEFORE distillation moved onto ``tr
 (two loops became one in the "reshape" issue; the checksums were computed with the two loops).
 
 A checksum is the sha256 of every state_dict tensor's bytes (sorted by name) and of the history's
-values. Float kernels differ between CPU instruction sets, so the constants are keyed by
-``torch.backends.cpu.get_cpu_capability()``; each was recorded with ``ATEN_CPU_CAPABILITY`` set to
-that value. On a capability without constants the test is skipped (say so, do not guess).
+values. Float kernels differ between CPU instruction sets, so the constants are keyed by the
+kernel path: ``torch.backends.cpu.get_cpu_capability()`` (ATen's kernels, set with
+``ATEN_CPU_CAPABILITY``) AND the widest vector instructions the CPU itself has (MKL and oneDNN
+pick their own kernels from the hardware, whatever ATEN_CPU_CAPABILITY says). The constants were
+recorded on an AVX-512 machine; elsewhere the test is skipped (say so, do not guess).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import platform
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,9 +113,23 @@ CASES = {
     "kd config": _kd_config,
 }
 
-# ATEN_CPU_CAPABILITY -> case -> checksum, recorded with the two loops of before the reshape
+def kernel_path() -> str:
+    """Returns "<ATen capability>@<the CPU's widest vector ISA>", e.g. "AVX2@avx512"."""
+    isa = "other"
+    if platform.system() == "Linux":
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+            flags = set(next(ln for ln in text.splitlines() if ln.startswith("flags")).split())
+        except (OSError, StopIteration):
+            flags = set()
+        isa = "avx512" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags else (
+            "avx2" if "avx2" in flags else "other")  # fmt: skip
+    return f"{torch.backends.cpu.get_cpu_capability()}@{isa}"
+
+
+# kernel path -> case -> checksum, recorded with the two loops of before the reshape
 REFERENCE: dict[str, dict[str, str]] = {
-    "DEFAULT": {
+    "DEFAULT@avx512": {
         "train plain": "79a9d1a98a891d38",
         "train cnn batch 50": "124623c3e1d29912",
         "train regularizer": "9560c9fa2b295dff",
@@ -124,7 +142,7 @@ REFERENCE: dict[str, dict[str, str]] = {
         "kd everything": "34d8fd2dd2d00e66",
         "kd config": "87db846dbc136ad1",
     },
-    "AVX2": {
+    "AVX2@avx512": {
         "train plain": "f6a46562f3b6aa92",
         "train cnn batch 50": "a07a3ae5c94939e9",
         "train regularizer": "dbc14ae2fd7aa5dd",
@@ -137,7 +155,7 @@ REFERENCE: dict[str, dict[str, str]] = {
         "kd everything": "8a5da7bd450df29d",
         "kd config": "040787e712f6e059",
     },
-    "AVX512": {
+    "AVX512@avx512": {
         "train plain": "20bec77766a7c51c",
         "train cnn batch 50": "d7df28dfac814534",
         "train regularizer": "ed1a7199b6c3f274",
@@ -155,11 +173,11 @@ REFERENCE: dict[str, dict[str, str]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_training_is_bit_identical_to_the_reference(digits, case):
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability not in REFERENCE:
-        pytest.skip(f"no reference checksums recorded for CPU capability {capability!r}")
+    path = kernel_path()
+    if path not in REFERENCE:
+        pytest.skip(f"no reference checksums recorded for the kernel path {path!r}")
     model, history = CASES[case](digits)
-    assert checksum(model, history) == REFERENCE[capability][case]
+    assert checksum(model, history) == REFERENCE[path][case]
 
 
 def test_checksum_sees_one_changed_weight(digits):
@@ -175,4 +193,4 @@ def test_checksum_sees_one_changed_weight(digits):
 if __name__ == "__main__":  # prints this capability's checksums: python tests/test_fit_reference.py
     data = mcv.data.load("digits")
     sums = {name: checksum(*run(data)) for name, run in CASES.items()}
-    print(repr(torch.backends.cpu.get_cpu_capability()), sums)
+    print(repr(kernel_path()), sums)
