@@ -12,10 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-_COST_TITLES = {"size_bytes": "size (bytes at stored bit widths)", "file_bytes": "file bytes",
-                "gzip_bytes": "gzipped file bytes", "macs": "MACs per example",
-                "params": "parameters", "nonzero_params": "nonzero parameters",
-                "latency_ms": "latency (ms)", "bits": "mean bits per weight"}
+from mcviz import measure
 
 
 def history(df: pd.DataFrame, *, title: str = "Training history") -> go.Figure:
@@ -42,7 +39,7 @@ def accuracy_vs_size(table: pd.DataFrame, *, cost: str = "size_bytes", metric: s
         textposition="top center", marker={"size": 12},
         hovertemplate="%{text}<br>" + cost + "=%{x}<br>" + metric + "=%{y:.4f}<extra></extra>"))
     fig.update_layout(title=title or f"{metric} vs {cost}", height=400,
-                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+                      xaxis_title=_title(cost), yaxis_title=metric)
     if log_x:
         fig.update_xaxes(type="log")
     values = pd.to_numeric(table[metric], errors="coerce").dropna()
@@ -59,7 +56,7 @@ def layers(layer_df: pd.DataFrame, *, value: str = "params", title: str | None =
     fig = go.Figure(go.Bar(x=layer_df["layer"], y=layer_df[value], name=value,
                            text=layer_df[value], textposition="auto"))
     fig.update_layout(title=title or f"{value} per layer", height=350, xaxis_title="layer",
-                      yaxis_title=_COST_TITLES.get(value, value))
+                      yaxis_title=_title(value))
     return fig
 
 
@@ -124,6 +121,11 @@ def accuracy_vs_sparsity(table: pd.DataFrame, *, metric: str = "accuracy", basel
     return fig
 
 
+def _title(column: str) -> str:
+    """The axis title of a column: a cost's title from ``mcv.measure.COSTS``, else its name."""
+    return measure.COSTS[column].title if column in measure.COSTS else column
+
+
 def _need(df, columns, what):
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")
@@ -181,7 +183,7 @@ def pareto(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accu
                                  name=text, text=["", text], textposition="top right", hoverinfo="skip",
                                  line={"dash": "dash", "color": "gray"}))
     fig.update_layout(title=title or f"{metric} vs {cost}: the Pareto front", height=400,
-                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+                      xaxis_title=_title(cost), yaxis_title=metric)
     fig.update_yaxes(range=[lo - pad, hi + pad])
     if log_x:
         fig.update_xaxes(type="log")

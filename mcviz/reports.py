@@ -263,18 +263,6 @@ def summary(table, *, baseline: str = "baseline", cost: str = "size_bytes") -> s
     return " ".join(sentences) or f"Only the {baseline} was measured."
 
 
-_UNITS = {
-    "size_bytes": "bytes",
-    "file_bytes": "bytes",
-    "gzip_bytes": "bytes",
-    "params": "parameters",
-    "nonzero_params": "nonzero parameters",
-    "macs": "MACs",
-    "latency_ms": "ms",
-    "bits": "bits per weight",
-}
-
-
 def budget_summary(
     table,
     *,
@@ -299,9 +287,9 @@ def budget_summary(
     """
     import pandas as pd
 
-    from . import tradeoff
+    from . import measure, tradeoff
 
-    unit = _UNITS.get(cost, "")
+    unit = measure.COSTS[cost].unit if cost in measure.COSTS else ""
     if budget is None and fraction is None:
         front = tradeoff.pareto(table, cost=cost, metric=metric)
         names = ", ".join(repr(label) for label in front["label"])

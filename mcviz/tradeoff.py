@@ -1,7 +1,8 @@
 """The optimization view of compression: the best accuracy of compressed weights W' under a budget.
 
 Compression is the constrained problem "maximize accuracy subject to cost(W') <= budget", where
-the cost is a column of ``mcv.measure.table`` (:data:`COSTS`: bytes, nonzeros, MACs, latency).
+the cost is a column of ``mcv.measure.table`` (:data:`COSTS`, the names of ``mcv.measure.COSTS``:
+bytes, nonzeros, MACs, latency).
 
 - :func:`pareto` keeps the configurations no other one beats on both cost and accuracy,
 - :func:`limit` turns a ``budget`` (absolute) or a ``fraction`` (of the baseline's cost) into a
@@ -39,7 +40,7 @@ __all__ = [
     "select",
 ]
 
-COSTS = ("size_bytes", "file_bytes", "gzip_bytes", "params", "nonzero_params", "macs", "latency_ms", "bits")
+COSTS = tuple(measure.COSTS)  # the cost column names, in mcv.measure.COSTS's order
 PENALTIES = _search.PENALTIES
 
 
