@@ -275,7 +275,7 @@ def budget_summary(
     """Return the sentence that states the best row of ``table`` under the limit, or the front.
 
     With ``budget`` (an absolute ``cost`` limit) or ``fraction`` (of the ``baseline`` row's
-    cost), the row is ``mcv.tradeoff.select``'s: "Under a size_bytes budget of 65,292 bytes
+    cost), the row is ``mcv.tradeoff.decide``'s choice: "Under a size_bytes budget of 65,292 bytes
     (fraction 0.3 of the baseline's 217,640), 2 of 4 configurations fit; the most accurate is
     'int8': accuracy 0.9640 (baseline 0.9650), size_bytes 55,000 (3.96x smaller than the
     baseline)." With neither, it names the Pareto front and says how to set a limit. The table
@@ -283,15 +283,17 @@ def budget_summary(
 
     Raises:
         ValueError: bad arguments (see ``mcv.tradeoff.limit``), or no row fits the limit (the
-            error ``mcv.tradeoff.select`` raises).
+            error ``mcv.tradeoff.decide`` raises).
     """
     import pandas as pd
 
     from . import measure, tradeoff
 
     unit = measure.COSTS[cost].unit if cost in measure.COSTS else ""
-    if budget is None and fraction is None:
-        front = tradeoff.pareto(table, cost=cost, metric=metric)
+    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
+    decision = tradeoff.decide(table, metric=metric, **limits)
+    if decision.limit is None:
+        front = decision.front
         names = ", ".join(repr(label) for label in front["label"])
         return (
             f"No budget was given: {len(front)} of {len(table)} configurations are on the Pareto front "
@@ -299,9 +301,7 @@ def budget_summary(
             f"Set a limit with `-p budget N` ({unit or cost}) or `-p fraction F` (of the {baseline}'s "
             f"{cost}) to select the best configuration under it."
         )
-    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
-    lim = tradeoff.limit(table, **limits)
-    row = tradeoff.select(table, metric=metric, **limits)
+    lim, row = decision.limit, decision.choice
     rows = table.set_index("label")
     if baseline not in rows.index:
         raise ValueError(f"budget_summary needs a row labelled {baseline!r}, got {list(rows.index)}")
