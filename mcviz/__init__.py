@@ -27,6 +27,7 @@ from mcviz import (
     prune,
     quantize,
     registry,
+    sweeps,
     tradeoff,
     train,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "quantize",
     "registry",
     "seed",
+    "sweeps",
     "tradeoff",
     "train",
 ]

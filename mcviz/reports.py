@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._params import Param, ParameterError, from_text, parse_cell
 from ._params import validate as _validate
@@ -51,51 +51,7 @@ __all__ = [
     "run",
     "RESULTS_ENV",
     "PARAMETER_ERRORS",
-    # quantization sweeps (mcviz._sweeps, loaded on first use: they import torch)
-    "sweep_configs",
-    "sweep",
-    "layer_errors",
-    "quantization_summary",
-    # pruning sweeps (mcviz._sweeps)
-    "pruning_configs",
-    "pruning_sweep",
-    "layer_sparsity",
-    "pruning_summary",
 ]
-if TYPE_CHECKING:
-    from ._sweeps import (  # noqa: F401
-        PRUNING_COLUMNS,
-        SWEEP_COLUMNS,
-        layer_errors,
-        layer_sparsity,
-        pruning_configs,
-        pruning_summary,
-        pruning_sweep,
-        quantization_summary,
-        sweep,
-        sweep_configs,
-    )
-_SWEEP_NAMES = (
-    "SWEEP_COLUMNS",
-    "sweep_configs",
-    "sweep",
-    "layer_errors",
-    "quantization_summary",
-    "PRUNING_COLUMNS",
-    "pruning_configs",
-    "pruning_sweep",
-    "layer_sparsity",
-    "pruning_summary",
-)
-
-
-def __getattr__(name: str):
-    if name in _SWEEP_NAMES:
-        from . import _sweeps
-
-        return getattr(_sweeps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 RESULTS_ENV = "MCVIZ_RESULTS_DIR"
 # A template cell raising one of these (by class name) failed on its parameters, which only the

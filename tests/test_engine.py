@@ -185,7 +185,7 @@ def test_the_engine_sits_below_the_views_and_reports():
     from pathlib import Path
 
     package = Path(mcv.__file__).parent
-    for module in ("engine", "tradeoff"):
+    for module in ("engine", "sweeps", "tradeoff"):
         tree = ast.parse((package / f"{module}.py").read_text())
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "mcviz"
                  for a in n.names}  # fmt: skip
