@@ -16,7 +16,21 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mcviz import data, distill, grading, measure, models, plots, prune, quantize, registry, tradeoff, train
+from mcviz import (
+    data,
+    distill,
+    engine,
+    grading,
+    measure,
+    models,
+    plots,
+    prune,
+    quantize,
+    registry,
+    sweeps,
+    tradeoff,
+    train,
+)
 from mcviz._seed import seed
 from mcviz.grading import check
 from mcviz.registry import compress
@@ -27,6 +41,7 @@ __all__ = [
     "compress",
     "data",
     "distill",
+    "engine",
     "grading",
     "measure",
     "models",
@@ -35,6 +50,7 @@ __all__ = [
     "quantize",
     "registry",
     "seed",
+    "sweeps",
     "tradeoff",
     "train",
 ]

@@ -1,93 +1,26 @@
-"""Private helpers of ``mcv.tradeoff``: the search cache and the penalized training of ``lagrangian``.
+"""Private helpers of ``mcv.tradeoff``: the penalized training of ``lagrangian`` and argument checks.
 
-- The search cache keeps one JSON file per measured configuration in ``mcv.train.cache_dir()``,
-  keyed by the sha256 of everything that decides its numbers; files are written atomically and an
-  unreadable one is recomputed with a warning.
 - ``train_penalized`` runs ``mcv.train.fit`` with ``lambda * penalty(weights)`` as its regularizer;
   ``threshold_prune`` zeroes the weights below a fraction of their layer's largest.
 - The argument checks of ``lagrangian`` and ``grid``.
+
+The search cache that lived here is ``mcv.engine``'s row cache now.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import numbers
-import os
-import tempfile
-import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from mcviz import measure, prune, registry, train
+from mcviz import prune, registry, train
 
-CACHE_FORMAT = 1  # bump when compressing or measuring changes what a cached row means
 PENALTIES = ("l1", "l0")
 L0_EPS = 1e-4  # w^2 / (w^2 + eps) is ~1 for |w| >> 0.01 and ~0 for |w| << 0.01
-
-
-# ---------------------------------------------------------------- search cache
-
-
-def cache_key(model_name: str, data, *, epochs: int, seed: int, spec: str, latency: bool) -> str:
-    """Returns the sha256 hex digest naming one configuration's cached Measurement."""
-    blob = json.dumps(
-        {
-            "model": model_name,
-            "data": data.fingerprint,
-            "epochs": epochs,
-            "seed": seed,
-            "spec": spec,
-            "torch": torch.__version__,
-            "format": CACHE_FORMAT,
-            "train_format": train.CACHE_FORMAT,  # a retrained baseline must not reuse old rows
-            "latency": bool(latency),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def cache_path(key: str) -> Path:
-    """Returns the file of one cached search row."""
-    return train.cache_dir() / f"search-{key[:24]}.json"
-
-
-def load_row(key: str) -> measure.Measurement | None:
-    """Returns the cached Measurement for ``key``, or None when there is none or it is unreadable
-    (with a warning; the caller recomputes and overwrites it)."""
-    path = cache_path(key)
-    if not path.exists():
-        return None
-    try:
-        entry = json.loads(path.read_text())
-        if entry["key"] != key or set(entry["row"]) != set(measure.FIELDS):
-            raise KeyError("key or fields differ")
-        return measure.Measurement(**entry["row"])
-    except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
-        warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); recomputing", stacklevel=3)
-        return None
-
-
-def store_row(key: str, row: measure.Measurement) -> None:
-    """Writes ``row`` under ``key`` atomically (a temporary file, then ``os.replace``)."""
-    path = cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "format": CACHE_FORMAT, "row": dataclasses.asdict(row)}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- Lagrangian training

@@ -49,6 +49,32 @@ class Measurement:
 FIELDS = tuple(f.name for f in fields(Measurement))
 
 
+class Cost(NamedTuple):
+    """A column of :class:`Measurement` that a budget can limit: its unit (in sentences) and its
+    axis title (in figures)."""
+
+    name: str
+    unit: str
+    title: str
+
+
+# The one vocabulary of cost columns: tradeoff checks against it, reports write its units, plots
+# its titles. Lower is better for every one.
+COSTS: dict[str, Cost] = {
+    c.name: c
+    for c in (
+        Cost("size_bytes", "bytes", "size (bytes at stored bit widths)"),
+        Cost("file_bytes", "bytes", "file bytes"),
+        Cost("gzip_bytes", "bytes", "gzipped file bytes"),
+        Cost("params", "parameters", "parameters"),
+        Cost("nonzero_params", "nonzero parameters", "nonzero parameters"),
+        Cost("macs", "MACs", "MACs per example"),
+        Cost("latency_ms", "ms", "latency (ms)"),
+        Cost("bits", "bits per weight", "mean bits per weight"),
+    )
+}
+
+
 class StorageRow(NamedTuple):
     """How one stored tensor is kept: ``role`` is "weight", "bias" or "other" (scales, indices)."""
 

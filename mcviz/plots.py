@@ -12,10 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-_COST_TITLES = {"size_bytes": "size (bytes at stored bit widths)", "file_bytes": "file bytes",
-                "gzip_bytes": "gzipped file bytes", "macs": "MACs per example",
-                "params": "parameters", "nonzero_params": "nonzero parameters",
-                "latency_ms": "latency (ms)", "bits": "mean bits per weight"}
+from mcviz import measure
 
 
 def history(df: pd.DataFrame, *, title: str = "Training history") -> go.Figure:
@@ -42,7 +39,7 @@ def accuracy_vs_size(table: pd.DataFrame, *, cost: str = "size_bytes", metric: s
         textposition="top center", marker={"size": 12},
         hovertemplate="%{text}<br>" + cost + "=%{x}<br>" + metric + "=%{y:.4f}<extra></extra>"))
     fig.update_layout(title=title or f"{metric} vs {cost}", height=400,
-                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+                      xaxis_title=_title(cost), yaxis_title=metric)
     if log_x:
         fig.update_xaxes(type="log")
     values = pd.to_numeric(table[metric], errors="coerce").dropna()
@@ -59,69 +56,103 @@ def layers(layer_df: pd.DataFrame, *, value: str = "params", title: str | None =
     fig = go.Figure(go.Bar(x=layer_df["layer"], y=layer_df[value], name=value,
                            text=layer_df[value], textposition="auto"))
     fig.update_layout(title=title or f"{value} per layer", height=350, xaxis_title="layer",
-                      yaxis_title=_COST_TITLES.get(value, value))
+                      yaxis_title=_title(value))
+    return fig
+
+
+def metric_vs(table: pd.DataFrame, *, x: str, by=(), metric: str = "accuracy", baseline: str = "baseline",
+              baseline_text: str | None = None, baseline_position: str = "bottom right",
+              x_title: str | None = None, title: str | None = None) -> go.Figure:  # fmt: skip
+    """Returns ``metric`` against the column ``x``, one line per group of the ``by`` columns, with
+    the row labelled ``baseline`` as a dashed horizontal line; ``table`` is unchanged.
+
+    In the spirit of plotly express: a DataFrame in, column names as arguments. Each line is sorted
+    by ``x`` and named by its ``by`` values joined with spaces, leaving out ``"-"`` (the sweeps'
+    mark for an option a method does not have). ``baseline_text`` annotates the dashed line
+    (default: the baseline's label), at ``baseline_position``. Rows need a ``label`` column.
+
+    Example:
+        >>> metric_vs(table, x="weight_bits", by=["method", "granularity"])  # doctest: +SKIP
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    _need(table, ["label", *by, x, metric], "metric_vs")
+    rows = table[table["label"] != baseline]
+    groups = rows.groupby(by, sort=False) if by else [((metric,), rows)]
+    fig = go.Figure()
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        group = group.sort_values(x, kind="stable")
+        fig.add_trace(go.Scatter(x=group[x], y=group[metric], mode="lines+markers",
+                                 name=" ".join(str(k) for k in key if k != "-"), text=group["label"],
+                                 hovertemplate="%{text}<br>" + metric + "=%{y:.4f}<extra></extra>"))
+    base = table[table["label"] == baseline]
+    if len(base):
+        fig.add_hline(y=float(base[metric].iloc[0]), line_dash="dash", line_color="gray",
+                      annotation_text=baseline_text or baseline, annotation_position=baseline_position)
+    x_title = x_title or _title(x)
+    fig.update_layout(title=title or f"{metric} vs {x_title}", height=400, xaxis_title=x_title,
+                      yaxis_title=metric)
     return fig
 
 
 def accuracy_vs_bits(table: pd.DataFrame, *, metric: str = "accuracy", baseline: str = "baseline",
                      title: str | None = None) -> go.Figure:
     """Returns ``metric`` against ``weight_bits``, one line per method and granularity of a
-    ``mcv.reports.sweep`` table, with the ``baseline`` row as a dashed horizontal line."""
+    ``mcv.sweeps.quantization`` table, with the ``baseline`` row as a dashed horizontal line."""
     _need(table, ["label", "method", "granularity", "weight_bits", metric], "accuracy_vs_bits")
-    rows = table[table["label"] != baseline]
-    fig = go.Figure()
-    for (method, gran), group in rows.groupby(["method", "granularity"], sort=False):
-        group = group.sort_values("weight_bits")
-        name = method if gran == "-" else f"{method} {gran}"
-        fig.add_trace(go.Scatter(x=group["weight_bits"], y=group[metric], mode="lines+markers",
-                                 name=name, text=group["label"],
-                                 hovertemplate="%{text}<br>" + metric + "=%{y:.4f}<extra></extra>"))
-    base = table[table["label"] == baseline]
-    if len(base):
-        fig.add_hline(y=float(base[metric].iloc[0]), line_dash="dash", line_color="gray",
-                      annotation_text=f"{baseline} (fp32)", annotation_position="bottom right")
-    fig.update_layout(title=title or f"{metric} vs weight bits", height=400,
-                      xaxis_title="weight bits", yaxis_title=metric)
+    fig = metric_vs(table, x="weight_bits", by=["method", "granularity"], metric=metric, baseline=baseline,
+                    baseline_text=f"{baseline} (fp32)", x_title="weight bits", title=title)
     fig.update_xaxes(dtick=1)
-    return fig
-
-
-def layer_error(errors: pd.DataFrame, *, by: str = "weight_bits", value: str = "rel_error",
-                log_y: bool = True, title: str | None = None) -> go.Figure:
-    """Returns grouped bars of ``value`` per layer, one bar series per value of ``by`` (e.g. per
-    bit width), from ``mcv.reports.layer_errors`` (joined with the sweep columns)."""
-    _need(errors, ["layer", by, value], "layer_error")
-    fig = go.Figure()
-    for key, group in errors.groupby(by, sort=False):
-        fig.add_trace(go.Bar(x=group["layer"], y=group[value], name=f"{key}-bit" if by == "weight_bits"
-                             else str(key), hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
-    fig.update_layout(title=title or f"{value} per layer", height=350, barmode="group",
-                      xaxis_title="layer", yaxis_title="relative weight error ||w - w_q|| / ||w||"
-                      if value == "rel_error" else value)
-    if log_y:
-        fig.update_yaxes(type="log")
     return fig
 
 
 def accuracy_vs_sparsity(table: pd.DataFrame, *, metric: str = "accuracy", baseline: str = "baseline",
                          title: str | None = None) -> go.Figure:
     """Returns ``metric`` against the measured ``sparsity``, one line per method and scope of a
-    ``mcv.reports.pruning_sweep`` table, with the ``baseline`` row as a dashed horizontal line."""
+    ``mcv.sweeps.pruning`` table, with the ``baseline`` row as a dashed horizontal line."""
     _need(table, ["label", "method", "scope", "sparsity", metric], "accuracy_vs_sparsity")
-    rows = table[table["label"] != baseline]
+    return metric_vs(table, x="sparsity", by=["method", "scope"], metric=metric, baseline=baseline,
+                     baseline_text=f"{baseline} (dense)", baseline_position="bottom left",
+                     x_title="sparsity (fraction of zero weights)", title=title or f"{metric} vs sparsity")
+
+
+def layer_bars(df: pd.DataFrame, *, by: str, value: str, log_y: bool = False, y_title: str | None = None,
+               title: str | None = None) -> go.Figure:  # fmt: skip
+    """Returns grouped bars of ``value`` per layer, one bar series per value of the column ``by``
+    (a bit width, a model's label...); ``df`` is unchanged.
+
+    ``df`` has one row per (``by`` value, layer), such as ``mcv.sweeps.layer_errors`` or
+    ``mcv.sweeps.layer_sparsity`` joined with a sweep's columns.
+
+    Example:
+        >>> layer_bars(mcv.sweeps.layer_sparsity(models), by="label", value="sparsity")  # doctest: +SKIP
+    """
+    _need(df, ["layer", by, value], "layer_bars")
     fig = go.Figure()
-    for (method, scope), group in rows.groupby(["method", "scope"], sort=False):
-        group = group.sort_values("sparsity", kind="stable")
-        fig.add_trace(go.Scatter(x=group["sparsity"], y=group[metric], mode="lines+markers",
-                                 name=method if scope == "-" else f"{method} {scope}", text=group["label"],
-                                 hovertemplate="%{text}<br>" + metric + "=%{y:.4f}<extra></extra>"))
-    base = table[table["label"] == baseline]
-    if len(base):
-        fig.add_hline(y=float(base[metric].iloc[0]), line_dash="dash", line_color="gray",
-                      annotation_text=f"{baseline} (dense)", annotation_position="bottom left")
-    fig.update_layout(title=title or f"{metric} vs sparsity", height=400,
-                      xaxis_title="sparsity (fraction of zero weights)", yaxis_title=metric)
+    for key, group in df.groupby(by, sort=False):
+        fig.add_trace(go.Bar(x=group["layer"], y=group[value], name=str(key),
+                             hovertemplate="%{x}: %{y:.4g}<extra></extra>"))
+    fig.update_layout(title=title or f"{value} per layer", height=350, barmode="group",
+                      xaxis_title="layer", yaxis_title=y_title or _title(value))
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
+
+
+def layer_error(errors: pd.DataFrame, *, by: str = "weight_bits", value: str = "rel_error",
+                log_y: bool = True, title: str | None = None) -> go.Figure:
+    """Returns grouped bars of ``value`` per layer, one bar series per value of ``by`` (e.g. per
+    bit width), from ``mcv.sweeps.layer_errors`` (joined with the sweep columns)."""
+    _need(errors, ["layer", by, value], "layer_error")
+    if by == "weight_bits":  # series "8-bit", "4-bit"
+        errors = errors.assign(weight_bits=[f"{b}-bit" for b in errors["weight_bits"]])
+    y_title = "relative weight error ||w - w_q|| / ||w||" if value == "rel_error" else value
+    return layer_bars(errors, by=by, value=value, log_y=log_y, y_title=y_title, title=title)
+
+
+def _title(column: str) -> str:
+    """The axis title of a column: a cost's title from ``mcv.measure.COSTS``, else its name."""
+    return measure.COSTS[column].title if column in measure.COSTS else column
 
 
 def _need(df, columns, what):
@@ -181,7 +212,7 @@ def pareto(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accu
                                  name=text, text=["", text], textposition="top right", hoverinfo="skip",
                                  line={"dash": "dash", "color": "gray"}))
     fig.update_layout(title=title or f"{metric} vs {cost}: the Pareto front", height=400,
-                      xaxis_title=_COST_TITLES.get(cost, cost), yaxis_title=metric)
+                      xaxis_title=_title(cost), yaxis_title=metric)
     fig.update_yaxes(range=[lo - pad, hi + pad])
     if log_x:
         fig.update_xaxes(type="log")

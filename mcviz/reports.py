@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._params import Param, ParameterError, from_text, parse_cell
 from ._params import validate as _validate
@@ -51,51 +51,7 @@ __all__ = [
     "run",
     "RESULTS_ENV",
     "PARAMETER_ERRORS",
-    # quantization sweeps (mcviz._sweeps, loaded on first use: they import torch)
-    "sweep_configs",
-    "sweep",
-    "layer_errors",
-    "quantization_summary",
-    # pruning sweeps (mcviz._sweeps)
-    "pruning_configs",
-    "pruning_sweep",
-    "layer_sparsity",
-    "pruning_summary",
 ]
-if TYPE_CHECKING:
-    from ._sweeps import (  # noqa: F401
-        PRUNING_COLUMNS,
-        SWEEP_COLUMNS,
-        layer_errors,
-        layer_sparsity,
-        pruning_configs,
-        pruning_summary,
-        pruning_sweep,
-        quantization_summary,
-        sweep,
-        sweep_configs,
-    )
-_SWEEP_NAMES = (
-    "SWEEP_COLUMNS",
-    "sweep_configs",
-    "sweep",
-    "layer_errors",
-    "quantization_summary",
-    "PRUNING_COLUMNS",
-    "pruning_configs",
-    "pruning_sweep",
-    "layer_sparsity",
-    "pruning_summary",
-)
-
-
-def __getattr__(name: str):
-    if name in _SWEEP_NAMES:
-        from . import _sweeps
-
-        return getattr(_sweeps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 RESULTS_ENV = "MCVIZ_RESULTS_DIR"
 # A template cell raising one of these (by class name) failed on its parameters, which only the
@@ -263,18 +219,6 @@ def summary(table, *, baseline: str = "baseline", cost: str = "size_bytes") -> s
     return " ".join(sentences) or f"Only the {baseline} was measured."
 
 
-_UNITS = {
-    "size_bytes": "bytes",
-    "file_bytes": "bytes",
-    "gzip_bytes": "bytes",
-    "params": "parameters",
-    "nonzero_params": "nonzero parameters",
-    "macs": "MACs",
-    "latency_ms": "ms",
-    "bits": "bits per weight",
-}
-
-
 def budget_summary(
     table,
     *,
@@ -287,7 +231,7 @@ def budget_summary(
     """Return the sentence that states the best row of ``table`` under the limit, or the front.
 
     With ``budget`` (an absolute ``cost`` limit) or ``fraction`` (of the ``baseline`` row's
-    cost), the row is ``mcv.tradeoff.select``'s: "Under a size_bytes budget of 65,292 bytes
+    cost), the row is ``mcv.tradeoff.decide``'s choice: "Under a size_bytes budget of 65,292 bytes
     (fraction 0.3 of the baseline's 217,640), 2 of 4 configurations fit; the most accurate is
     'int8': accuracy 0.9640 (baseline 0.9650), size_bytes 55,000 (3.96x smaller than the
     baseline)." With neither, it names the Pareto front and says how to set a limit. The table
@@ -295,15 +239,17 @@ def budget_summary(
 
     Raises:
         ValueError: bad arguments (see ``mcv.tradeoff.limit``), or no row fits the limit (the
-            error ``mcv.tradeoff.select`` raises).
+            error ``mcv.tradeoff.decide`` raises).
     """
     import pandas as pd
 
-    from . import tradeoff
+    from . import measure, tradeoff
 
-    unit = _UNITS.get(cost, "")
-    if budget is None and fraction is None:
-        front = tradeoff.pareto(table, cost=cost, metric=metric)
+    unit = measure.COSTS[cost].unit if cost in measure.COSTS else ""
+    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
+    decision = tradeoff.decide(table, metric=metric, **limits)
+    if decision.limit is None:
+        front = decision.front
         names = ", ".join(repr(label) for label in front["label"])
         return (
             f"No budget was given: {len(front)} of {len(table)} configurations are on the Pareto front "
@@ -311,9 +257,7 @@ def budget_summary(
             f"Set a limit with `-p budget N` ({unit or cost}) or `-p fraction F` (of the {baseline}'s "
             f"{cost}) to select the best configuration under it."
         )
-    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
-    lim = tradeoff.limit(table, **limits)
-    row = tradeoff.select(table, metric=metric, **limits)
+    lim, row = decision.limit, decision.choice
     rows = table.set_index("label")
     if baseline not in rows.index:
         raise ValueError(f"budget_summary needs a row labelled {baseline!r}, got {list(rows.index)}")

@@ -1,15 +1,17 @@
 """The optimization view of compression: the best accuracy of compressed weights W' under a budget.
 
 Compression is the constrained problem "maximize accuracy subject to cost(W') <= budget", where
-the cost is a column of ``mcv.measure.table`` (:data:`COSTS`: bytes, nonzeros, MACs, latency).
+the cost is a column of ``mcv.measure.table`` (:data:`COSTS`, the names of ``mcv.measure.COSTS``:
+bytes, nonzeros, MACs, latency).
 
 - :func:`pareto` keeps the configurations no other one beats on both cost and accuracy,
 - :func:`limit` turns a ``budget`` (absolute) or a ``fraction`` (of the baseline's cost) into a
-  number, and :func:`select` picks the best row within it,
+  number, and :func:`select` picks the best row within it; :func:`decide` does all three,
 - :func:`lagrangian` solves the relaxation "loss + lambda * penalty(W)" for several lambdas and
   measures each pruned result: a front traced by lambda,
 - :func:`grid` writes method specs (kd -> prune -> finetune -> quantize) and :func:`search`
-  applies them to a cached baseline, caching every measured row.
+  applies them to a cached baseline with ``mcv.engine.run`` (every measured row is cached), then
+  decides.
 
 Every function leaves its input table unchanged. ``mcv.plots.pareto`` draws the result.
 """
@@ -24,13 +26,14 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from mcviz import _search, measure, models, registry, train
+from mcviz import _search, engine, measure, models, registry, train
 from mcviz.data import DataBundle
 
 __all__ = [
     "COSTS",
     "NothingFits",
     "SearchResult",
+    "decide",
     "grid",
     "lagrangian",
     "limit",
@@ -39,7 +42,7 @@ __all__ = [
     "select",
 ]
 
-COSTS = ("size_bytes", "file_bytes", "gzip_bytes", "params", "nonzero_params", "macs", "latency_ms", "bits")
+COSTS = tuple(measure.COSTS)  # the cost column names, in mcv.measure.COSTS's order
 PENALTIES = _search.PENALTIES
 
 
@@ -134,6 +137,54 @@ def select(
         raise NothingFits(f"no configuration has {cost} <= {_fmt(lim)} ({given}){cheapest}")
     best = fits[np.lexsort((fits, c[fits], -m[fits]))[0]]
     return df.iloc[best]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SearchResult:
+    """What :func:`decide` (and so :func:`search`) found: every row, the Pareto front, the choice
+    under the limit."""
+
+    table: pd.DataFrame
+    front: pd.DataFrame
+    choice: pd.Series | None
+    limit: float | None
+
+    def __repr__(self) -> str:
+        choice = None if self.choice is None else self.choice["label"]
+        return (
+            f"SearchResult({len(self.table)} rows, {len(self.front)} on the front, "
+            f"choice={choice!r}, limit={self.limit!r})"
+        )
+
+
+def decide(
+    df: pd.DataFrame,
+    *,
+    cost: str = "size_bytes",
+    metric: str = "accuracy",
+    budget: float | None = None,
+    fraction: float | None = None,
+    baseline: str = "baseline",
+) -> SearchResult:
+    """Returns the Pareto front of ``df`` and, under a limit, the limit and the best row; ``df`` is
+    unchanged.
+
+    The front is :func:`pareto`'s; with ``budget`` or ``fraction`` the limit is :func:`limit`'s and
+    the choice :func:`select`'s, else both are None. ``result.table`` is ``df`` itself.
+
+    Raises:
+        ValueError: bad arguments. NothingFits (a ValueError): no row fits the limit.
+
+    Example:
+        >>> d = decide(table, fraction=0.3)  # doctest: +SKIP
+        >>> mcv.plots.pareto(table, front=d.front, choice=d.choice, limit=d.limit)  # doctest: +SKIP
+    """
+    if budget is None and fraction is None:
+        return SearchResult(df, pareto(df, cost=cost, metric=metric), None, None)
+    limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
+    lim = limit(df, **limits)
+    choice = select(df, metric=metric, **limits)
+    return SearchResult(df, pareto(df, cost=cost, metric=metric), choice, lim)
 
 
 def lagrangian(
@@ -254,23 +305,6 @@ def grid(
     return specs
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class SearchResult:
-    """What :func:`search` found: every row, the Pareto front, the choice under the limit."""
-
-    table: pd.DataFrame
-    front: pd.DataFrame
-    choice: pd.Series | None
-    limit: float | None
-
-    def __repr__(self) -> str:
-        choice = None if self.choice is None else self.choice["label"]
-        return (
-            f"SearchResult({len(self.table)} rows, {len(self.front)} on the front, "
-            f"choice={choice!r}, limit={self.limit!r})"
-        )
-
-
 def search(
     model_name: str,
     data: DataBundle,
@@ -289,15 +323,17 @@ def search(
     Pareto front and the best row under the limit; ``data`` is unchanged.
 
     The baseline is ``mcv.train.baseline(model_name, data, epochs=epochs, seed=seed)``, the row
-    labelled "baseline" (spec ""). Each spec is applied with ``mcv.compress(baseline, *configs,
-    data=data)`` and measured with ``label=spec``. Every spec, the cost, the metric and
-    budget / fraction are checked before anything is trained; that nothing fits is only known
-    at the end (the rows are cached by then, so retrying with another limit is instant).
+    labelled "baseline" (spec ""). Each spec is applied and measured with ``label=spec`` by
+    ``mcv.engine.run`` (chains that start alike share their first steps), then :func:`decide`
+    finds the front and the choice. Every spec, the cost, the metric and budget / fraction are
+    checked before anything is trained; that nothing fits is only known at the end (the rows
+    are cached by then, so retrying with another limit is instant).
 
     Each row is cached as JSON in ``mcv.train.cache_dir()`` under the sha256 of the model, data
-    fingerprint, epochs, seed, spec, torch version and cache format, so a repeated call trains
-    and compresses nothing (not even loading the baseline). ``latency=True`` bypasses the cache
-    (timings are not reproducible): every configuration is compressed, measured and timed again.
+    fingerprint, epochs, seed, the spec's configs, torch version and cache formats, so a repeated
+    call trains and compresses nothing (not even loading the baseline). ``latency=True`` bypasses
+    the cache (timings are not reproducible): every configuration is compressed, measured and
+    timed again.
 
     Args:
         model_name: a name of ``mcv.models.NAMES``.
@@ -335,52 +371,10 @@ def search(
     train._check_int("epochs", epochs, 1)
     train._check_int("seed", seed, 0)
 
-    specs = ["", *space]
-    rows: dict[str, measure.Measurement] = {}
-    keys = {
-        s: _search.cache_key(model_name, data, epochs=epochs, seed=seed, spec=s, latency=latency)
-        for s in specs
-    }
-    if not latency:
-        rows = {s: r for s in specs if (r := _search.load_row(keys[s])) is not None}
-    todo = [s for s in specs if s not in rows]
-    if todo:
-        base = train.baseline(model_name, data, epochs=epochs, seed=seed, progress=False)
-        bar = train._progress_bar(len(todo), progress)
-        # chains that start alike share their first steps: "kd + magnitude:... + kmeans:bits=8" and
-        # "... + kmeans:bits=4" distill and prune once (every step is deterministic and returns a
-        # new model, so reusing a prefix gives exactly the model a fresh chain would)
-        prefixes: dict[tuple, nn.Module] = {(): base}
-        for spec in todo:
-            model = _apply(prefixes, registry.parse(spec) if spec else (), data)
-            rows[spec] = measure.model(model, data, label=spec or "baseline", latency=latency)
-            if not latency:
-                _search.store_row(keys[spec], rows[spec])
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-    table = measure.table(rows[s] for s in specs)
-    table["spec"] = specs
-    front = pareto(table, cost=cost, metric=metric)
-    if budget is None and fraction is None:
-        return SearchResult(table, front, None, None)
-    lim = limit(table, cost=cost, budget=budget, fraction=fraction)
-    return SearchResult(
-        table, front, select(table, cost=cost, metric=metric, budget=budget, fraction=fraction), lim
-    )
-
-
-def _apply(prefixes: dict[tuple, nn.Module], configs: tuple, data) -> nn.Module:
-    """Returns the model the chain ``configs`` makes, reusing (and adding to) computed prefixes."""
-    n = len(configs)
-    while configs[:n] not in prefixes:
-        n -= 1
-    model = prefixes[configs[:n]]
-    for i in range(n, len(configs)):
-        model = registry.compress(model, configs[i], data=data)
-        prefixes[configs[: i + 1]] = model
-    return model
+    load = lambda: train.baseline(model_name, data, epochs=epochs, seed=seed, progress=False)  # noqa: E731
+    names = {"model": model_name, "epochs": epochs, "seed": seed}  # with the data: what decides the baseline
+    table = engine.run(load, data, ["", *space], cache=names, latency=latency, progress=progress).table
+    return decide(table, cost=cost, metric=metric, budget=budget, fraction=fraction)
 
 
 # ---------------------------------------------------------------- checks and formatting

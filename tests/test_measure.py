@@ -495,3 +495,18 @@ def test_sparsity_of_a_torch_pruned_layer():
     prune.l1_unstructured(model.fc1, "weight", amount=0.5)
     record = measure.model(model)
     assert (record.params, record.sparsity) == (266_610, pytest.approx(117_600 / 266_200))
+
+
+def test_one_table_of_cost_columns():
+    assert list(measure.COSTS) == [
+        "size_bytes", "file_bytes", "gzip_bytes", "params", "nonzero_params", "macs", "latency_ms", "bits"
+    ]  # fmt: skip
+    assert set(measure.COSTS) <= set(measure.FIELDS)  # every cost is a measured column
+    for name, cost in measure.COSTS.items():
+        assert cost.name == name and cost.unit and cost.title
+    assert (measure.COSTS["size_bytes"].unit, measure.COSTS["macs"].title) == ("bytes", "MACs per example")
+    # tradeoff checks against it, plots title axes with it, reports write its units
+    assert mcv.tradeoff.COSTS == tuple(measure.COSTS)
+    table = pd.DataFrame({"label": ["baseline", "small"], "macs": [100, 40], "accuracy": [0.9, 0.8]})
+    assert mcv.plots.accuracy_vs_size(table, cost="macs").layout.xaxis.title.text == "MACs per example"
+    assert "budget of 50 MACs (fraction 0.5" in mcv.reports.budget_summary(table, cost="macs", fraction=0.5)

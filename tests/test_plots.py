@@ -229,3 +229,90 @@ def test_pareto_bad_arguments(trade, kwargs, message):
     with pytest.raises(ValueError) as e:
         plots.pareto(trade, **kwargs)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- metric_vs and layer_bars
+
+
+@pytest.fixture
+def sweep():
+    return pd.DataFrame(
+        {
+            "label": ["baseline", "m 0.9", "m 0.5", "r 0.5", "r 0.9"],
+            "method": ["dense", "magnitude", "magnitude", "random", "random"],
+            "scope": ["-", "global", "global", "-", "-"],
+            "nonzero_params": [1000, 100, 500, 500, 100],
+            "accuracy": [0.95, 0.90, 0.94, 0.80, 0.30],
+            "f1": [0.9, 0.8, 0.85, 0.7, 0.2],
+        }
+    )
+
+
+def test_metric_vs_draws_one_sorted_line_per_group(sweep):
+    fig = plots.metric_vs(sweep, x="nonzero_params", by=["method", "scope"])
+    assert [t.name for t in fig.data] == ["magnitude global", "random"]  # "-" is left out of a name
+    assert list(fig.data[0].x) == [100, 500] and list(fig.data[0].y) == [0.90, 0.94]  # sorted by x
+    assert list(fig.data[0].text) == ["m 0.9", "m 0.5"]
+    (line,) = fig.layout.shapes
+    assert (line.y0, line.line.dash) == (0.95, "dash")  # the baseline, not a point
+    assert fig.layout.annotations[0].text == "baseline"
+    # a cost column gets its title from the one cost table
+    assert fig.layout.xaxis.title.text == mcv.measure.COSTS["nonzero_params"].title
+    assert fig.layout.title.text == "accuracy vs nonzero parameters"
+
+
+def test_metric_vs_other_metric_grouping_and_texts(sweep):
+    fig = plots.metric_vs(sweep, x="nonzero_params", by="method", metric="f1", baseline="m 0.9",
+                          baseline_text="reference", x_title="kept weights", title="t")  # fmt: skip
+    assert [t.name for t in fig.data] == ["dense", "magnitude", "random"]
+    assert list(fig.data[1].y) == [0.85] and fig.layout.shapes[0].y0 == 0.8
+    assert (fig.layout.annotations[0].text, fig.layout.xaxis.title.text, fig.layout.title.text) == (
+        "reference", "kept weights", "t")
+    (one,) = plots.metric_vs(sweep[sweep.label != "baseline"], x="nonzero_params").data  # no by: one line
+    assert one.name == "accuracy" and list(one.x) == [100, 100, 500, 500] and not fig.layout.shapes[1:]
+
+
+def test_metric_vs_missing_column(sweep):
+    with pytest.raises(ValueError, match="plots.metric_vs needs column 'granularity'") as e:
+        plots.metric_vs(sweep, x="nonzero_params", by=["method", "granularity"])
+    assert "\n" not in str(e.value)
+
+
+def test_the_sweep_plots_are_metric_vs(sweep):
+    bits = sweep.assign(granularity=["-", "per_tensor", "per_tensor", "-", "-"], weight_bits=[32, 2, 8, 4, 3])
+    fig = plots.accuracy_vs_bits(bits)
+    same = plots.metric_vs(bits, x="weight_bits", by=["method", "granularity"],
+                           baseline_text="baseline (fp32)", x_title="weight bits")  # fmt: skip
+    assert fig.to_json() != same.to_json()  # the wrapper adds one tick per bit ...
+    assert fig.to_json() == same.update_xaxes(dtick=1).to_json()  # ... and nothing else
+    assert [t.name for t in fig.data] == ["magnitude per_tensor", "random"]
+    assert (fig.layout.annotations[0].text, fig.layout.annotations[0].xanchor) == ("baseline (fp32)", "right")
+    sparse = sweep.assign(sparsity=[0.0, 0.9, 0.5, 0.5, 0.9])
+    fig = plots.accuracy_vs_sparsity(sparse)
+    assert fig.layout.annotations[0].text == "baseline (dense)"
+    assert fig.layout.title.text == "accuracy vs sparsity"
+    assert fig.layout.annotations[0].xanchor == "left"  # bottom left: the lines fall on the right
+
+
+def test_layer_bars_one_series_per_value_of_by():
+    df = pd.DataFrame({"layer": ["fc1", "fc2"] * 2, "label": ["a", "a", "b", "b"],
+                       "sparsity": [0.5, 0.6, 0.9, 0.8]})  # fmt: skip
+    fig = plots.layer_bars(df, by="label", value="sparsity")
+    assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[1].y) == [0.9, 0.8]
+    assert (fig.layout.barmode, fig.layout.yaxis.type) == ("group", None)
+    assert fig.layout.yaxis.title.text == "sparsity"
+    sizes = df.assign(size_bytes=[1, 2, 3, 4])
+    fig = plots.layer_bars(sizes, by="label", value="size_bytes", log_y=True)
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.yaxis.title.text == "size (bytes at stored bit widths)"  # a cost's title
+    with pytest.raises(ValueError, match="plots.layer_bars needs column 'label'"):
+        plots.layer_bars(df.drop(columns="label"), by="label", value="sparsity")
+
+
+def test_layer_error_is_layer_bars_named_by_bit_width():
+    errors = pd.DataFrame({"layer": ["fc1", "fc2"] * 2, "weight_bits": [8, 8, 2, 2],
+                           "rel_error": [0.1, 0.2, 0.5, 0.6]})  # fmt: skip
+    fig = plots.layer_error(errors)
+    assert [t.name for t in fig.data] == ["8-bit", "2-bit"]
+    assert fig.layout.yaxis.title.text == "relative weight error ||w - w_q|| / ||w||"
+    assert errors["weight_bits"].tolist() == [8, 8, 2, 2]  # the input is unchanged

@@ -1,5 +1,5 @@
-"""The pruning report: its template, the sweep helpers behind it (mcviz._sweeps, exported as
-mcv.reports.*), the accuracy-vs-sparsity plot, list-of-float parameters, the CLI and the example."""
+"""The pruning report: its template, the sweep helpers behind it (mcv.sweeps), the
+accuracy-vs-sparsity plot, list-of-float parameters, the CLI and the example."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from conftest_reports import listing, run_cli
 
 import mcviz as mcv
-from mcviz import reports
+from mcviz import reports, sweeps
 from mcviz._params import ParameterError, check, from_text, parse_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,19 +55,27 @@ def test_a_list_of_float_from_the_command_line():
         check(p, from_text(p, "[0.5, 1]"))  # 1 is an int: rejected, not read as 1.0
 
 
-# ---------------------------------------------------------------- pruning_configs and pruning_sweep
+# ---------------------------------------------------------------- pruning_specs and pruning
 
 
-def test_pruning_configs_expand_methods_over_scopes_then_sparsities():
-    plan = reports.pruning_configs([0.5, 0.9], ["magnitude", "random"], ["layer", "global"], seed=3)
+def test_pruning_specs_expand_methods_over_scopes_then_sparsities():
+    plan = sweeps.pruning_specs([0.5, 0.9], ["magnitude", "random"], ["layer", "global"], seed=3)
     assert [r["label"] for r, _ in plan] == [
         "magnitude layer 0.5", "magnitude layer 0.9", "magnitude global 0.5", "magnitude global 0.9",
         "random 0.5", "random 0.9"]
     assert plan[0][0] == {"label": "magnitude layer 0.5", "method": "magnitude", "scope": "layer",
-                          "target_sparsity": 0.5}
-    config = plan[3][1]
+                          "target_sparsity": 0.5, "fine_tune_epochs": 0}
+    assert list(plan[0][0]) == list(sweeps.PRUNING_COLUMNS)
+    (config,) = plan[3][1]
     assert (config.method, config.sparsity, config.scope) == ("magnitude", 0.9, "global")
-    assert (plan[-1][0]["scope"], plan[-1][1].seed) == ("-", 3)
+    assert (plan[-1][0]["scope"], plan[-1][1][0].seed) == ("-", 3)
+
+
+def test_pruning_specs_end_with_a_finetune_step():
+    plan = sweeps.pruning_specs([0.9], ["magnitude", "random"], ["global"], seed=2, fine_tune_epochs=3)
+    for row, (prune, tune) in plan:
+        assert row["fine_tune_epochs"] == 3 and prune.sparsity == 0.9
+        assert tune == mcv.train.FineTuneConfig(epochs=3, seed=2)  # lr: fit's default, as before
 
 
 @pytest.mark.parametrize(
@@ -79,14 +87,14 @@ def test_pruning_configs_expand_methods_over_scopes_then_sparsities():
 )
 def test_pruning_configs_reject_bad_input(sparsities, methods, scopes, message):
     with pytest.raises(ValueError, match=message) as info:
-        reports.pruning_configs(sparsities, methods, scopes)
+        sweeps.pruning_specs(sparsities, methods, scopes)
     assert "\n" not in str(info.value)
 
 
-def test_pruning_sweep_measures_every_configuration(digits, digits_mlp):
+def test_pruning_measures_every_configuration(digits, digits_mlp):
     before = copy.deepcopy(digits_mlp.state_dict())
-    table, models = reports.pruning_sweep(digits_mlp, digits, [0.5, 0.9], ["magnitude", "random"], ["global"])
-    assert list(table.columns[:5]) == list(reports.PRUNING_COLUMNS)
+    table, models = sweeps.pruning(digits_mlp, digits, [0.5, 0.9], ["magnitude", "random"], ["global"])
+    assert list(table.columns[:5]) == list(sweeps.PRUNING_COLUMNS)
     assert list(table.columns[5:]) == list(mcv.measure.FIELDS)[1:]
     assert list(table["label"]) == ["baseline", "magnitude global 0.5", "magnitude global 0.9",
                                     "random 0.5", "random 0.9"]
@@ -98,9 +106,8 @@ def test_pruning_sweep_measures_every_configuration(digits, digits_mlp):
     assert all(torch.equal(before[k], after[k]) for k in before)  # the baseline is unchanged
 
 
-def test_pruning_sweep_fine_tunes_with_zeros_kept(digits, digits_mlp):
-    table, models = reports.pruning_sweep(digits_mlp, digits, [0.9], ["magnitude"], ["layer"],
-                                          fine_tune_epochs=1)
+def test_pruning_fine_tunes_with_zeros_kept(digits, digits_mlp):
+    table, models = sweeps.pruning(digits_mlp, digits, [0.9], ["magnitude"], ["layer"], fine_tune_epochs=1)
     assert table.loc[1, "fine_tune_epochs"] == 1
     assert table.loc[1, "sparsity"] == pytest.approx(0.9, abs=1e-3)  # still 90% zeros after training
     pruned = mcv.prune.finalize(mcv.prune.magnitude(digits_mlp, 0.9))
@@ -109,12 +116,28 @@ def test_pruning_sweep_fine_tunes_with_zeros_kept(digits, digits_mlp):
         if a.dim() > 1:  # weights: trained, and zero exactly where the pruned ones are
             assert not torch.equal(a, b) and torch.equal(a == 0, b == 0)
     with pytest.raises(ValueError, match="fine_tune_epochs must be an int >= 0, got -1"):
-        reports.pruning_sweep(digits_mlp, digits, [0.9], ["magnitude"], ["layer"], fine_tune_epochs=-1)
+        sweeps.pruning(digits_mlp, digits, [0.9], ["magnitude"], ["layer"], fine_tune_epochs=-1)
+
+
+def test_the_finetune_step_trains_bit_identically_to_the_former_in_place_fit(digits, digits_mlp):
+    # the sweep used to prune and then mcv.train.fit the pruned copy in place with seed=seed; its
+    # finetune step (mcv.train.FineTuneConfig) must give the very same weights
+    _, models = sweeps.pruning(digits_mlp, digits, [0.9], ["magnitude", "random"], ["global"],
+                               fine_tune_epochs=2, seed=1)  # fmt: skip
+    pruners = {"magnitude global 0.9": mcv.prune.MagnitudeConfig(0.9, scope="global"),
+               "random 0.9": mcv.prune.RandomConfig(0.9, seed=1)}  # fmt: skip
+    for label, config in pruners.items():
+        former = mcv.compress(digits_mlp, config, data=digits)
+        mcv.train.fit(former, digits, epochs=2, seed=1, progress=False)
+        now = models[label].state_dict()
+        assert list(now) == list(former.state_dict())
+        for name, tensor in former.state_dict().items():
+            assert torch.equal(tensor, now[name]), (label, name)
 
 
 def test_layer_sparsity_has_one_row_per_layer(digits_mlp):
     pruned = mcv.prune.magnitude(digits_mlp, 0.9, scope="global")
-    df = reports.layer_sparsity({"base": digits_mlp, "p": pruned})
+    df = sweeps.layer_sparsity({"base": digits_mlp, "p": pruned})
     n = len(mcv.measure.layers(digits_mlp))
     assert list(df.columns) == ["label", "layer", "params", "nonzero_params", "sparsity"]
     assert list(df["label"]) == ["base"] * n + ["p"] * n
@@ -141,18 +164,18 @@ def test_pruning_summary_comes_from_the_numbers():
         ("random 0.5", "random", "-", 0.5, 0.85, 0.5, 500),
         ("random 0.9", "random", "-", 0.9, 0.10, 0.9, 100),
     ])
-    assert reports.pruning_summary(table) == (
+    assert sweeps.pruning_summary(table) == (
         "The sparsest model within 1 point of the dense accuracy (93.00%) is magnitude global 0.9: "
         "92.00% with 90.0% of its weights zero (10.0x fewer nonzero parameters). "
         "Magnitude (global): within 1 point up to sparsity 0.9 (92.00%); 0.95 loses 13.00 points. "
         "Random: more than 1 point lost at every sparsity swept (0.5 loses 8.00 points)."
     )
-    text = reports.pruning_summary(table, tolerance=0)
+    text = sweeps.pruning_summary(table, tolerance=0)
     assert text.startswith("The sparsest model within 0 points of the dense accuracy (93.00%) is magnitude "
                            "global 0.5")
     bad = _table([("random 0.5", "random", "-", 0.5, 0.5, 0.5, 500)])
-    assert reports.pruning_summary(bad).startswith("No pruned model stays within 1 point")
-    assert reports.pruning_summary(_table([])) == "Only the baseline was measured."
+    assert sweeps.pruning_summary(bad).startswith("No pruned model stays within 1 point")
+    assert sweeps.pruning_summary(_table([])) == "Only the baseline was measured."
 
 
 @pytest.mark.parametrize(
@@ -164,7 +187,7 @@ def test_pruning_summary_comes_from_the_numbers():
 )
 def test_pruning_summary_rejects_bad_input(table, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        reports.pruning_summary(table, **kwargs)
+        sweeps.pruning_summary(table, **kwargs)
 
 
 # ---------------------------------------------------------------- plot builder
@@ -196,8 +219,8 @@ def test_template_declares_its_parameters():
     assert params["methods"].default == ["magnitude", "random"]
     assert params["scopes"].choices == ("layer", "global")
     assert params["fine_tune_epochs"].default == 0 and params["latency"].default is False
-    assert reports.pruning_configs(params["sparsities"].default, params["methods"].default,
-                                   params["scopes"].default)
+    assert sweeps.pruning_specs(params["sparsities"].default, params["methods"].default,
+                                params["scopes"].default)
     assert reports.validate("pruning") == {p.name: p.default for p in params.values()}
 
 
@@ -248,7 +271,7 @@ def test_template_runs_through_the_cli(capsys, cwd):
     assert figures == 2  # accuracy vs sparsity, per-layer sparsity (no latency figure by default)
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
                    for o in c.get("outputs", []))
-    assert reports.pruning_summary(table) in text
+    assert sweeps.pruning_summary(table) in text
 
 
 # ---------------------------------------------------------------- the committed example
@@ -265,4 +288,4 @@ def test_example_report_is_complete():
     nb = nbformat.read(EXAMPLE / "pruning.ipynb", as_version=4)
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
                    for o in c.get("outputs", []))
-    assert reports.pruning_summary(table) in text  # the sentence matches the recorded numbers
+    assert sweeps.pruning_summary(table) in text  # the sentence matches the recorded numbers

@@ -1,5 +1,5 @@
-"""The quantization report: its template, the sweep helpers behind it (mcviz._sweeps, exported
-as mcv.reports.*), the plot builders it uses, list-of-int parameters, the CLI and the example."""
+"""The quantization report: its template, the sweep helpers behind it (mcv.sweeps), the plot
+builders it uses, list-of-int parameters, the CLI and the example."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from conftest_reports import listing, run_cli
 
 import mcviz as mcv
-from mcviz import reports
+from mcviz import reports, sweeps
 from mcviz._params import ParameterError, check, from_text, parse_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +54,12 @@ def test_a_list_of_int_from_the_command_line():
     assert from_text(s, "[a, 001]") == ["a", "001"]  # a list of str still keeps every scalar a str
 
 
-# ---------------------------------------------------------------- sweep_configs
+# ---------------------------------------------------------------- quantization_specs
 
 
-def test_sweep_configs_expand_specs_over_granularity_then_bits():
+def test_quantization_specs_expand_specs_over_granularity_then_bits():
     granularities = ["per_tensor", "per_channel"]
-    plan = reports.sweep_configs(["weights", "ptq:observer=percentile"], [8, 2], granularities)
+    plan = sweeps.quantization_specs(["weights", "ptq:observer=percentile"], [8, 2], granularities)
     rows = [row for row, _ in plan]
     assert [r["label"] for r in rows] == [
         "weights 8b per_tensor",
@@ -78,11 +78,11 @@ def test_sweep_configs_expand_specs_over_granularity_then_bits():
         "ptq", 2, "per_channel", "percentile")
 
 
-def test_sweep_configs_without_granularity_and_in_a_chain():
-    plan = reports.sweep_configs(["kmeans"], [4, 3], ["per_tensor", "per_channel"])
+def test_quantization_specs_without_granularity_and_in_a_chain():
+    plan = sweeps.quantization_specs(["kmeans"], [4, 3], ["per_tensor", "per_channel"])
     assert [r["label"] for r, _ in plan] == ["kmeans 4b", "kmeans 3b"]
     assert [r["granularity"] for r, _ in plan] == ["-", "-"]
-    (row, (fp16, weights)), = reports.sweep_configs(["fp16 + weights"], [4], ["per_tensor"])
+    (row, (fp16, weights)), = sweeps.quantization_specs(["fp16 + weights"], [4], ["per_tensor"])
     assert fp16.method == "fp16" and (weights.bits, weights.granularity) == (4, "per_tensor")
 
 
@@ -92,19 +92,19 @@ def test_sweep_configs_without_granularity_and_in_a_chain():
      (["bogus"], [4], "unknown method 'bogus'"),
      (["weights"], [1], "bits")],
 )
-def test_sweep_configs_reject_bad_input(methods, bits, message):
+def test_quantization_specs_reject_bad_input(methods, bits, message):
     with pytest.raises(ValueError, match=message) as info:
-        reports.sweep_configs(methods, bits, ["per_tensor"])
+        sweeps.quantization_specs(methods, bits, ["per_tensor"])
     assert "\n" not in str(info.value)
 
 
-# ---------------------------------------------------------------- sweep and layer_errors
+# ---------------------------------------------------------------- quantization and layer_errors
 
 
-def test_sweep_measures_every_configuration(digits, digits_mlp):
+def test_quantization_measures_every_configuration(digits, digits_mlp):
     before = copy.deepcopy(digits_mlp.state_dict())
-    table, models = reports.sweep(digits_mlp, digits, ["weights"], [8, 2], ["per_channel"])
-    assert list(table.columns[:4]) == list(reports.SWEEP_COLUMNS)
+    table, models = sweeps.quantization(digits_mlp, digits, ["weights"], [8, 2], ["per_channel"])
+    assert list(table.columns[:4]) == list(sweeps.QUANTIZATION_COLUMNS)
     assert list(table.columns[4:]) == list(mcv.measure.FIELDS)[1:]  # label comes first
     assert list(table["label"]) == ["baseline", "weights 8b per_channel", "weights 2b per_channel"]
     assert list(models) == list(table["label"]) and models["baseline"] is digits_mlp
@@ -117,10 +117,21 @@ def test_sweep_measures_every_configuration(digits, digits_mlp):
     assert all(torch.equal(before[k], after[k]) for k in before)  # the baseline is unchanged
 
 
+def test_a_bit_width_given_twice_is_one_row(digits, digits_mlp):
+    table, models = sweeps.quantization(digits_mlp, digits, ["weights"], [4, 4], ["per_tensor"])
+    assert table["label"].tolist() == list(models) == ["baseline", "weights 4b per_tensor"]
+
+
+def test_the_sweeps_are_no_longer_reports_attributes():
+    # templates call mcv.sweeps.* (reports re-exported them through a module __getattr__)
+    for name in ("sweep", "sweep_configs", "pruning_sweep", "quantization_summary", "SWEEP_COLUMNS"):
+        assert not hasattr(reports, name)
+
+
 def test_layer_errors_are_relative_frobenius_norms(digits_mlp):
     q4 = mcv.quantize.weights(digits_mlp, 4, granularity="per_tensor")
     q8 = mcv.quantize.weights(digits_mlp, 8, granularity="per_tensor")
-    errors = reports.layer_errors(digits_mlp, {"base": digits_mlp, "q4": q4, "q8": q8})
+    errors = sweeps.layer_errors(digits_mlp, {"base": digits_mlp, "q4": q4, "q8": q8})
     layers = [n for n, m in digits_mlp.named_modules() if isinstance(m, torch.nn.Linear)]
     assert list(errors.columns) == ["label", "layer", "rel_error"]
     assert list(errors["label"]) == ["q4"] * len(layers) + ["q8"] * len(layers)  # reference skipped
@@ -135,9 +146,9 @@ def test_layer_errors_are_relative_frobenius_norms(digits_mlp):
 
 def test_layer_errors_skip_missing_layers(digits_mlp):
     other = mcv.models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=0)  # other shapes
-    assert reports.layer_errors(digits_mlp, {"x": other}).empty
+    assert sweeps.layer_errors(digits_mlp, {"x": other}).empty
     with pytest.raises(ValueError, match="reference must be a torch.nn.Module"):
-        reports.layer_errors("model", {})
+        sweeps.layer_errors("model", {})
 
 
 # ---------------------------------------------------------------- quantization_summary
@@ -158,7 +169,7 @@ def test_summary_sentences_come_from_the_numbers():
         ("k 8b", "k", "-", 8, 0.9301, 255),
         ("k 2b", "k", "-", 2, 0.925, 68),
     ])
-    text = reports.quantization_summary(table)
+    text = sweeps.quantization_summary(table)
     assert text == (
         "The smallest model within 1 point of the fp32 accuracy (93.00%) is k 2b: 92.50% at 6.8% "
         "of the fp32 size (14.7x smaller). "
@@ -170,15 +181,15 @@ def test_summary_sentences_come_from_the_numbers():
 
 def test_summary_when_nothing_stays_within_the_tolerance():
     table = _table([("w 8b pt", "w", "per_tensor", 8, 0.95, 260), ("w 2b pt", "w", "per_tensor", 2, 0.5, 70)])
-    text = reports.quantization_summary(table, tolerance=0.5)
+    text = sweeps.quantization_summary(table, tolerance=0.5)
     assert "0.5 points" in text and "Per-tensor w: within 0.5 points down to 8 bits" in text
     assert "8-bit" not in text and "2-bit loses 43.00 points" in text
-    text = reports.quantization_summary(_table([("w 2b pt", "w", "per_tensor", 2, 0.5, 70)]), tolerance=0)
+    text = sweeps.quantization_summary(_table([("w 2b pt", "w", "per_tensor", 2, 0.5, 70)]), tolerance=0)
     assert text == (
         "No configuration stays within 0 points of the fp32 accuracy (93.00%). "
         "Per-tensor w: more than 0 points lost at every bit width swept (2-bit loses 43.00 points)."
     )
-    assert reports.quantization_summary(_table([])) == "Only the baseline was measured."
+    assert sweeps.quantization_summary(_table([])) == "Only the baseline was measured."
 
 
 @pytest.mark.parametrize(
@@ -193,7 +204,7 @@ def test_summary_when_nothing_stays_within_the_tolerance():
 )
 def test_summary_rejects_bad_input(table, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        reports.quantization_summary(table, **kwargs)
+        sweeps.quantization_summary(table, **kwargs)
 
 
 # ---------------------------------------------------------------- plot builders
@@ -235,7 +246,7 @@ def test_template_declares_its_parameters():
     assert params["granularities"].choices == ("per_tensor", "per_channel")
     assert params["methods"].spec and params["latency"].default is False
     for spec in params["methods"].default:  # the default names only registered methods taking bits
-        assert reports.sweep_configs([spec], [4], ["per_channel"])
+        assert sweeps.quantization_specs([spec], [4], ["per_channel"])
     assert reports.validate("quantization") == {p.name: p.default for p in params.values()}
 
 
@@ -301,4 +312,4 @@ def test_example_report_is_complete():
     nb = nbformat.read(EXAMPLE / "quantization.ipynb", as_version=4)
     text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb.cells
                    for o in c.get("outputs", []))
-    assert reports.quantization_summary(table) in text  # the sentence matches the recorded numbers
+    assert sweeps.quantization_summary(table) in text  # the sentence matches the recorded numbers

@@ -1,4 +1,4 @@
-"""Unit tests of mcviz.tradeoff: Pareto fronts, budgets, the Lagrangian sweep, grid and search."""
+"""Unit tests of mcviz.tradeoff: Pareto fronts, budgets, decide, the Lagrangian sweep, grid and search."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from helpers import one_line
 from torch import nn
 
 import mcviz as mcv
-from mcviz import _search, registry, tradeoff
+from mcviz import _search, engine, registry, tradeoff
 
 
 def frame(rows, columns=("label", "size_bytes", "accuracy")) -> pd.DataFrame:
@@ -257,6 +257,44 @@ def test_select_leaves_the_table_unchanged(table):
     before = table.copy()
     tradeoff.select(table, budget=3000)
     pd.testing.assert_frame_equal(table, before)
+
+
+# ---------------------------------------------------------------- decide
+
+
+def test_decide_without_a_limit_is_the_front(table):
+    before = table.copy()
+    d = tradeoff.decide(table)
+    assert d.table is table and (d.choice, d.limit) == (None, None)
+    pd.testing.assert_frame_equal(d.front, tradeoff.pareto(table))
+    pd.testing.assert_frame_equal(table, before)
+
+
+@pytest.mark.parametrize(
+    "limits", [{"budget": 3000}, {"fraction": 0.5}, {"fraction": 1.0, "baseline": "int8"}]
+)
+def test_decide_is_pareto_limit_and_select(table, limits):
+    d = tradeoff.decide(table, **limits)
+    pd.testing.assert_frame_equal(d.front, tradeoff.pareto(table))
+    assert d.limit == tradeoff.limit(table, **limits)
+    pd.testing.assert_series_equal(d.choice, tradeoff.select(table, **limits))
+    assert d.choice["label"] in d.front["label"].tolist()  # the best under any limit is on the front
+    assert repr(d).startswith(f"SearchResult(6 rows, 3 on the front, choice={d.choice['label']!r}")
+
+
+def test_decide_other_cost_and_metric(table):
+    df = table.assign(macs=[9, 9, 9, 9, 1, 9], score=[1, 2, 3, 4, 5, 6])
+    d = tradeoff.decide(df, cost="macs", metric="score", budget=9)
+    assert d.choice["label"] == "sparse" and d.front["label"].tolist() == ["bad", "sparse"]
+
+
+def test_decide_nothing_fits_and_bad_arguments(table):
+    with pytest.raises(tradeoff.NothingFits, match=r"no configuration has size_bytes <= 1 \(budget=1\)"):
+        tradeoff.decide(table, budget=1)
+    with pytest.raises(ValueError, match="give either budget or fraction, not both"):
+        tradeoff.decide(table, budget=1, fraction=0.5)
+    with pytest.raises(ValueError, match="unknown cost column 'bytes'"):
+        tradeoff.decide(table, cost="bytes")
 
 
 # ---------------------------------------------------------------- grid
@@ -533,13 +571,15 @@ def test_search_second_call_trains_and_compresses_nothing(digits, cache_dir, cou
 def test_search_cache_entries_are_keyed_and_complete(digits, cache_dir):
     search(digits)
     files = sorted(p.name for p in cache_dir.iterdir())
-    assert len([f for f in files if f.startswith("search-")]) == len(SPACE) + 1
+    assert len([f for f in files if f.startswith("row-")]) == len(SPACE) + 1
     assert not [f for f in files if f.startswith(".tmp")]
     keys = {
-        _search.cache_key("mlp", digits, epochs=1, seed=s, spec=p, latency=False)
+        (s, p): engine.cache_key({"model": "mlp", "epochs": 1, "seed": s}, digits, p)
         for s, p in itertools.product((0, 1), ["", "fp16"])
     }
-    assert len(keys) == 4
+    assert len(set(keys.values())) == 4
+    for (s, _), key in keys.items():  # the rows searched (seed 0) are the files written
+        assert engine.cache_path(key).exists() == (s == 0)
 
 
 def test_search_new_spec_computes_only_that_row(digits, cache_dir, counted):
@@ -550,8 +590,8 @@ def test_search_new_spec_computes_only_that_row(digits, cache_dir, counted):
 
 def test_search_unreadable_entry_is_recomputed_with_a_warning(digits, cache_dir, counted):
     first = search(digits).table
-    key = _search.cache_key("mlp", digits, epochs=1, seed=0, spec="fp16", latency=False)
-    _search.cache_path(key).write_text("{not json")
+    key = engine.cache_key({"model": "mlp", "epochs": 1, "seed": 0}, digits, "fp16")
+    engine.cache_path(key).write_text("{not json")
     with pytest.warns(UserWarning, match="is unreadable .*; recomputing"):
         second = search(digits).table
     assert len(counted) == len(SPACE) + 1
@@ -564,7 +604,7 @@ def test_search_unreadable_entry_is_recomputed_with_a_warning(digits, cache_dir,
 def test_search_latency_bypasses_the_cache(digits, cache_dir, counted):
     result = search(digits, space=["fp16"], latency=True, cost="latency_ms", budget=1e6)
     assert result.table["latency_ms"].notna().all() and result.choice is not None
-    assert not cache_dir.exists() or not any(p.name.startswith("search-") for p in cache_dir.iterdir())
+    assert not cache_dir.exists() or not any(p.name.startswith("row-") for p in cache_dir.iterdir())
     search(digits, space=["fp16"], latency=True)
     assert len(counted) == 2
 
