@@ -73,16 +73,18 @@ def _short(text: str) -> str:
     return text
 
 
-def template_help(name: str) -> str:
-    """Return the --help text of a template: every parameter with type, allowed values, default."""
+def template_help(template) -> str:
+    """Return the --help text of a template (a name, a path or a loaded ``Template``): every
+    parameter with type, allowed values, default."""
     from mcviz import registry, reports
 
+    template = reports.load(template)
+    name = template.name
     lines = [f"usage: {USAGE.replace('NAME', name, 1)}", ""]
-    desc = reports.description(name)
-    if desc:
-        lines += [desc, ""]
+    if template.description:
+        lines += [template.description, ""]
     lines.append("parameters (-p NAME VALUE, or a YAML mapping with -f; -p overrides -f):")
-    for p in reports.parameters(name):
+    for p in template.parameters:
         lines.append(f"  {p.name:<12} {_short(p.allowed)}; default {p.default!r}")
         lines += textwrap.wrap(p.help, 88, initial_indent=" " * 15, subsequent_indent=" " * 15)
     lines += [
@@ -103,12 +105,14 @@ def template_help(name: str) -> str:
     return "\n".join(lines)
 
 
-def _collect(name: str, file: str | None, pairs: list[list[str]]) -> dict:
-    """Return the parameter values from -f and -p (-p wins); CLI strings typed per parameter."""
+def _collect(template, file: str | None, pairs: list[list[str]]) -> dict:
+    """Return the parameter values from -f and -p (-p wins); CLI strings typed per parameter
+    (``template``: a name, a path or a loaded ``mcviz.reports.Template``)."""
     import yaml
 
     from mcviz import reports
 
+    template = reports.load(template)
     values: dict = {}
     if file:
         path = Path(file)
@@ -121,7 +125,7 @@ def _collect(name: str, file: str | None, pairs: list[list[str]]) -> dict:
         if not isinstance(loaded, dict):
             raise ValueError(f"parameters file {file!r} must be a YAML mapping name: value")
         values.update(loaded)
-    declared = {p.name: p for p in reports.parameters(name)}
+    declared = {p.name: p for p in template.parameters}
     for key, value in values.items():  # YAML 1.1 reads 1e-3 (no dot) as a str
         if key in declared and declared[key].type == "float" and isinstance(value, str):
             values[key] = reports.from_text(declared[key], value)
@@ -155,25 +159,17 @@ def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) ->
             )
             return 0
         return _error(f"give a template NAME; available: {', '.join(reports.templates())}")
-    try:
-        reports.template_path(args.name)
-        if args.help:
-            print(template_help(args.name))
-            return 0
-        values = _collect(args.name, args.file, args.param)
-        values = reports.validate(args.name, values)
-        if args.output:
-            out = Path(args.output)
-            if out.exists() and (not out.is_dir() or any(out.iterdir())):
-                raise FileExistsError(f"output folder {args.output!r} exists and is not empty")
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        return _error(" ".join(str(exc).split()))
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        folder = reports.run(args.name, values, args.output, progress=progress, timeout=args.timeout)
+        template = reports.load(args.name)  # read once; run() validates the values
+        if args.help:
+            print(template_help(template))
+            return 0
+        values = _collect(template, args.file, args.param)
+        folder = reports.run(template, values, args.output, progress=progress, timeout=args.timeout)
     except reports.ReportError as exc:
         print(
-            f"mcviz report: {reports._name(args.name)} failed in {exc.where}:\n"
+            f"mcviz report: {reports.template_name(args.name)} failed in {exc.where}:\n"
             f"  {exc.error}\n  partial output: {_rel(exc.folder)}",
             file=sys.stderr,
         )

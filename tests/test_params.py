@@ -259,7 +259,7 @@ def test_validate_required_path(params, tmp_path):
 def test_injected_values_are_literals_never_code(value):
     import nbformat
 
-    from mcviz.reports import _inject
+    from mcviz.reports._runner import _inject
 
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell('name = "x"  # help')
