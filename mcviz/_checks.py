@@ -177,3 +177,40 @@ def _num(x) -> str:
     if isinstance(x, int) and abs(x) >= 10**6:
         return f"{x:,}"
     return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+# float16 is what the fp16 method stores; float64 (and bfloat16) models are refused, not converted
+MODEL_DTYPES = ("float32", "float16")
+
+
+def check_model(value, name: str = "model", *, dtypes=MODEL_DTYPES):
+    """Returns ``value`` if it is a ``torch.nn.Module`` whose floating-point parameters and buffers
+    are real tensors on the CPU, of a dtype in ``dtypes`` (float32 or float16 by default).
+
+    Raises:
+        TypeError: not a module. ValueError: a tensor on the meta device (no data: load real
+            weights first), on another device, or of another dtype (float64: ``model.float()``).
+    """
+    import torch
+    from torch import nn
+
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
+    tensors = list(value.named_parameters()) + list(value.named_buffers())
+    for tname, t in tensors:
+        if not isinstance(t, torch.Tensor):
+            continue
+        if t.device.type == "meta":
+            raise ValueError(
+                f"{name} has tensors on the meta device, which hold no values ({tname!r}); "
+                "build or load it with real weights first"
+            )
+        if t.device.type != "cpu":
+            raise ValueError(f"{name} must be on the CPU, got {tname!r} on {t.device}; use .cpu()")
+        if t.is_floating_point() and str(t.dtype).removeprefix("torch.") not in dtypes:
+            allowed = " or ".join(dtypes)
+            raise ValueError(
+                f"{name} must hold {allowed} tensors, got {tname!r} as {t.dtype}; "
+                "convert it with model.float()"
+            )
+    return value

@@ -172,3 +172,23 @@ def replace(model: nn.Module, name: str, module: nn.Module) -> nn.Module:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
     return model
+
+
+def unsupported(model: nn.Module) -> list[str]:
+    """Returns the names of the modules of ``model`` that hold a weight matrix mcviz's methods do
+    not transform (anything with its own 2-D or larger ``weight`` that is not a Linear / Conv2d:
+    Conv1d, Conv3d, ConvTranspose2d, Embedding...); normalization layers (1-D weights) are not
+    listed. ``model`` is left unchanged.
+
+    The one rule for every method: it transforms the Linear / Conv2d layers, leaves the layers
+    this returns unchanged with one warning naming them, and refuses a model that has no Linear /
+    Conv2d layer at all.
+    """
+    names = []
+    for name, m in model.named_modules():
+        if isinstance(m, KINDS) or getattr(m, "mcviz_layer", False):
+            continue
+        w = m._parameters.get("weight")
+        if isinstance(w, torch.Tensor) and w.dim() >= 2:
+            names.append(f"{name or '(the model)'} ({type(m).__name__})")
+    return names

@@ -70,3 +70,31 @@ def test_a_huge_value_is_shortened():
         C.check_int("x" * 10**6, "epochs")
     message = one_line(info)
     assert len(message) < 200 and "1,000,002 characters" in message
+
+
+def test_model_must_be_a_real_float32_cpu_module():
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Linear(3, 2))
+    assert C.check_model(net) is net
+    assert C.check_model(net.half()) is net  # float16: what the fp16 method stores
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got dict"):
+        C.check_model({})
+    with pytest.raises(ValueError, match="float64.*model.float"):
+        C.check_model(nn.Sequential(nn.Linear(3, 2).double()))
+    with pytest.raises(ValueError, match="meta device"):
+        C.check_model(nn.Sequential(nn.Linear(3, 2, device="meta")))
+    assert C.check_model(nn.Sequential(nn.Linear(3, 2).to(torch.float64)), dtypes=("float64",))
+
+
+def test_unsupported_layers_are_named():
+    from torch import nn
+
+    from mcviz import _layers
+
+    net = nn.Sequential(
+        nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2), nn.Flatten(), nn.Linear(4, 2), nn.Embedding(5, 3)
+    )
+    assert _layers.unsupported(net) == ["0 (Conv1d)", "4 (Embedding)"]
+    assert _layers.unsupported(nn.Linear(2, 2)) == []
