@@ -39,7 +39,7 @@ from mcviz.data import DataBundle
 
 __all__ = ["CACHE_FORMAT", "Applied", "cache_key", "cache_path", "run"]
 
-CACHE_FORMAT = 2  # bump when compressing or measuring changes what a cached row means
+CACHE_FORMAT = 3  # bump when compressing or measuring changes what a cached row means (3: gzip level 6)
 # 2: rows are keyed by the configs a spec names (not its text) and by what names the baseline
 
 

@@ -181,7 +181,7 @@ def test_measure_fields(digits_mlp, cnn, digits, mode, which):
         assert m.bits == pytest.approx((32 * conv + 8 * fc) / (conv + fc))
     raw = mcv.measure.serialized(q)
     assert m.file_bytes == len(raw) < fp.file_bytes
-    assert m.gzip_bytes == len(gzip.compress(raw, compresslevel=9, mtime=0))
+    assert m.gzip_bytes == len(gzip.compress(raw, compresslevel=6, mtime=0))
     assert m.accuracy == mcv.train.evaluate(q, digits)
 
 
