@@ -22,9 +22,9 @@ Example:
 
 from __future__ import annotations
 
-from mcviz._params import Param, ParameterError, from_text
+from mcviz._params import Param, ParameterError, ParameterTypeError, from_text
 from mcviz.reports._environment import environment
-from mcviz.reports._runner import PARAMETER_ERRORS, ReportError, run
+from mcviz.reports._runner import PARAMETER_ERRORS, TIMEOUT, Interrupted, ReportError, emitted_warnings, run
 from mcviz.reports._templates import (
     Template,
     description,
@@ -41,11 +41,15 @@ __all__ = [
     "PARAMETER_ERRORS",
     "RESULTS_ENV",
     "Param",
+    "Interrupted",
     "ParameterError",
+    "ParameterTypeError",
     "ReportError",
+    "TIMEOUT",
     "Template",
     "budget_summary",
     "description",
+    "emitted_warnings",
     "environment",
     "from_text",
     "load",
