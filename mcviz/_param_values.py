@@ -260,6 +260,8 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
         raise ParameterError(
             f"{name} must be {param.allowed}, with at most {MAX_ITEMS} items, got {len(value):,} items"
         )
+    if value == [] and param.default:  # the template needs items: an empty sweep fails mid-run
+        raise ParameterError(f"{name} must be {param.allowed}, with at least one item, got []")
     if t == "list" and param.item == "int":  # a single int is a one-element list
         value = [value] if _is_int(value) else value
         if not isinstance(value, list) or not all(_is_int(v) for v in value):

@@ -32,7 +32,8 @@ is allowed for a ``folder``, ``file`` or ``path`` (which then accept an existing
 regular file, or either, or None) and for an optional number: a ``None`` literal with a range is
 a ``float`` (an int is accepted as a number) that may also be None (``none``/``null`` on the
 command line). Choices whose words are all ints apply to an int or to each element of a list of
-int.
+int. A list holds at most 100 items (``MAX_ITEMS``), and at least one when its default is not
+empty (an empty sweep would only fail mid-run).
 
 Shared bounds: a declared range of a parameter named like an option with shared bounds
 (``mcviz._checks.BOUNDS``: ``epochs``, ``batch_size``, ``lr``...) is tightened to them, and an

@@ -43,7 +43,7 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # events only: nothing 
 _INT = re.compile(r"[-+]?(0|[1-9](_?[0-9])*)")
 _LEADING_ZERO = re.compile(r"[-+]?0(_?[0-9])+")
 _OTHER_BASE = re.compile(r"[-+]?0([xX][0-9a-fA-F_]+|[oO][0-7_]+|[bB][01_]+)")
-_FLOAT = re.compile(r"[-+]?((\d(_?\d)*)?\.\d(_?\d)*|\d(_?\d)*\.?)([eE][-+]?\d+)?")
+_FLOAT = re.compile(r"[-+]?(([0-9](_?[0-9])*)?\.[0-9](_?[0-9])*|[0-9](_?[0-9])*\.?)([eE][-+]?[0-9]+)?")
 _SPECIAL = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
 _NULLS = ("", "~", "null")
 _BOMS = (  # longest first: the UTF-32-LE mark starts with the UTF-16-LE one
@@ -87,7 +87,7 @@ def scalar(text: str, name: str):
         )
     if _OTHER_BASE.fullmatch(word):
         raise ValueError(f"{name} must be a decimal number, got {shorten(word)}; write {int(word, 0)}")
-    if _FLOAT.fullmatch(word) and any(c.isdigit() for c in word):
+    if _FLOAT.fullmatch(word) and any(c in "0123456789" for c in word):
         return float(word)
     sign, body = (-1.0, low[1:]) if low[:1] == "-" else (1.0, low.lstrip("+"))
     special = _SPECIAL.get(body.removeprefix("."))

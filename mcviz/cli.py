@@ -186,7 +186,7 @@ def _timeout(text: str | None) -> float | None:
 
 
 def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) -> int:
-    from mcviz import _paths, reports
+    from mcviz import reports
 
     if args.list:
         for name in reports.templates():
@@ -203,15 +203,10 @@ def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) ->
         return _error(f"give a template NAME; available: {', '.join(reports.templates())}")
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        template = reports.load(args.name)  # read once; run() validates the values
-        if args.help:
-            print(template_help(template))
-            return 0
-        values = _collect(template, args.file, args.param)
-        timeout = _timeout(args.timeout)
-        if args.output is not None:
-            _paths.output_folder(args.output, "-o")  # run() checks it too, naming it out_dir
-        folder = reports.run(template, values, args.output, progress=progress, timeout=timeout)
+        with reports.stopping_on_signals():  # a signal before the run too: 128 + signum, nothing written
+            folder = _run(args, progress)
+            if folder is None:  # --help was shown
+                return 0
     except reports.ReportError as exc:
         print(
             f"mcviz report: {reports.template_name(args.name)} failed in {exc.where}:\n"
@@ -219,20 +214,34 @@ def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) ->
             file=sys.stderr,
         )
         return 1
-    except reports.Interrupted as exc:
-        name = "Ctrl-C" if exc.signum == signal.SIGINT else signal.Signals(exc.signum).name
-        where = f"partial output: {_rel(exc.folder)}" if exc.folder else "nothing was written"
+    except KeyboardInterrupt as exc:  # Interrupted (a signal during the run or before it), or Ctrl-C
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        folder = getattr(exc, "folder", None)
+        where = f"partial output: {_rel(folder)}" if folder else "nothing was written"
         print(f"mcviz report: interrupted by {name}; {where}", file=sys.stderr)
-        return 128 + exc.signum
-    except KeyboardInterrupt:  # before the run started
-        print("mcviz report: interrupted by Ctrl-C; nothing was written", file=sys.stderr)
-        return 130
+        return 128 + signum
     except (OSError, ValueError, TypeError) as exc:  # OSError: a folder cannot be written (nothing was)
         return _error(str(exc))
     for line in reports.emitted_warnings(folder):
         print(f"mcviz report: warning: {line}", file=sys.stderr)
     print(_rel(folder))
     return 0
+
+
+def _run(args: argparse.Namespace, progress: bool) -> Path | None:
+    """Return the run folder of ``mcviz report NAME ...`` (None after printing --help)."""
+    from mcviz import _paths, reports
+
+    template = reports.load(args.name)  # read once; run() validates the values
+    if args.help:
+        print(template_help(template))
+        return None
+    values = _collect(template, args.file, args.param)
+    timeout = _timeout(args.timeout)
+    if args.output is not None:
+        _paths.output_folder(args.output, "-o")  # run() checks it too, naming it out_dir
+    return reports.run(template, values, args.output, progress=progress, timeout=timeout)
 
 
 def _rel(path: Path) -> str:

@@ -227,6 +227,7 @@ BAD_INPUT = [
     (["-p", "split_seed", "8589934592"], "split_seed must be an int in [0, 4,294,967,295], got 8589934592"),
     (["-p", "epochs", "3", "-p", "epochs", "4"], "-p epochs is given twice ('3' and '4'); give it once"),
     (["-p", "methods", "fp16 +"], "has an empty method after the last '+'"),
+    (["-p", "methods", "[]"], "with at least one item, got []"),
     (["-p", "methods", "weights:bits=4,bits=8"], "option 'bits' of 'weights' is given twice"),
     (["-p", "methods", "[fp16, *a]"], "anchors and aliases are not allowed"),
     (["-p", "model", "x" * 20_000], "model must be at most 10,000 characters, got 20,000"),

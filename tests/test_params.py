@@ -570,3 +570,11 @@ def test_from_yaml_reads_a_file_entry_as_from_text_reads_a_value(params):
         from_yaml(params["epochs"], [Plain("3")])
     with pytest.raises(ParameterTypeError, match="got a mapping"):
         from_yaml(params["methods"], {"a": Plain("1")})
+
+
+def test_a_list_with_a_default_needs_an_item(params):
+    with pytest.raises(
+        ParameterError, match=r"methods must be a list of method specs .*, with at least one item, got \[\]"
+    ):
+        check(params["methods"], from_text(params["methods"], "[]"))
+    assert check(params["tags"], []) == []  # its default is empty: nothing is needed

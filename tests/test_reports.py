@@ -728,3 +728,51 @@ def test_an_unusable_temporary_directory_is_one_line_and_leaves_nothing(tmp_path
         "set TMPDIR to a writable folder"
     )
     assert listing(tmp_path) == ["not-a-folder", "tiny.ipynb"]
+
+
+def test_stopping_on_signals_turns_sigterm_into_interrupted_once_and_restores(monkeypatch):
+    before = signal.getsignal(signal.SIGTERM)
+    if before is not signal.SIG_DFL:
+        pytest.skip("a SIGTERM handler is installed already (the context leaves it alone)")
+    with pytest.raises(reports.Interrupted) as info:
+        with reports.stopping_on_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once; this is a hang guard only
+    assert info.value.signum == signal.SIGTERM and info.value.folder is None
+    assert str(info.value) == "report interrupted by SIGTERM; nothing was written"
+    assert signal.getsignal(signal.SIGTERM) is before
+    with reports.stopping_on_signals():
+        pass
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("wrote", [False, True])
+def test_a_signal_while_the_kernel_starts_leaves_a_named_folder_or_nothing(tmp_path, monkeypatch, wrote):
+    import papermill
+
+    template = write_template(tmp_path, "tiny")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def stopped(nb, output, **kwargs):
+        if wrote:
+            nbformat.write(nb, output)
+        raise reports.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(papermill, "execute_notebook", stopped)
+    with pytest.raises(reports.Interrupted) as info:
+        reports.run(template, {}, tmp_path / "out" / "run")
+    assert info.value.signum == signal.SIGTERM
+    if wrote:
+        assert info.value.folder == tmp_path / "out" / "run-FAILED"
+        assert listing(tmp_path) == [
+            "out",
+            "out/run-FAILED",
+            "out/run-FAILED/tiny.ipynb",
+            "temp",
+            "tiny.ipynb",
+        ]
+    else:
+        assert info.value.folder is None
+        assert listing(tmp_path) == ["temp", "tiny.ipynb"]

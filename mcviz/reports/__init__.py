@@ -24,7 +24,15 @@ from __future__ import annotations
 
 from mcviz._params import Param, ParameterError, ParameterTypeError, from_text
 from mcviz.reports._environment import environment
-from mcviz.reports._runner import PARAMETER_ERRORS, TIMEOUT, Interrupted, ReportError, emitted_warnings, run
+from mcviz.reports._runner import (
+    PARAMETER_ERRORS,
+    TIMEOUT,
+    Interrupted,
+    ReportError,
+    emitted_warnings,
+    run,
+    stopping_on_signals,
+)
 from mcviz.reports._templates import (
     Template,
     description,
@@ -56,6 +64,7 @@ __all__ = [
     "parameters",
     "record",
     "run",
+    "stopping_on_signals",
     "summary",
     "template_name",
     "template_path",

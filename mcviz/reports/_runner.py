@@ -140,11 +140,12 @@ def _remove(work: Path | None, created: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def _stopping_on_signals():
-    """While the block runs (in the main thread), SIGTERM and SIGHUP raise :class:`Interrupted` as
-    Ctrl-C raises KeyboardInterrupt, so the run cleans up; once one arrived, later ones are
-    ignored until the block ends, so the clean-up finishes. Handlers a program installed itself are
-    left alone."""
+def stopping_on_signals():
+    """Returns a context in which (in the main thread) SIGTERM and SIGHUP raise :class:`Interrupted`
+    as Ctrl-C raises KeyboardInterrupt, so that the code inside can clean up; once one arrived,
+    later ones are ignored until the block ends, so the clean-up finishes. Handlers a program
+    installed itself are left alone, and restored at the end. :func:`run` uses it; the ``mcviz``
+    command wraps its whole work in it too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -337,7 +338,7 @@ def run(
     values = tpl.validate(params)
     started = _dt.datetime.now().astimezone()
     final = _destination(tpl.name, out_dir, started)
-    with _stopping_on_signals():
+    with stopping_on_signals():
         work = spec_dir = None
         created: list[Path] = []
         try:  # set-up: an error here leaves nothing behind
@@ -395,6 +396,9 @@ def _execute(tpl, values, nb, km, spec_dir, work, created, final, started, progr
         for leftover in (ROWS_FILE, KERNEL_FILE, "results.csv", "results.json", "index.html"):
             with contextlib.suppress(OSError):
                 (work / leftover).unlink(missing_ok=True)  # keep no result that looks valid
+        if isinstance(exc, KeyboardInterrupt) and not any(work.iterdir()):  # stopped before any output
+            _remove(work, created)
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT)) from None
         failed = _publish(work, final.with_name(final.name + "-FAILED"))
         if isinstance(exc, KeyboardInterrupt):
             raise Interrupted(getattr(exc, "signum", signal.SIGINT), failed) from None
