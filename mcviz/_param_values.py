@@ -146,6 +146,8 @@ def from_text(param: Param, text: str) -> Any:
         raise ParameterError(
             f"{param.name} must be at most {_yaml.MAX_TEXT_CHARS:,} characters, got {len(text):,}"
         )
+    if not _paths.utf8(text):  # bytes that are not UTF-8 on the command line
+        raise ParameterError(f"{param.name} must be {param.allowed}, got {shorten(text)} (not UTF-8 text)")
     return from_yaml(param, _yaml.Plain(text))
 
 
@@ -287,6 +289,8 @@ def check(param: Param, value: Any, *, where: str | None = None) -> Any:
             raise bad(ParameterTypeError)
         items = value
     for item in items:
+        if not _paths.utf8(item):
+            raise bad(hint=" (not UTF-8 text)")
         if param.choices is not None and item not in param.choices:
             raise bad()
         if param.spec:

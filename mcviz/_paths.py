@@ -37,7 +37,19 @@ def path_text(value, name: str, allowed: str) -> str:
     if len(value) > MAX_PATH_CHARS:
         too_long = f"over {MAX_PATH_CHARS:,} characters"
         raise ValueError(f"{name} must be {allowed}, got {shorten(value)} ({too_long})")
+    if not utf8(value):  # bytes a report's notebook (UTF-8 JSON) could not record
+        raise ValueError(f"{name} must be {allowed}, got {shorten(value)} (not UTF-8 text)")
     return value
+
+
+def utf8(text: str) -> bool:
+    """Returns whether ``text`` can be written as UTF-8 (command-line bytes that are not UTF-8
+    arrive as lone surrogates, which a notebook's JSON cannot hold)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_path(value, name: str, *, kind: str = "any", allowed: str | None = None) -> Path:

@@ -228,6 +228,16 @@ BAD_INPUT = [
     (["-p", "epochs", "3", "-p", "epochs", "4"], "-p epochs is given twice ('3' and '4'); give it once"),
     (["-p", "methods", "fp16 +"], "has an empty method after the last '+'"),
     (["-p", "methods", "[]"], "with at least one item, got []"),
+    (
+        ["-p", "model", "caf\udce9"],
+        "model must be a str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn}, got "
+        "'caf\\udce9' (not UTF-8 text)",
+    ),  # bytes that are not UTF-8 arrive as surrogates
+    (["-p", "methods", "[caf\udce9]"], "(not UTF-8 text)"),
+    (
+        ["-o", "caf\udce9"],
+        "-o must be a folder that is empty or can be created, got 'caf\\udce9' (not UTF-8 text)",
+    ),
     (["-p", "methods", "weights:bits=4,bits=8"], "option 'bits' of 'weights' is given twice"),
     (["-p", "methods", "[fp16, *a]"], "anchors and aliases are not allowed"),
     (["-p", "model", "x" * 20_000], "model must be at most 10,000 characters, got 20,000"),

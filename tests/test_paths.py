@@ -55,6 +55,12 @@ def test_check_path_expands_home(tree, monkeypatch):
         ("  ", "folder", ValueError, "(an empty path)"),
         ("a\x00b", "any", ValueError, "(a NUL byte in a path)"),
         ("x" * 5000, "any", ValueError, "(over 4,096 characters)"),
+        (
+            "caf\udce9",
+            "any",
+            ValueError,
+            "got 'caf\\udce9' (not UTF-8 text)",
+        ),  # argv bytes that are not UTF-8
         ("/dev/null", "file", ValueError, "got '/dev/null' (not a regular file)"),
         (3, "any", TypeError, "p must be an existing file or folder, got 3"),
         (b"folder", "any", TypeError, "got b'folder'"),
