@@ -72,7 +72,7 @@ from mcviz._param_values import (  # re-exported: this module is the parameters'
     validate,
 )
 
-__all__ = [
+__all__ = [  # the value side's names, re-exported, and the parser
     "MAX_ITEMS",
     "PATH_KINDS",
     "Param",

@@ -27,7 +27,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from mcviz import _paths
 from mcviz._checks import Range, check_bool, check_number, shorten
 from mcviz._params import ParameterError
 from mcviz.reports._environment import KERNEL_ENV, environment
+from mcviz.reports._signals import Interrupted, stopping_on_signals
 from mcviz.reports._templates import Template, load, parameters_cell
 from mcviz.reports._text import KERNEL_FILE, RESULTS_ENV, ROWS_FILE
 
@@ -46,22 +46,6 @@ TIMEOUT = Range(0, 86_400, low_open=True)
 # A template cell raising one of these (by class name) failed on its parameters, which only the
 # run could tell (e.g. no configuration fits the budget): a bad parameter, not a failed run.
 PARAMETER_ERRORS = frozenset({"NothingFits", "ParameterError"})
-
-
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by a signal (Ctrl-C, SIGTERM, SIGHUP) after it cleaned up; a KeyboardInterrupt.
-
-    Attributes:
-        signum: the signal (``signal.SIGINT``, ``SIGTERM`` or ``SIGHUP``); a command exits with
-            128 + signum (130, 143, 129).
-        folder: the ``*-FAILED`` folder holding the partial output, or None if nothing was written.
-    """
-
-    def __init__(self, signum: int, folder: Path | None = None):
-        name = signal.Signals(signum).name
-        where = f"partial output: {folder}" if folder else "nothing was written"
-        super().__init__(f"report interrupted by {name}; {where}")
-        self.signum, self.folder = signum, folder
 
 
 class ReportError(RuntimeError):
@@ -137,36 +121,6 @@ def _remove(work: Path | None, created: list[Path]) -> None:
     for folder in created:
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-@contextlib.contextmanager
-def stopping_on_signals():
-    """Returns a context in which (in the main thread) SIGTERM and SIGHUP raise :class:`Interrupted`
-    as Ctrl-C raises KeyboardInterrupt, so that the code inside can clean up; once one arrived,
-    later ones are ignored until the block ends, so the clean-up finishes. Handlers a program
-    installed itself are left alone, and restored at the end. :func:`run` uses it; the ``mcviz``
-    command wraps its whole work in it too."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    if hasattr(signal, "SIGHUP"):
-        defaults[signal.SIGHUP] = signal.SIG_DFL
-    previous = {s: signal.getsignal(s) for s in defaults}
-    ours = [s for s, h in previous.items() if h is defaults[s]]
-
-    def stop(signum, frame):
-        for s in ours:
-            signal.signal(s, signal.SIG_IGN)
-        raise KeyboardInterrupt() if signum == signal.SIGINT else Interrupted(signum)
-
-    for s in ours:
-        signal.signal(s, stop)
-    try:
-        yield
-    finally:
-        for s in ours:
-            signal.signal(s, previous[s])
 
 
 def _publish(work: Path, target: Path) -> Path:
