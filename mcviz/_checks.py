@@ -214,3 +214,23 @@ def check_model(value, name: str = "model", *, dtypes=MODEL_DTYPES):
                 "convert it with model.float()"
             )
     return value
+
+
+# ---- V3 (reports, CLI): shared by the report helpers and, after the merge, plots/tradeoff/explorers
+
+
+def check_frame(value, name: str, columns: Iterable[str] = ()):
+    """Returns ``value`` if it is a pandas DataFrame holding every column in ``columns``.
+
+    Raises:
+        TypeError: not a DataFrame. ValueError: a column is missing (the message lists the columns).
+    """
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(value).__name__}")
+    have = [str(c) for c in value.columns]
+    for column in columns:
+        if column not in have:
+            raise ValueError(f"{name} needs a column {shorten(column)}; its columns: {shorten(have, 200)}")
+    return value
