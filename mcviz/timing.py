@@ -40,12 +40,14 @@ class Speedup:
         return f"{self.ratio:.2f}x ({self.verdict})"
 
 
-def speedup(reference: measure.Measurement, other: measure.Measurement) -> Speedup:
+def speedup(reference, other) -> Speedup:
     """Returns how much faster ``other`` ran than ``reference``; both are left unchanged.
 
-    Both must be timed (``mcv.measure.model(..., latency=True)``), ideally in the same run with the
-    same batch size and threads. The gap is "clear" when ``|t_ref - t_other|`` is larger than the
-    sum of the two interquartile ranges; otherwise the verdict is "no clear difference".
+    Each is a timed ``mcv.measure.Measurement`` (``latency=True``) or a row of a measurement
+    table (a pandas Series, or a tuple from ``DataFrame.itertuples``), ideally timed in the same
+    run with the same batch size and threads. The gap is "clear" when ``|t_ref - t_other|`` is
+    larger than the sum of the two interquartile ranges; otherwise the verdict is "no clear
+    difference".
 
     Example:
         >>> a = measure.Measurement("a", 1, 1, 0.0, 32.0, 4, 4, 4, 1, None, 2.0, 0.1, 8, 1)
@@ -53,17 +55,23 @@ def speedup(reference: measure.Measurement, other: measure.Measurement) -> Speed
         >>> str(speedup(a, b))
         '2.00x (faster)'
     """
-    for name, m in (("reference", reference), ("other", other)):
-        if not isinstance(m, measure.Measurement):
-            raise TypeError(f"{name} must be a mcv.measure.Measurement, got {type(m).__name__}")
-        if m.latency_ms is None or m.latency_iqr_ms is None:
-            raise ValueError(f"{name} {m.label!r} has no latency: measure it with latency=True")
-        if not m.latency_ms > 0:
-            raise ValueError(f"{name} {m.label!r} has latency_ms {m.latency_ms!r}; it must be > 0")
-    ratio = reference.latency_ms / other.latency_ms
-    clear = abs(reference.latency_ms - other.latency_ms) > reference.latency_iqr_ms + other.latency_iqr_ms
+    (t_ref, iqr_ref), (t_other, iqr_other) = _timing("reference", reference), _timing("other", other)
+    ratio = t_ref / t_other
+    clear = abs(t_ref - t_other) > iqr_ref + iqr_other
     verdict = ("faster" if ratio > 1 else "slower") if clear else "no clear difference"
     return Speedup(ratio, clear, verdict)
+
+
+def _timing(name: str, m) -> tuple[float, float]:
+    get = m.get if isinstance(m, pd.Series) else lambda key: getattr(m, key, None)
+    t, iqr, label = get("latency_ms"), get("latency_iqr_ms"), get("label")
+    if label is None:
+        raise TypeError(f"{name} must be a mcv.measure.Measurement or a table row, got {type(m).__name__}")
+    if t is None or iqr is None or pd.isna(t) or pd.isna(iqr):
+        raise ValueError(f"{name} {label!r} has no latency: measure it with latency=True")
+    if not t > 0:
+        raise ValueError(f"{name} {label!r} has latency_ms {t!r}; it must be > 0")
+    return float(t), float(iqr)
 
 
 def interleaved(

@@ -60,3 +60,10 @@ def test_interleaved_times_real_models(digits, digits_mlp):
 def test_interleaved_bounds_the_rounds(rounds):
     with pytest.raises(ValueError, match="rounds must be an int in"):
         timing.interleaved({"a": nn.Linear(2, 2)}, rounds=rounds, input_shape=(2,))
+
+
+def test_speedup_reads_table_rows_too():
+    table = measure.table([_timed("a", 2.0, 0.1), _timed("b", 1.0, 0.1)])
+    assert timing.speedup(table.iloc[0], table.iloc[1]).ratio == 2.0
+    rows = list(table.itertuples(index=False))
+    assert timing.speedup(rows[0], rows[1]).verdict == "faster"
