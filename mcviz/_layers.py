@@ -23,6 +23,7 @@ This module imports only torch: every technique may import it, and it imports no
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -184,11 +185,54 @@ def unsupported(model: nn.Module) -> list[str]:
     this returns unchanged with one warning naming them, and refuses a model that has no Linear /
     Conv2d layer at all.
     """
-    names = []
-    for name, m in model.named_modules():
-        if isinstance(m, KINDS) or getattr(m, "mcviz_layer", False):
-            continue
-        w = m._parameters.get("weight")
-        if isinstance(w, torch.Tensor) and w.dim() >= 2:
-            names.append(f"{name or '(the model)'} ({type(m).__name__})")
-    return names
+    modules = model.named_modules()
+    return [f"{name or '(the model)'} ({type(m).__name__})" for name, m in modules if unhandled(m)]
+
+
+def unhandled(module: nn.Module) -> bool:
+    """Returns True when ``module`` itself holds a weight matrix (a 2-D or larger ``weight``
+    Parameter) and is not a Linear / Conv2d nor an mcviz layer: one :func:`unsupported` lists."""
+    if isinstance(module, KINDS) or getattr(module, "mcviz_layer", False):
+        return False
+    w = module._parameters.get("weight")
+    return isinstance(w, torch.Tensor) and w.dim() >= 2
+
+
+class UnsupportedLayersWarning(UserWarning):
+    """The warning a method gives once for the weight layers it leaves uncompressed
+    (:func:`unsupported`); a UserWarning, so ``warnings.simplefilter`` on either silences it."""
+
+
+def transformable(model: nn.Module, method: str, *, warn: bool = True) -> list[tuple[str, nn.Module]]:
+    """Returns ``(name, layer)`` of every Linear / Conv2d layer of ``model`` (subclasses included),
+    in ``named_modules`` order; ``model`` is left unchanged.
+
+    This is the one rule every method follows: it transforms these layers; the weight layers
+    :func:`unsupported` names (Conv1d, Embedding...) are left uncompressed, with ONE
+    :class:`UnsupportedLayersWarning` naming them (unless ``warn`` is False: a method calling
+    another one, or itself again, warns once at the top); and a model with no Linear / Conv2d
+    layer at all is refused.
+
+    Raises:
+        ValueError: the model has no Linear / Conv2d layer; the message names the layer types it has.
+    """
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, KINDS)]
+    if not found:
+        kinds = list(dict.fromkeys(type(m).__name__ for _, m in model.named_modules() if m is not model))
+        has = listed(kinds, 8) if kinds else f"no layers (a bare {type(model).__name__})"
+        raise ValueError(f"model must have a Linear or Conv2d layer for {method}; it has {has}")
+    others = unsupported(model) if warn else []
+    if others:
+        warnings.warn(
+            f"{method} leaves {len(others)} layer(s) uncompressed, as they are (it compresses Linear "
+            f"and Conv2d layers only): {listed(others, 5)}",
+            UnsupportedLayersWarning,
+            stacklevel=3,
+        )
+    return found
+
+
+def listed(names: list[str], most: int) -> str:
+    """``names`` joined by commas, at most ``most`` of them and the count of the others."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most:,} more"
