@@ -93,7 +93,7 @@ def float_island(layer: nn.Module) -> nn.Sequential:
     dequantized input, and its output is quantized again with a scale calibrated like the others."""
     layer.qconfig = None
     return nn.Sequential(
-        OrderedDict([("dequant", _tq.DeQuantStub()), ("float", layer), ("quant", _tq.QuantStub())])
+        OrderedDict([("dequant", _tq.DeQuantStub()), ("layer", layer), ("quant", _tq.QuantStub())])
     )
 
 

@@ -203,7 +203,14 @@ class UnsupportedLayersWarning(UserWarning):
     (:func:`unsupported`); a UserWarning, so ``warnings.simplefilter`` on either silences it."""
 
 
-def transformable(model: nn.Module, method: str, *, warn: bool = True) -> list[tuple[str, nn.Module]]:
+def transformable(
+    model: nn.Module,
+    method: str,
+    *,
+    warn: bool = True,
+    action: str = "compresses",
+    rest: str = "stay as they are",
+) -> list[tuple[str, nn.Module]]:
     """Returns ``(name, layer)`` of every Linear / Conv2d layer of ``model`` (subclasses included),
     in ``named_modules`` order; ``model`` is left unchanged.
 
@@ -211,7 +218,8 @@ def transformable(model: nn.Module, method: str, *, warn: bool = True) -> list[t
     :func:`unsupported` names (Conv1d, Embedding...) are left uncompressed, with ONE
     :class:`UnsupportedLayersWarning` naming them (unless ``warn`` is False: a method calling
     another one, or itself again, warns once at the top); and a model with no Linear / Conv2d
-    layer at all is refused.
+    layer at all is refused. The warning reads "``method`` ``action`` Linear and Conv2d layers
+    only; N other weight layer(s) ``rest``: names".
 
     Raises:
         ValueError: the model has no Linear / Conv2d layer; the message names the layer types it has.
@@ -224,8 +232,8 @@ def transformable(model: nn.Module, method: str, *, warn: bool = True) -> list[t
     others = unsupported(model) if warn else []
     if others:
         warnings.warn(
-            f"{method} leaves {len(others)} layer(s) uncompressed, as they are (it compresses Linear "
-            f"and Conv2d layers only): {listed(others, 5)}",
+            f"{method} {action} Linear and Conv2d layers only; {len(others)} other weight layer(s) "
+            f"{rest}: {listed(others, 5)}",
             UnsupportedLayersWarning,
             stacklevel=3,
         )

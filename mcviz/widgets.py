@@ -167,7 +167,8 @@ def quantization_explorer(
     found = dict(_layers.transformable(model, "quantization_explorer", warn=False))
     if layer is not None:
         check_choice(layer, "layer", found)
-    _layers.transformable(model, "quantization_explorer")  # the one warning: quiet in the callbacks
+    # the one warning: the callbacks are quiet
+    _layers.transformable(model, "quantization_explorer", action="quantizes", rest="stay float32")
     if layer is None:
         layer = max(found, key=lambda n: found[n].weight.numel())
 
@@ -293,7 +294,7 @@ def pruning_explorer(
     check_choice(scope, "scope", prune.unstructured.SCOPES)
     check_choice(method, "method", PRUNE_METHODS)
     check_seed(seed)
-    _layers.transformable(model, "pruning_explorer")  # the one warning: quiet in the callbacks
+    _layers.transformable(model, "pruning_explorer", action="prunes")  # the one warning: callbacks are quiet
 
     dense = measure.model(model, data, label="dense")
     results: dict[tuple, tuple] = {}

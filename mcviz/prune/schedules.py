@@ -281,6 +281,7 @@ def gradual(
     """
     check_model(model)
     check_data(data)
+    _layers.transformable(model, "gradual", warn=False)  # refuses a model without Linear / Conv2d
     epochs = check_int(epochs, "epochs", bounds=GRADUAL_EPOCHS)
     check_option("lr", lr)
     check_seed(seed)
@@ -300,7 +301,7 @@ def gradual(
             initial_sparsity=initial_sparsity,
             scope=scope,
         )
-    _layers.transformable(model, "gradual")
+    _layers.transformable(model, "gradual", action="prunes")
     at_epoch_end = []
 
     def on_step(step: int) -> None:
@@ -324,7 +325,8 @@ def weight_sparsity(model: nn.Module) -> float:
     model without a Linear / Conv2d layer is refused (ValueError).
     """
     check_model(model)
-    return _weight_sparsity(_layers.transformable(model, "weight_sparsity"))
+    layers = _layers.transformable(model, "weight_sparsity", action="counts", rest="are not counted")
+    return _weight_sparsity(layers)
 
 
 def _weight_sparsity(layers: list[tuple[str, nn.Module]]) -> float:

@@ -60,7 +60,7 @@ def sensitivity(
     grid = _check_sparsities(sparsities)
     check_choice(method, "method", METHODS)
     check_choice(split, "split", SPLITS)
-    layers = _layers.transformable(model, "sensitivity")  # other weight layers: not scanned
+    layers = _layers.transformable(model, "sensitivity", action="scans", rest="are not scanned")
     baseline = train.evaluate(model, data, split)
     rows = []
     for name, layer in layers:

@@ -202,7 +202,7 @@ def _chain(model: nn.Module, method: str) -> list[tuple[str, nn.Module, list[nn.
     for (name, layer, between), (next_name, nxt, _) in zip(chain, chain[1:], strict=False):
         if not _barrier(between):
             _check_link(name, layer, between, next_name, nxt)
-    _layers.transformable(model, method)  # the one warning about the layers left as they are
+    _layers.transformable(model, method, action="prunes")  # the one warning: layers left as they are
     return chain
 
 

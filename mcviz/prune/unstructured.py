@@ -287,7 +287,7 @@ def _plan(model, sparsity, method: str, *, scope: str = "layer", warn: bool = Tr
             check_sparsity(s, f"sparsity[{shorten(name)}]")
     else:
         check_sparsity(sparsity)
-    layers = dict(_layers.transformable(model, method, warn=warn))
+    layers = dict(_layers.transformable(model, method, warn=warn, action="prunes"))
     if isinstance(sparsity, dict):
         unknown = [name for name in sparsity if name not in layers]
         if unknown:

@@ -254,7 +254,7 @@ def kmeans(
         if data is None:
             raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got None)")
         check_data(data)
-    names = [n for n, _ in _layers.transformable(model, "kmeans")]
+    names = [n for n, _ in _layers.transformable(model, "kmeans", action="clusters", rest="stay float32")]
     out = copy.deepcopy(model)
     for name in names:
         layer = out.get_submodule(name)

@@ -180,7 +180,7 @@ class PTQConfig:
         )
 
 
-def _plan(model, bits, method: str, *, warn: bool = True) -> dict[str, int]:
+def _plan(model, bits, method: str, *, warn: bool = True, rest: str = "stay float32") -> dict[str, int]:
     """Returns {layer name: bits} of the layers to quantize, after checking ``model`` and
     ``bits``; warns once about the weight layers left in fp32 (``_layers.transformable``)."""
     check_model(model)
@@ -191,7 +191,7 @@ def _plan(model, bits, method: str, *, warn: bool = True) -> dict[str, int]:
             check_int(b, f"bits[{shorten(name)}]", bounds=BOUNDS["bits"])
     else:
         bits = check_option("bits", bits)
-    names = [n for n, _ in _layers.transformable(model, method, warn=warn)]
+    names = [n for n, _ in _layers.transformable(model, method, warn=warn, action="quantizes", rest=rest)]
     if not isinstance(bits, dict):
         return dict.fromkeys(names, bits)
     unknown = [name for name in bits if name not in names]

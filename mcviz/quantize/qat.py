@@ -109,7 +109,8 @@ def qat(
     """
     check_data(data)
     _check_options(bits, epochs, lr, granularity, seed)
-    _plan(model, bits, "qat")  # checks the model; warns once about the layers that stay fp32
+    # checks the model; warns once about the layers that stay float32
+    _plan(model, bits, "qat", rest="stay float32 (fine-tuned, not quantized)")
     trained = copy.deepcopy(model)
     layers = [
         m
