@@ -23,6 +23,8 @@ This module imports only torch: every technique may import it, and it imports no
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from typing import Any
 
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 KINDS = (nn.Linear, nn.Conv2d)
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def kind(layer: nn.Module | type) -> type:
@@ -229,15 +232,34 @@ def transformable(
         kinds = list(dict.fromkeys(type(m).__name__ for _, m in model.named_modules() if m is not model))
         has = listed(kinds, 8) if kinds else f"no layers (a bare {type(model).__name__})"
         raise ValueError(f"model must have a Linear or Conv2d layer for {method}; it has {has}")
-    others = unsupported(model) if warn else []
+    if warn:
+        warn_unsupported(model, method, action=action, rest=rest)
+    return found
+
+
+def warn_unsupported(
+    model: nn.Module, method: str, *, action: str = "compresses", rest: str = "stay as they are"
+) -> None:
+    """Gives the one warning of :func:`transformable` when ``model`` has layers :func:`unsupported`
+    names (for a method that checks everything else first, and warns only then), pointing at the
+    first caller outside mcviz."""
+    others = unsupported(model)
     if others:
         warnings.warn(
             f"{method} {action} Linear and Conv2d layers only; {len(others)} other weight layer(s) "
             f"{rest}: {listed(others, 5)}",
             UnsupportedLayersWarning,
-            stacklevel=3,
+            stacklevel=_outside_mcviz(),
         )
-    return found
+
+
+def _outside_mcviz() -> int:
+    """The ``stacklevel`` of the first frame outside the mcviz package, seen from the function
+    that calls ``warnings.warn`` (level 1)."""
+    frame, level = sys._getframe(2), 2  # the caller of warn_unsupported: level 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def listed(names: list[str], most: int) -> str:

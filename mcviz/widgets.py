@@ -168,7 +168,7 @@ def quantization_explorer(
     if layer is not None:
         check_choice(layer, "layer", found)
     # the one warning: the callbacks are quiet
-    _layers.transformable(model, "quantization_explorer", action="quantizes", rest="stay float32")
+    _layers.warn_unsupported(model, "quantization_explorer", action="quantizes", rest="stay float32")
     if layer is None:
         layer = max(found, key=lambda n: found[n].weight.numel())
 
@@ -294,7 +294,8 @@ def pruning_explorer(
     check_choice(scope, "scope", prune.unstructured.SCOPES)
     check_choice(method, "method", PRUNE_METHODS)
     check_seed(seed)
-    _layers.transformable(model, "pruning_explorer", action="prunes")  # the one warning: callbacks are quiet
+    _layers.transformable(model, "pruning_explorer", warn=False)
+    _layers.warn_unsupported(model, "pruning_explorer", action="prunes")  # once: the callbacks are quiet
 
     dense = measure.model(model, data, label="dense")
     results: dict[tuple, tuple] = {}

@@ -415,7 +415,8 @@ def test_bad_scale_or_zero_point(scale, zero_point, kwargs, match, named):
 
 
 @pytest.mark.parametrize(
-    "q, error", [(torch.ones(3), ValueError), (torch.ones(3, dtype=torch.bool), ValueError), ([1, 2], TypeError)]
+    "q, error",
+    [(torch.ones(3), ValueError), (torch.ones(3, dtype=torch.bool), ValueError), ([1, 2], TypeError)],
 )
 def test_dequantize_needs_integer_codes(q, error):
     with pytest.raises(error, match="q must be an integer torch.Tensor") as excinfo:

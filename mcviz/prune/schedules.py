@@ -301,7 +301,7 @@ def gradual(
             initial_sparsity=initial_sparsity,
             scope=scope,
         )
-    _layers.transformable(model, "gradual", action="prunes")
+    _layers.warn_unsupported(model, "gradual", action="prunes")
     at_epoch_end = []
 
     def on_step(step: int) -> None:

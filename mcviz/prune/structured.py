@@ -96,6 +96,7 @@ def _kept(model, sparsity, norm, method: str) -> dict[str, list[int]]:
                 f"sparsity names unknown layer {shorten(unknown[0])}{hint}; prunable layers: "
                 f"{_layers.listed(prunable, 20)}"
             )
+    _layers.warn_unsupported(model, method, action="prunes")  # the one warning
     kept = {}
     for name, layer, between in chain[:-1]:
         if _barrier(between):
@@ -167,7 +168,7 @@ def _kind(m: nn.Module) -> type | None:
 
 def _chain(model: nn.Module, method: str) -> list[tuple[str, nn.Module, list[nn.Module]]]:
     """Checks ``model`` and returns its Conv2d / Linear layers in order, each with the modules
-    that follow it up to the next such layer (warning once about other weight layers)."""
+    that follow it up to the next such layer (other weight layers among them)."""
     if not isinstance(model, nn.Sequential):
         raise ValueError(
             f"channels needs an nn.Sequential of {_SUPPORTED_TEXT} layers, got {type(model).__name__}"
@@ -202,7 +203,6 @@ def _chain(model: nn.Module, method: str) -> list[tuple[str, nn.Module, list[nn.
     for (name, layer, between), (next_name, nxt, _) in zip(chain, chain[1:], strict=False):
         if not _barrier(between):
             _check_link(name, layer, between, next_name, nxt)
-    _layers.transformable(model, method, action="prunes")  # the one warning: layers left as they are
     return chain
 
 

@@ -287,7 +287,7 @@ def _plan(model, sparsity, method: str, *, scope: str = "layer", warn: bool = Tr
             check_sparsity(s, f"sparsity[{shorten(name)}]")
     else:
         check_sparsity(sparsity)
-    layers = dict(_layers.transformable(model, method, warn=warn, action="prunes"))
+    layers = dict(_layers.transformable(model, method, warn=False))
     if isinstance(sparsity, dict):
         unknown = [name for name in sparsity if name not in layers]
         if unknown:
@@ -305,6 +305,8 @@ def _plan(model, sparsity, method: str, *, scope: str = "layer", warn: bool = Tr
                 f"layer {name!r} is a {kind.__name__}; prune only plain or pruned Linear/Conv2d layers "
                 "(prune before quantizing, e.g. 'magnitude:sparsity=0.5 + weights:bits=8')"
             )
+    if warn:
+        _layers.warn_unsupported(model, method, action="prunes")
     return plan
 
 

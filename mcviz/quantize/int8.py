@@ -80,7 +80,7 @@ def int8(model: nn.Module, data=None, *, mode: str = "dynamic", calibration_batc
     _backends.check_engine()
     _layers.transformable(model, "int8", warn=False)  # refuses a model without Linear / Conv2d
     out = _dynamic(model) if mode == "dynamic" else _static(model, data, calibration_batches)
-    _layers.transformable(model, "int8", action="quantizes", rest="stay float32")  # the one warning
+    _layers.warn_unsupported(model, "int8", action="quantizes", rest="stay float32")
     return out
 
 

@@ -191,14 +191,18 @@ def _plan(model, bits, method: str, *, warn: bool = True, rest: str = "stay floa
             check_int(b, f"bits[{shorten(name)}]", bounds=BOUNDS["bits"])
     else:
         bits = check_option("bits", bits)
-    names = [n for n, _ in _layers.transformable(model, method, warn=warn, action="quantizes", rest=rest)]
+    names = [n for n, _ in _layers.transformable(model, method, warn=False)]
+    if isinstance(bits, dict):
+        unknown = [name for name in bits if name not in names]
+        if unknown:
+            raise ValueError(
+                f"bits names no Linear/Conv2d layer {shorten(unknown[0])}; "
+                f"layers: {_layers.listed(names, 20)}"
+            )
+    if warn:
+        _layers.warn_unsupported(model, method, action="quantizes", rest=rest)
     if not isinstance(bits, dict):
         return dict.fromkeys(names, bits)
-    unknown = [name for name in bits if name not in names]
-    if unknown:
-        raise ValueError(
-            f"bits names no Linear/Conv2d layer {shorten(unknown[0])}; layers: {_layers.listed(names, 20)}"
-        )
     return {n: int(bits[n]) for n in names if n in bits}
 
 
