@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -296,6 +296,21 @@ def check_shape(value, name: str = "input_shape") -> tuple[int, ...]:
             f"{size:,}"
         )
     return shape
+
+
+def check_sequence(value, name: str, *, most: int, items: str) -> list:
+    """Returns ``value`` as a list if it is a sequence (list, tuple, range; not a str) of 1 to
+    ``most`` items (``items`` says what they are, e.g. "floats in [0, 1]"; the caller checks each).
+
+    Raises:
+        TypeError: not a sequence (a str, a number, a set). ValueError: empty or too long.
+    """
+    wanted = f"{name} must be a list of 1 to {most:,} {items}"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{wanted}, got {shorten(value)}")
+    if not 1 <= len(value) <= most:
+        raise ValueError(f"{wanted}, got {shorten(value)}")
+    return list(value)
 
 
 def offset_seed(seed: int, offset: int) -> int:

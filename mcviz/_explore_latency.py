@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mcviz import measure, train
-from mcviz._checks import BOUNDS, check_data, check_int, check_option, check_shape, shorten
+from mcviz._checks import BOUNDS, check_data, check_int, check_option, check_sequence, check_shape, shorten
 from mcviz._explorer import Explorer, check_models
 
 MAX_STOPS = 32  # stops of the batch-size slider
@@ -158,12 +158,9 @@ def _shape(model, data) -> tuple[int, ...]:
 
 
 def _check_batch_sizes(batch_sizes) -> list[int]:
-    wanted = f"batch_sizes must be a list of 1 to {MAX_STOPS} ints {BOUNDS['batch_size'].text()}"
-    if isinstance(batch_sizes, (str, bytes)) or not isinstance(batch_sizes, Sequence):
-        raise TypeError(f"{wanted}, got {shorten(batch_sizes)}")
-    if not 1 <= len(batch_sizes) <= MAX_STOPS:
-        raise ValueError(f"{wanted}, got {shorten(batch_sizes)}")
-    return [check_int(b, "each of batch_sizes", bounds=BOUNDS["batch_size"]) for b in batch_sizes]
+    allowed = f"ints {BOUNDS['batch_size'].text()}"
+    sizes = check_sequence(batch_sizes, "batch_sizes", most=MAX_STOPS, items=allowed)
+    return [check_int(b, "each of batch_sizes", bounds=BOUNDS["batch_size"]) for b in sizes]
 
 
 def _check_batch_values(batch_size: int, shape: tuple[int, ...], name: str) -> None:

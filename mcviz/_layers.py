@@ -18,7 +18,8 @@ Policies (every helper follows them; a caller that wants something else says so)
 - nothing here changes its inputs, except the layer :func:`copy_into` fills and the model
   :func:`replace` edits.
 
-This module imports only torch: every technique may import it, and it imports none of them.
+This module imports only torch (and ``mcviz._checks``): every technique may import it, and it
+imports none of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from mcviz._checks import shorten
 
 KINDS = (nn.Linear, nn.Conv2d)
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -260,6 +263,16 @@ def _outside_mcviz() -> int:
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def check_names(option: str, given, layers) -> None:
+    """Refuses a per-layer dict ``option`` (``{layer name: value}``) naming something that is not
+    one of ``layers`` (the names of the Linear / Conv2d layers a method transforms)."""
+    unknown = [name for name in given if name not in layers]
+    if unknown:
+        raise ValueError(
+            f"{option} names no Linear/Conv2d layer {shorten(unknown[0])}; layers: {listed(list(layers), 20)}"
+        )
 
 
 def listed(names: list[str], most: int) -> str:

@@ -349,9 +349,9 @@ def test_sensitivity_of_a_cnn(digits):
 @pytest.mark.parametrize(
     ("options", "match", "error"),
     [
-        ({"sparsities": ()}, "non-empty sequence", ValueError),
-        ({"sparsities": 0.5}, "non-empty sequence", TypeError),
-        ({"sparsities": (0.5,) * 101}, "at most 100 floats", ValueError),
+        ({"sparsities": ()}, r"sparsities must be a list of 1 to 100 floats in \[0, 1\], got", ValueError),
+        ({"sparsities": 0.5}, "must be a list of 1 to 100", TypeError),
+        ({"sparsities": (0.5,) * 101}, "must be a list of 1 to 100", ValueError),
         ({"sparsities": (0.5, 1)}, "an int is never read as a count", TypeError),
         ({"sparsities": (float("nan"),)}, "nan", ValueError),
         ({"method": "random"}, "method must be one of 'magnitude', got 'random'", ValueError),

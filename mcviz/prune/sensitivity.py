@@ -16,7 +16,7 @@ import pandas as pd
 from torch import nn
 
 from mcviz import _layers, train
-from mcviz._checks import check_choice, check_data, check_model, check_sparsity, shorten
+from mcviz._checks import check_choice, check_data, check_model, check_sequence, check_sparsity, shorten
 from mcviz.prune.masks import n_pruned
 from mcviz.prune.unstructured import _magnitude
 
@@ -138,12 +138,8 @@ def allocate(scan: pd.DataFrame, *, budget_sparsity: float) -> dict[str, float]:
 
 
 def _check_sparsities(sparsities) -> list[float]:
-    wanted = f"sparsities must be a non-empty sequence of at most {MAX_SPARSITIES} floats in [0, 1]"
-    if isinstance(sparsities, (str, bytes)) or not isinstance(sparsities, Sequence):
-        raise TypeError(f"{wanted}, got {shorten(sparsities)}")
-    if not 1 <= len(sparsities) <= MAX_SPARSITIES:
-        raise ValueError(f"{wanted}, got {shorten(sparsities)}")
-    return sorted({check_sparsity(s, "each of sparsities") for s in sparsities})
+    grid = check_sequence(sparsities, "sparsities", most=MAX_SPARSITIES, items="floats in [0, 1]")
+    return sorted({check_sparsity(s, "each of sparsities") for s in grid})
 
 
 def _prune_one(model: nn.Module, name: str, sparsity: float) -> nn.Module:

@@ -3,7 +3,9 @@
 - ``magnitude(model, sparsity, scope=...)`` keeps the largest ``|w|``, per layer or ranked
   over all layers together (``scope="global"``); ``random(model, sparsity, seed=...)`` prunes
   uniformly random positions. ``sparsity`` is a float in [0, 1] for every layer, or a dict
-  ``{layer name: sparsity}``; layers the dict does not name keep their weights.
+  ``{layer name: sparsity}``; layers the dict does not name keep their weights. Other weight
+  layers (Conv1d, Embedding...) keep theirs too, with one warning naming them; a model without a
+  Linear / Conv2d layer is refused (the rule of every method: ``mcviz._layers.transformable``).
 - Pruned layers become :class:`PrunedLinear` / :class:`PrunedConv2d`: the ordinary layer plus a
   bool buffer ``mask`` (True = kept). The forward pass uses ``weight * mask``, so the gradient
   of every pruned weight is exactly zero, and the stored weight is zeroed where the mask is
@@ -289,12 +291,7 @@ def _plan(model, sparsity, method: str, *, scope: str = "layer", warn: bool = Tr
         check_sparsity(sparsity)
     layers = dict(_layers.transformable(model, method, warn=False))
     if isinstance(sparsity, dict):
-        unknown = [name for name in sparsity if name not in layers]
-        if unknown:
-            raise ValueError(
-                f"sparsity names no Linear/Conv2d layer {shorten(unknown[0])}; "
-                f"layers: {_layers.listed(list(layers), 20)}"
-            )
+        _layers.check_names("sparsity", sparsity, layers)
         plan = {n: float(sparsity[n]) for n in layers if n in sparsity}
     else:
         plan = dict.fromkeys(layers, float(sparsity))

@@ -250,10 +250,10 @@ def kmeans(
     """
     check_model(model)
     _check_options(bits, fine_tune_epochs, lr, seed)
-    if fine_tune_epochs > 0:
-        if data is None:
-            raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got None)")
+    if data is not None:
         check_data(data)
+    elif fine_tune_epochs > 0:
+        raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got None)")
     names = [n for n, _ in _layers.transformable(model, "kmeans", action="clusters", rest="stay float32")]
     out = copy.deepcopy(model)
     for name in names:

@@ -8,7 +8,9 @@ activations, to a ``bits``-bit grid without retraining.
   8-bit unsigned asymmetric grid whose range an observer chose on calibration batches from the
   TRAINING split (never the test split).
 
-Both return a new model and leave ``model`` unchanged. ``mcv.train.fit`` on the result trains
+Both return a new model and leave ``model`` unchanged. Weight layers other than Linear / Conv2d
+(Conv1d, Embedding...) stay float32, with one warning naming them; a model without a Linear /
+Conv2d layer is refused. ``mcv.train.fit`` on the result trains
 only the fp32 biases (and any layer left in fp32): the weights are buffers, so the codes stay
 fixed; see ``layers.py``.
 """
@@ -193,12 +195,7 @@ def _plan(model, bits, method: str, *, warn: bool = True, rest: str = "stay floa
         bits = check_option("bits", bits)
     names = [n for n, _ in _layers.transformable(model, method, warn=False)]
     if isinstance(bits, dict):
-        unknown = [name for name in bits if name not in names]
-        if unknown:
-            raise ValueError(
-                f"bits names no Linear/Conv2d layer {shorten(unknown[0])}; "
-                f"layers: {_layers.listed(names, 20)}"
-            )
+        _layers.check_names("bits", bits, names)
     if warn:
         _layers.warn_unsupported(model, method, action="quantizes", rest=rest)
     if not isinstance(bits, dict):
