@@ -547,18 +547,13 @@ def no_work(monkeypatch):
     return model
 
 
-@pytest.mark.parametrize("name", list(TOO_MUCH))
-def test_explorers_refuse_sizes_before_building_anything(name, no_work, digits, table):
-    call, argument = TOO_MUCH[name]
-    with pytest.raises(ValueError) as info:
-        call(no_work, digits, table)
-    assert one_line(info).startswith(f"{argument} must ")
-
-
-@pytest.mark.parametrize("name", list(WRONG_TYPE))
-def test_explorers_refuse_wrong_types_before_building_anything(name, no_work, digits, table):
-    call, argument = WRONG_TYPE[name]
-    with pytest.raises(TypeError) as info:
+@pytest.mark.parametrize(
+    ("case", "error"),
+    [(name, ValueError) for name in TOO_MUCH] + [(name, TypeError) for name in WRONG_TYPE],
+)
+def test_explorers_refuse_sizes_and_types_before_building_anything(case, error, no_work, digits, table):
+    call, argument = (TOO_MUCH if error is ValueError else WRONG_TYPE)[case]
+    with pytest.raises(error) as info:
         call(no_work, digits, table)
     assert one_line(info).startswith(f"{argument} must ")
 
