@@ -56,7 +56,7 @@ def kmeans_codebook(w: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch
 
     Args:
         w: a floating-point tensor with finite values.
-        bits: index width, an int in 2..8 (``2**bits`` centroids).
+        bits: index width, an int in [2, 8] (``2**bits`` centroids).
 
     Returns:
         ``codebook``: float32, shape ``(2**bits,)``, ascending. ``indices``: uint8, shaped like

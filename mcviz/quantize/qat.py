@@ -45,7 +45,7 @@ def ste_fake_quantize(w: torch.Tensor, bits: int = 8, *, granularity: str = "per
 
     Args:
         w: a floating-point tensor with finite values (a weight).
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         granularity: "per_channel" (one scale per slice along dimension 0: an output channel) or
             "per_tensor".
 

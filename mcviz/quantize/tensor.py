@@ -104,7 +104,7 @@ def qparams(
 
     Args:
         x: a floating-point tensor with finite values.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes with zero point 0 (True) or unsigned codes (False).
         axis: None for one scale per tensor; a dimension of ``x`` (0: output channels) for one
             scale per slice along it.
@@ -158,7 +158,7 @@ def quantize(
             else a tensor of shape ``(x.shape[axis],)``, e.g. from :func:`qparams`.
         zero_point: the code of 0.0, an int (tensor) shaped like ``scale``, inside
             :func:`qrange`; 0 when ``symmetric``.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes (int8 tensor) or unsigned codes (uint8 tensor).
         axis: None (per-tensor) or the dimension of ``x`` that ``scale`` runs along.
 
@@ -218,7 +218,7 @@ def fake_quantize(
 
     Args:
         x: a floating-point tensor with finite values.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes with zero point 0 (True) or unsigned codes (False).
         axis: None for one scale per tensor; a dimension of ``x`` (0: output channels) for one
             scale per slice along it.
