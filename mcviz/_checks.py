@@ -272,17 +272,17 @@ def check_data(value, name: str = "data"):
 
 
 def check_shape(value, name: str = "input_shape") -> tuple[int, ...]:
-    """Returns ``value`` as a tuple of ints >= 1 (one example's shape, e.g. ``(1, 28, 28)``) whose
-    product is within ``BOUNDS["input_size"]``.
+    """Returns ``value`` as a tuple of 1 to 3 ints >= 1 (one example's shape: ``(1, 28, 28)``,
+    ``(64,)``, ``(1, 64)`` for a Conv1d) whose product is within ``BOUNDS["input_size"]``.
 
     Raises:
-        TypeError: not a tuple or list of ints. ValueError: not 1 or 3 sizes, a size < 1, or too
+        TypeError: not a tuple or list of ints. ValueError: not 1 to 3 sizes, a size < 1, or too
             many values in all.
     """
-    wanted = f"{name} must be (C, H, W) or (D,): a tuple of ints such as (1, 28, 28), got {shorten(value)}"
+    wanted = f"{name} must be a tuple of 1 to 3 ints such as (1, 28, 28), got {shorten(value)}"
     if not isinstance(value, (tuple, list)):
         raise TypeError(wanted)
-    if len(value) not in (1, 3):
+    if not 1 <= len(value) <= 3:
         raise ValueError(wanted)
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in value):
         raise TypeError(wanted)
