@@ -283,7 +283,7 @@ def test_fp16_of_conv_model(digits):
 
 
 def test_fp16_rejects_non_module():
-    with pytest.raises(ValueError, match="got str") as e:
+    with pytest.raises(TypeError, match="got str") as e:
         quantize.fp16("model")
     one_line(e)
 

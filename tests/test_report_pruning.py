@@ -83,7 +83,7 @@ def test_pruning_specs_end_with_a_finetune_step():
     [([0.5], ["bogus"], ["layer"], "unknown method 'bogus'"),
      ([0.5], ["fp16"], ["layer"], "method 'fp16' has no sparsity option"),
      ([1.5], ["magnitude"], ["layer"], "sparsity"),
-     ([0.5], ["magnitude"], ["local"], "scope must be 'layer' or 'global', got 'local'")],
+     ([0.5], ["magnitude"], ["local"], "scope must be one of 'layer', 'global', got 'local'")],
 )
 def test_pruning_configs_reject_bad_input(sparsities, methods, scopes, message):
     with pytest.raises(ValueError, match=message) as info:

@@ -364,7 +364,7 @@ def test_grid_finetune_after_pruning():
         ({"sparsities": 0.5}, "sparsities must be a non-empty list of numbers in [0, 1], got 0.5"),
         ({"sparsities": (1.5,)}, "sparsities must hold numbers in [0, 1], got 1.5"),
         ({"bits": ("4",)}, "bits must hold ints, got '4'"),
-        ({"bits": (1,)}, "bits must be an int in 2..8, got 1"),
+        ({"bits": (1,)}, "bits must be an int in [2, 8], got 1"),
         ({"kd": (1,)}, "kd must hold True / False values, got 1"),
         (
             {"quantize": "fp16"},
@@ -623,7 +623,7 @@ def test_search_nothing_fits_after_training(digits, cache_dir, counted):
     ("kwargs", "message"),
     [
         ({"space": ["fp16", "magnitde:sparsity=0.5"]}, "unknown method 'magnitde'"),
-        ({"space": ["magnitude:sparsity=2"]}, "sparsity must be"),
+        ({"space": ["magnitude:sparsity=2.0"]}, "sparsity must be"),
         ({"space": "fp16"}, "space must be a list of method specs such as ['fp16'], got 'fp16'"),
         ({"space": ["fp16", "fp16"]}, "space names 'fp16' more than once"),
         (
