@@ -214,3 +214,54 @@ def check_model(value, name: str = "model", *, dtypes=MODEL_DTYPES):
                 "convert it with model.float()"
             )
     return value
+
+
+# ---------------------------------------------------------------- V1 (core: data, models, train, measure,
+# engine, tradeoff): data sets, lists, and the bounds of the options they add
+
+BOUNDS.update(
+    {
+        # classes of a data set (and outputs of a model): at least two; 1,000 is ImageNet's count
+        "num_classes": Range(2, 1000),
+        "labels": Range(0, 1, low_open=True),  # the fraction of training labels a student sees (kd)
+        "jitter": Range(0, 8),  # pixels a kd training image is shifted by
+    }
+)
+
+
+def check_data(value, name: str = "data"):
+    """Returns ``value`` if it is an ``mcv.data.DataBundle``.
+
+    Raises:
+        TypeError: anything else (a name such as "digits", a tensor, a DataLoader).
+    """
+    import sys
+
+    # mcviz.data imports this module; a DataBundle exists only once mcviz.data is loaded
+    data_module = sys.modules.get("mcviz.data")
+    if data_module is None or not isinstance(value, data_module.DataBundle):
+        raise TypeError(
+            f"{name} must be a DataBundle from mcv.data.load or mcv.data.from_arrays, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def check_list(value, name: str, item=None, *, what: str = "values", empty: bool = False) -> list:
+    """Returns ``value`` as a list if it is a list, tuple, range or 1-D array (never a str) whose
+    every item passes ``item(v, f"{name}[{i}]")`` (a check of this module, or None).
+
+    ``what`` describes the items in messages ("numbers in [0, 1]"); ``empty`` allows no items.
+
+    Raises:
+        TypeError: not a list, or an item of the wrong type. ValueError: empty, or a bad item.
+    """
+    ok = isinstance(value, (list, tuple, range)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    if not ok:
+        raise TypeError(f"{name} must be a list of {what}, got {shorten(value)}")
+    items = list(value)
+    if not items and not empty:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got {shorten(value)}")
+    if item is not None:
+        items = [item(v, f"{name}[{i}]") for i, v in enumerate(items)]
+    return items
