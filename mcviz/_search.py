@@ -2,7 +2,8 @@
 
 - ``train_penalized`` runs ``mcv.train.fit`` with ``lambda * penalty(weights)`` as its regularizer;
   ``threshold_prune`` zeroes the weights below a fraction of their layer's largest.
-- The argument checks of ``lagrangian`` and ``grid``.
+- ``one_method``: the checked method of a one-method spec, for ``grid`` (its other checks are
+  ``mcviz._checks``').
 
 The search cache that lived here is ``mcv.engine``'s row cache now.
 """
@@ -10,14 +11,12 @@ The search cache that lived here is ``mcv.engine``'s row cache now.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
-import numpy as np
 import torch
 from torch import nn
 
 from mcviz import prune, registry, train
+from mcviz._checks import shorten
 
 PENALTIES = ("l1", "l0")
 L0_EPS = 1e-4  # w^2 / (w^2 + eps) is ~1 for |w| >> 0.01 and ~0 for |w| << 0.01
@@ -65,35 +64,7 @@ def threshold_prune(model: nn.Module, threshold: float) -> nn.Module:
     return prune.magnitude(model, plan, scope="layer")
 
 
-# ---------------------------------------------------------------- argument checks
-
-
-def is_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and not math.isnan(x)
-
-
-def check_lambdas(lambdas) -> list[float]:
-    ok = isinstance(lambdas, (list, tuple, np.ndarray)) and len(lambdas) > 0
-    if not ok or not all(is_number(v) and 0 <= v < math.inf for v in lambdas):
-        raise ValueError(f"lambdas must be a non-empty list of numbers >= 0, got {lambdas!r}")
-    labels = [f"{v:g}" for v in lambdas]
-    repeated = [v for i, v in enumerate(labels) if v in labels[:i]]
-    if repeated:
-        raise ValueError(f"lambdas holds {repeated[0]} more than once; each lambda is one row")
-    return [float(v) for v in lambdas]
-
-
-def unique(name, values, ok, what) -> list:
-    if (
-        isinstance(values, (str, bytes))
-        or not isinstance(values, (list, tuple, range, np.ndarray))
-        or not len(values)
-    ):
-        raise ValueError(f"{name} must be a non-empty list of {what}, got {values!r}")
-    for v in values:
-        if not ok(v):
-            raise ValueError(f"{name} must hold {what}, got {v!r}")
-    return list(dict.fromkeys(values))
+# ---------------------------------------------------------------- arguments of grid
 
 
 def one_method(name, spec, option) -> tuple[str, str]:
@@ -101,8 +72,10 @@ def one_method(name, spec, option) -> tuple[str, str]:
     takes = sorted(
         m for m, cls in registry.METHODS.items() if option in {f.name for f in dataclasses.fields(cls)}
     )
-    if not isinstance(spec, str) or "+" in spec:
-        raise ValueError(f"{name} must be one method spec such as {takes[0]!r}, got {spec!r}")
+    if not isinstance(spec, str):
+        raise TypeError(f"{name} must be one method spec such as {takes[0]!r}, got {shorten(spec)}")
+    if "+" in spec:
+        raise ValueError(f"{name} must be one method spec such as {takes[0]!r}, got {shorten(spec)}")
     (config,) = registry.parse(spec)
     method, _, rest = spec.partition(":")
     if option not in {f.name for f in dataclasses.fields(config)}:
