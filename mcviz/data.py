@@ -12,6 +12,8 @@ split, so a stray label (200 among digits) is refused instead of making an empty
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -308,17 +310,19 @@ def _load_idx(root, split_seed: int) -> DataBundle:
 
 def _stratified_split(y: np.ndarray, split, split_seed: int):
     n = len(y)
-    if not isinstance(split, (tuple, list)) or len(split) != 3:
-        raise ValueError(f"split must give three parts (train, val, test), got {split!r}")
-    if all(isinstance(s, int) and not isinstance(s, bool) for s in split):
-        counts = list(split)
+    if not isinstance(split, (tuple, list)):
+        raise TypeError(f"split must give three parts (train, val, test), got {shorten(split)}")
+    if len(split) != 3:
+        raise ValueError(f"split must give three parts (train, val, test), got {shorten(split)}")
+    if all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in split):
+        counts = [int(s) for s in split]
         if sum(counts) != n or min(counts) < 1:
             raise ValueError(f"split counts must be >= 1 and sum to {n}, got {split!r}")
     else:
-        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in split):
-            raise ValueError(f"split must hold three fractions or three counts, got {split!r}")
+        if not all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in split):
+            raise TypeError(f"split must hold three fractions or three counts, got {shorten(split)}")
         fr = [float(s) for s in split]
-        if min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
+        if not all(math.isfinite(f) and f > 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
             raise ValueError(f"split fractions must be > 0 and sum to 1, got {split!r}")
         n_test = max(1, round(fr[2] * n))
         n_val = max(1, round(fr[1] * n))

@@ -33,6 +33,7 @@ from mcviz._checks import (
     check_number,
     check_option,
     check_seed,
+    shorten,
 )
 from mcviz.data import DataBundle
 
@@ -172,6 +173,8 @@ def fit(
     check_seed(label_seed, "label_seed")
     check_number(hint_weight, "hint_weight", low=0, low_open=True)
     check_bool(progress, "progress")
+    if hint is not None:
+        _check_hint(hint)
     X, y = data.train.tensors
     labelled = torch.zeros(len(y), dtype=torch.bool)
     labelled[data_module.labelled_indices(y.numpy(), labels, seed=label_seed)] = True
@@ -327,9 +330,15 @@ class _Capture:
         self.handle.remove()
 
 
+def _check_hint(hint) -> None:
+    what = f"hint must be None or (student_layer, teacher_layer) module names, got {shorten(hint)}"
+    if not isinstance(hint, (tuple, list)) or not all(isinstance(h, str) for h in hint):
+        raise TypeError(what)
+    if len(hint) != 2:
+        raise ValueError(what)
+
+
 def _hint(student, teacher, hint, probe):
-    if not (isinstance(hint, (tuple, list)) and len(hint) == 2 and all(isinstance(h, str) for h in hint)):
-        raise ValueError(f"hint must be (student_layer, teacher_layer) module names, got {hint!r}")
     layers = []
     for who, net, name in (("student", student, hint[0]), ("teacher", teacher, hint[1])):
         modules = dict(net.named_modules())

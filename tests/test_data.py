@@ -552,7 +552,7 @@ def test_read_idx_zero_dimensions(tmp_path):
 
 @pytest.mark.parametrize("split", [None, "0.7,0.1,0.2", (0.7, 0.1, "x"), (0.7, 0.1, None)])
 def test_from_arrays_rejects_split_of_wrong_type(split):
-    with pytest.raises(ValueError, match=re.escape(repr(split))) as e:
+    with pytest.raises(TypeError, match=re.escape(repr(split))) as e:
         mcv.data.from_arrays(*arrays(), split=split)
     one_line(e)
 

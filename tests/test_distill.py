@@ -412,8 +412,11 @@ def test_hint_rejects_unknown_layers_and_leaves_no_hook(digits, teacher):
     with pytest.raises(ValueError, match=r"teacher has no layer 'conv9'; its layers: flatten, fc1") as e:
         fit(student, teacher, digits, hint=("relu2", "conv9"), hint_weight=1.0)
     one_line(e)
-    with pytest.raises(ValueError, match=r"hint must be \(student_layer, teacher_layer\)") as e:
+    with pytest.raises(TypeError, match=r"hint must be None or \(student_layer, teacher_layer\)") as e:
         fit(student, teacher, digits, hint="relu2", hint_weight=1.0)
+    one_line(e)
+    with pytest.raises(ValueError, match=r"hint must be None or \(student_layer, teacher_layer\)") as e:
+        fit(student, teacher, digits, hint=("relu2",), hint_weight=1.0)
     one_line(e)
     for net in (student, teacher):
         assert all(not m._forward_hooks for m in net.modules())
