@@ -54,7 +54,7 @@ __all__ = [
     "select",
 ]
 
-COSTS = tuple(measure.COSTS)  # the cost column names, in mcv.measure.COSTS's order
+COSTS = _search.COSTS  # the cost column names, in mcv.measure.COSTS's order
 PENALTIES = _search.PENALTIES
 
 
@@ -73,7 +73,7 @@ def pareto(df: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accurac
     Example:
         >>> front = pareto(table, cost="macs")  # doctest: +SKIP
     """
-    c, m = _numbers(df, cost, metric)
+    c, m = _search.numbers(df, cost, metric)
     ok = np.flatnonzero(~(np.isnan(c) | np.isnan(m)))
     if not len(ok):
         raise ValueError(f"no row has both a {cost} and a {metric} value; pareto needs at least one")
@@ -100,13 +100,13 @@ def limit(
     ``cost``) and ``fraction`` (> 0, relative to the row labelled ``baseline``; above 1 admits
     models bigger than the baseline).
     """
-    _check_table(df)
-    _check_cost(df, cost)
-    _check_limit(cost, budget, fraction)
+    _search.check_table(df)
+    _search.check_cost(df, cost)
+    _search.check_limit(cost, budget, fraction)
     if budget is not None:
         return float(budget)
     if "label" not in df.columns:
-        raise ValueError(f"the table has no column 'label'; its columns: {_columns(df)}")
+        raise ValueError(f"the table has no column 'label'; its columns: {_search.columns(df)}")
     rows = df[df["label"] == baseline]
     if not len(rows):
         labels = ", ".join(repr(v) for v in df["label"].tolist())
@@ -137,7 +137,7 @@ def select(
             the cheapest row.
     """
     lim = limit(df, cost=cost, budget=budget, fraction=fraction, baseline=baseline)
-    c, m = _numbers(df, cost, metric)
+    c, m = _search.numbers(df, cost, metric)
     fits = np.flatnonzero((c <= lim) & ~np.isnan(m))
     if not len(fits):
         given = f"budget={budget!r}" if budget is not None else f"fraction={fraction!r} of {baseline!r}"
@@ -145,7 +145,7 @@ def select(
         cheapest = ""
         if len(priced):
             i = priced[np.argmin(c[priced])]
-            cheapest = f"; the cheapest is {_name(df, i)} with {cost} {_fmt(c[i])}"
+            cheapest = f"; the cheapest is {_search.row_name(df, i)} with {cost} {_fmt(c[i])}"
         raise NothingFits(f"no configuration has {cost} <= {_fmt(lim)} ({given}){cheapest}")
     best = fits[np.lexsort((fits, c[fits], -m[fits]))[0]]
     return df.iloc[best]
@@ -369,7 +369,7 @@ def search(
     repeated = [s for i, s in enumerate(space) if s in space[:i]]
     if repeated:
         raise ValueError(f"space names {repeated[0]!r} more than once; each spec is one row")
-    _check_cost(None, cost)
+    _search.check_cost(None, cost)
     if not isinstance(metric, str) or metric not in measure.FIELDS[1:]:
         error = ValueError if isinstance(metric, str) else TypeError
         raise error(
@@ -379,7 +379,7 @@ def search(
     check_bool(progress, "progress")
     if cost in measure.TIMING_FIELDS and not latency:
         raise ValueError(f"cost {cost!r} needs latency=True (timings are measured only when asked)")
-    _check_limit(cost, budget, fraction, required=False)
+    _search.check_limit(cost, budget, fraction, required=False)
     check_option("epochs", epochs)
     check_seed(seed)
 
@@ -389,64 +389,7 @@ def search(
     return decide(table, cost=cost, metric=metric, budget=budget, fraction=fraction)
 
 
-# ---------------------------------------------------------------- checks and formatting
-
-
-def _check_table(df) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(
-            f"the table must be a pandas DataFrame such as mcv.measure.table(...), got {type(df).__name__}"
-        )
-    if not len(df):
-        raise ValueError("the table is empty; it needs at least one row")
-
-
-def _columns(df) -> str:
-    return ", ".join(map(str, df.columns))
-
-
-def _check_cost(df, cost) -> None:
-    if not isinstance(cost, str) or cost not in COSTS:
-        error = ValueError if isinstance(cost, str) else TypeError
-        raise error(f"unknown cost column {shorten(cost)}; choose one of {', '.join(COSTS)}")
-    if df is not None and cost not in df.columns:
-        raise ValueError(f"the table has no column {cost!r}; its columns: {_columns(df)}")
-
-
-def _numbers(df, cost, metric) -> tuple[np.ndarray, np.ndarray]:
-    _check_table(df)
-    _check_cost(df, cost)
-    if not isinstance(metric, str) or metric not in df.columns:
-        error = ValueError if isinstance(metric, str) else TypeError
-        raise error(f"the table has no column {shorten(metric)}; its columns: {_columns(df)}")
-    return _column(df, cost), _column(df, metric)
-
-
-def _column(df, col) -> np.ndarray:
-    """Returns ``df[col]`` as floats (missing values as NaN); raises ValueError naming the first row
-    whose value is there but is not a finite number (a tampered or broken row is never ranked)."""
-    values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values) & df[col].notna().to_numpy())
-    if len(bad):
-        i = bad[0]
-        raise ValueError(
-            f"the table's {col} column must hold finite numbers, got {shorten(df[col].iloc[i])} "
-            f"in row {_name(df, i)}"
-        )
-    return values
-
-
-def _check_limit(cost, budget, fraction, *, required: bool = True) -> None:
-    if budget is not None and fraction is not None:
-        raise ValueError(
-            f"give either budget or fraction, not both (budget={budget!r}, fraction={fraction!r})"
-        )
-    if budget is None and fraction is None:
-        if required:
-            raise ValueError(f"give a budget (absolute {cost} limit) or a fraction of the baseline's {cost}")
-        return
-    name, value = ("budget", budget) if budget is not None else ("fraction", fraction)
-    check_number(value, name, low=0, low_open=True)
+# ---------------------------------------------------------------- formatting (the checks are in _search)
 
 
 def _fmt(x: float) -> str:
@@ -455,6 +398,3 @@ def _fmt(x: float) -> str:
         return f"{x:,.0f}"
     return f"{x:,.1f}" if abs(x) >= 1000 else f"{x:,.6g}"
 
-
-def _name(df, i: int) -> str:
-    return repr(df["label"].iloc[i]) if "label" in df.columns else f"row {df.index[i]!r}"
