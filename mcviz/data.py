@@ -143,10 +143,17 @@ def subset(data: DataBundle, fraction: float, *, seed: int = 0) -> DataBundle:
     """Returns a DataBundle whose train split is a stratified ``fraction`` of ``data``'s; val and test stay.
 
     ``data`` is unchanged. Use it to train a model on scarce labels, e.g. ``subset(data, 0.1)``.
+    Like every DataBundle, the subset's train split holds every class: a fraction too small for
+    that is refused.
     """
     check_data(data)
     X, y = data.train.tensors
     keep = labelled_indices(y.numpy(), fraction, seed=seed)
+    if len(np.unique(y[keep].numpy())) < data.num_classes:
+        raise ValueError(
+            f"fraction={fraction:g} keeps {len(keep):,} of {len(y):,} training examples, fewer than one "
+            f"per class ({data.num_classes}); use a fraction of at least {data.num_classes / len(y):.2g}"
+        )
     digest = hashlib.sha256(f"{data.fingerprint}|subset|{float(fraction)!r}|{seed}".encode()).hexdigest()
     name = data.name if fraction == 1 else f"{data.name}[{float(fraction):g}]"
     return replace(data, name=name, train=TensorDataset(X[keep], y[keep]), fingerprint=digest)

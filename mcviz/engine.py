@@ -149,7 +149,7 @@ def cache_key(cache: dict[str, Any], data: DataBundle, spec) -> str:
     """
     _check_cache(cache)
     if cache is None:
-        raise ValueError("cache must be a dict naming the baseline, got None")
+        raise TypeError("cache must be a dict naming the baseline, got None")
     (chain,), _ = _chains([spec])
     return _cache_key(cache, data, chain)
 

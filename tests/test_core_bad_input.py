@@ -324,6 +324,17 @@ def test_t10k_labels_must_be_classes_of_the_training_labels(tmp_path):
     assert mcv.data.load("idx", root=tmp_path).num_classes == 10
 
 
+def test_a_subset_keeps_every_class(digits):
+    smallest = mcv.data.subset(digits, 10 / len(digits.train))
+    assert smallest.train.tensors[1].unique().tolist() == list(range(10))
+    with pytest.raises(ValueError) as e:
+        mcv.data.subset(digits, 0.001)
+    assert one_line(e) == (
+        "fraction=0.001 keeps 1 of 1,258 training examples, fewer than one per class (10); "
+        "use a fraction of at least 0.0079"
+    )
+
+
 def test_num_classes_is_bounded_and_checked_against_the_labels():
     X, y = arrays()
     assert mcv.data.from_arrays(X, y, num_classes=3).num_classes == 3

@@ -191,3 +191,9 @@ def test_the_engine_sits_below_the_views_and_reports():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "mcviz"
                  for a in n.names}  # fmt: skip
         assert not names & {"plots", "widgets", "reports", "cli", "_params", "_html"}, module
+
+
+def test_cache_key_needs_a_dict(digits):
+    with pytest.raises(TypeError) as e:
+        engine.cache_key(None, digits, "fp16")
+    assert one_line(e) == "cache must be a dict naming the baseline, got None"
