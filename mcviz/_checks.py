@@ -65,7 +65,7 @@ BOUNDS: dict[str, Range] = {
     "calibration_batches": Range(1, 1000),
     "width": Range(1, 4096),
     "temperature": Range(0, 100, low_open=True),
-    "alpha": Range(0, 1),
+    "alpha": Range(0.0, 1.0),
     "threads": Range(1, 256),
     "repeats": Range(3, 10_000),
     "warmup": Range(0, 10_000),
@@ -241,7 +241,7 @@ def check_frame(value, name: str, columns: Iterable[str] = ()):
 # and the checks of values they share (sparsities, DataBundles, seeds derived from a seed).
 
 BOUNDS.update({
-    "sparsity": Range(0, 1),  # the fraction of zero weights
+    "sparsity": Range(0.0, 1.0),  # the fraction of zero weights
     "rounds": Range(1, 100),  # prune / retrain rounds (iterative pruning, lottery tickets)
     "rate": Range(0, 1, low_open=True, high_open=True),  # the fraction pruned per round
     "num_classes": Range(2, 1000),  # outputs of a model the explorers build
@@ -250,6 +250,17 @@ BOUNDS.update({
     # input values of one timed batch (batch size x input size): 64 MB of float32
     "batch_values": Range(1, 2**24),
 })  # fmt: skip
+
+
+# ---- V1 (core: data, models, train, measure, engine, tradeoff): the bounds of the options they add
+BOUNDS.update(
+    {
+        # classes of a data set (and outputs of a model): at least two; 1,000 is ImageNet's count
+        "num_classes": Range(2, 1000),
+        "labels": Range(0, 1, low_open=True),  # the fraction of training labels a student sees (kd)
+        "jitter": Range(0, 8),  # pixels a kd training image is shifted by
+    }
+)
 
 
 def check_sparsity(value, name: str = "sparsity", *, bounds: Range | None = None) -> float:
@@ -337,3 +348,23 @@ def offset_seed(seed: int, offset: int) -> int:
     """Returns ``seed + offset`` wrapped into [0, 2**32 - 1], so a seed derived from a valid seed
     (round k trains with seed + k) is valid too; below the top of the range it is just the sum."""
     return (seed + offset) % (SEED_MAX + 1)
+
+
+def check_list(value, name: str, item=None, *, what: str = "values", empty: bool = False) -> list:
+    """Returns ``value`` as a list if it is a list, tuple, range or 1-D array (never a str) whose
+    every item passes ``item(v, f"{name}[{i}]")`` (a check of this module, or None).
+
+    ``what`` describes the items in messages ("numbers in [0, 1]"); ``empty`` allows no items.
+
+    Raises:
+        TypeError: not a list, or an item of the wrong type. ValueError: empty, or a bad item.
+    """
+    ok = isinstance(value, (list, tuple, range)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    if not ok:
+        raise TypeError(f"{name} must be a list of {what}, got {shorten(value)}")
+    items = list(value)
+    if not items and not empty:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got {shorten(value)}")
+    if item is not None:
+        items = [item(v, f"{name}[{i}]") for i, v in enumerate(items)]
+    return items

@@ -167,7 +167,7 @@ def test_budget_summary_without_a_limit_names_the_front_and_how_to_set_one():
     [
         ({"budget": 1}, mcv.tradeoff.NothingFits, "no configuration has size_bytes <= 1 (budget=1)"),
         ({"budget": 1, "fraction": 0.5}, ValueError, "give either budget or fraction, not both"),
-        ({"budget": 0}, ValueError, "budget must be a number > 0, got 0"),
+        ({"budget": 0}, ValueError, "budget must be a finite number > 0, got 0"),
         ({"fraction": 0.5, "cost": "weight"}, ValueError, "unknown cost column 'weight'"),
         ({"fraction": 0.5, "baseline": "dense"}, ValueError, "no row is labelled 'dense'"),
     ],
