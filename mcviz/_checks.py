@@ -84,6 +84,9 @@ def shorten(value, limit: int = 80) -> str:
     return f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
+PATH_LIMIT = 4200  # a path is never cut short: PATH_MAX (4096) plus its quotes and escapes
+
+
 def check_int(value, name: str, *, bounds: Range | None = None, low=None, high=None) -> int:
     """Returns ``value`` as an int if it is an integer (numpy ints too, never a bool) within the bounds.
 

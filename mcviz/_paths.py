@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from mcviz._checks import shorten
+from mcviz._checks import PATH_LIMIT, shorten
 
 MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 KINDS = {"file": "an existing file", "folder": "an existing folder", "any": "an existing file or folder"}
@@ -67,7 +67,7 @@ def check_path(value, name: str, *, kind: str = "any", allowed: str | None = Non
     path = Path(text).expanduser()
 
     def bad(why: str) -> ValueError:
-        return ValueError(f"{name} must be {allowed}, got {shorten(text)} ({why})")
+        return ValueError(f"{name} must be {allowed}, got {shorten(text, PATH_LIMIT)} ({why})")
 
     try:
         mode = path.stat().st_mode
@@ -101,23 +101,25 @@ def output_folder(value, name: str) -> Path:
     text = path_text(value, name, allowed)
     path = Path(text).expanduser().absolute()
     if path.is_symlink() and not path.exists():
-        raise ValueError(f"{name} must be {allowed}, got {shorten(text)} (a broken symbolic link)")
+        shown = shorten(text, PATH_LIMIT)
+        raise ValueError(f"{name} must be {allowed}, got {shown} (a broken symbolic link)")
     path = path.resolve()
     if path.exists():
         if not path.is_dir():
-            raise ValueError(f"{name} must be {allowed}, got {shorten(text)} (a file)")
+            raise ValueError(f"{name} must be {allowed}, got {shorten(text, PATH_LIMIT)} (a file)")
         try:
             empty = next(path.iterdir(), None) is None
         except OSError as exc:
-            raise ValueError(f"{name} must be {allowed}, got {shorten(text)} ({_reason(exc)})") from None
+            shown = shorten(text, PATH_LIMIT)
+            raise ValueError(f"{name} must be {allowed}, got {shown} ({_reason(exc)})") from None
         if not empty:
-            raise FileExistsError(f"output folder {shorten(text)} exists and is not empty")
+            raise FileExistsError(f"output folder {shorten(text, PATH_LIMIT)} exists and is not empty")
         return path
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                in_the_way = f"{shorten(str(parent))} is a file"
-                raise ValueError(f"{name} must be {allowed}, got {shorten(text)} ({in_the_way})")
+                in_the_way = f"{shorten(str(parent), PATH_LIMIT)} is a file"
+                raise ValueError(f"{name} must be {allowed}, got {shorten(text, PATH_LIMIT)} ({in_the_way})")
             break
     return path
 

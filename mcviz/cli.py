@@ -141,14 +141,14 @@ def _collect(template, file: str | None, pairs: list[list[str]]) -> dict:
             parameter that is not a list given twice with -p (one line).
     """
     from mcviz import _param_values, _paths, _yaml, reports
-    from mcviz._checks import shorten
+    from mcviz._checks import PATH_LIMIT, shorten
 
     template = reports.load(template)
     declared = {p.name: p for p in template.parameters}
     values: dict = {}
     if file is not None:
         path = _paths.check_path(file, "-f", kind="file", allowed="a YAML file of parameters")
-        what = f"parameters file {shorten(file)}"
+        what = f"parameters file {shorten(file, PATH_LIMIT)}"
         loaded = _yaml.load(_yaml.read_text(path, what), what, max_chars=_yaml.MAX_FILE_BYTES)
         if loaded is None:  # empty, or only comments
             loaded = {}

@@ -28,7 +28,9 @@ def test_speedup_ratio_and_verdict(ref, other, ratio, verdict):
 
 
 def test_speedup_needs_timed_measurements():
-    untimed = dataclasses.replace(_timed("a", 1.0, 0.1), latency_ms=None)
+    untimed = dataclasses.replace(
+        _timed("a", 1.0, 0.1), latency_ms=None, latency_iqr_ms=None, batch_size=None, threads=None
+    )
     with pytest.raises(ValueError, match="has no latency: measure it with latency=True"):
         timing.speedup(untimed, _timed("b", 1.0, 0.1))
     with pytest.raises(TypeError, match="must be a mcv.measure.Measurement"):

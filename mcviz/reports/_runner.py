@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mcviz import _paths
-from mcviz._checks import Range, check_bool, check_number, shorten
+from mcviz._checks import PATH_LIMIT, Range, check_bool, check_number, shorten
 from mcviz._params import ParameterError
 from mcviz.reports._environment import KERNEL_ENV, environment
 from mcviz.reports._signals import Interrupted, stopping_on_signals
@@ -96,7 +96,7 @@ def _create(final: Path) -> tuple[Path, list[Path]]:
         _remove(None, created)
         where = next((d for d in (final.parent, *final.parent.parents) if d.exists()), final.parent)
         raise type(exc)(
-            f"cannot write the run folder {shorten(str(final))}: {_reason(exc)} in {shorten(str(where))}; "
+            f"cannot write the run folder {shorten(str(final), PATH_LIMIT)}: {_reason(exc)} in {shorten(str(where), PATH_LIMIT)}; "
             "choose a writable output folder"
         ) from None
     return work, created
@@ -107,7 +107,7 @@ def _kernel_folder() -> Path:
     try:
         return Path(tempfile.mkdtemp(prefix="mcviz-kernel-"))
     except OSError as exc:
-        where = shorten(tempfile.gettempdir())
+        where = shorten(tempfile.gettempdir(), PATH_LIMIT)
         raise type(exc)(
             f"cannot create the kernel's temporary folder in {where}: {_reason(exc)}; set TMPDIR to a "
             "writable folder"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mcviz import _paths, _yaml
-from mcviz._checks import shorten
+from mcviz._checks import PATH_LIMIT, shorten
 from mcviz._params import Param, ParameterError, parse_cell
 from mcviz._params import validate as _validate
 
@@ -61,11 +61,11 @@ def template_path(template: str | os.PathLike) -> Path:
             return _paths.check_path(text, "template", kind="file", allowed="an .ipynb notebook file")
         except ValueError as exc:
             if str(exc).endswith("(not found)"):
-                raise FileNotFoundError(f"template notebook {shorten(text)} not found") from None
+                raise FileNotFoundError(f"template notebook {shorten(text, PATH_LIMIT)} not found") from None
             raise
     found = templates()
     if text not in found:
-        raise FileNotFoundError(f"unknown template {shorten(text)}; available: {', '.join(found) or 'none'}")
+        raise FileNotFoundError(f"unknown template {shorten(text, PATH_LIMIT)}; available: {', '.join(found) or 'none'}")
     return found[text]
 
 
@@ -95,7 +95,7 @@ def load(template: str | os.PathLike | Template) -> Template:
         )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not JSON, not a notebook
         raise ParameterError(
-            f"template {shorten(str(path))} is not a readable notebook ({shorten(str(exc))})"
+            f"template {shorten(str(path), PATH_LIMIT)} is not a readable notebook ({shorten(str(exc))})"
         ) from None
     cell = parameters_cell(nb, name)
     return Template(
