@@ -18,7 +18,9 @@ __version__ = "0.1.0"
 
 from mcviz import (
     data,
+    deep_compression,
     distill,
+    encode,
     engine,
     grading,
     measure,
@@ -40,7 +42,9 @@ __all__ = [
     "check",
     "compress",
     "data",
+    "deep_compression",
     "distill",
+    "encode",
     "engine",
     "grading",
     "measure",
