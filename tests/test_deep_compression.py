@@ -109,3 +109,20 @@ def test_the_papers_rows_are_cited():
     assert set(dc.PAPER.model) == {"lenet300", "lenet5"}
     assert dc.PAPER.set_index(["model", "stage"]).ratio[("lenet300", "+ Huffman")] == 40.0
     assert "Han, Mao and Dally" in dc.CITATION
+
+
+def test_stage_models_beside_the_paper_and_the_summary(run, digits):
+    assert list(run.models) == run.stages.stage.tolist() and run.models["+ Huffman coding"] is run.model
+    x = digits.test.tensors[0]
+    shared = run.models["k-means + trained centroids"]
+    assert torch.equal(shared(x), run.model(x))  # Huffman coding changes no output
+    table = dc.beside_paper(run.stages, "lenet300")
+    assert table.set_index("stage").paper_ratio.dropna().to_dict() == {
+        "pruned + fine-tuned": 12.0,
+        "k-means + trained centroids": 32.0,
+        "+ Huffman coding": 40.0,
+    }
+    assert dc.beside_paper(run.stages, "mlp").paper_ratio.isna().all()
+    text = dc.summary(run.stages, "lenet300")
+    assert f"{run.stages.bytes.iloc[-1]:,} bytes" in text and "The paper reports 40x" in text
+    assert "paper" not in dc.summary(run.stages, "mlp")

@@ -165,7 +165,7 @@ class HuffmanConfig:
 
 def streams(model: nn.Module) -> pd.DataFrame:
     """Returns one row per stored stream of every encoded layer of ``model``: layer, stream
-    ("codes" or "index"), symbols, bits (as stored), fixed_bits (at the fixed width), entropy_bits
+    ("codes" or "index"), symbols, coded_bits (as stored), fixed_bits (at the fixed width), entropy_bits
     (the bound ``symbols * H``), bits per symbol and the stored bits over the bound; ``model`` is
     left unchanged. Tables (code lengths) are not part of the streams: see ``mcv.measure.storage``."""
     rows = []
@@ -180,7 +180,7 @@ def streams(model: nn.Module) -> pd.DataFrame:
                     "layer": name,
                     "stream": p.tensor,
                     "symbols": p.symbols,
-                    "bits": p.bits,
+                    "coded_bits": p.bits,
                     "fixed_bits": p.fixed_bits,
                     "entropy_bits": p.entropy_bits,
                     "bits_per_symbol": p.bits / p.symbols if p.symbols else 0.0,
@@ -191,7 +191,7 @@ def streams(model: nn.Module) -> pd.DataFrame:
         "layer",
         "stream",
         "symbols",
-        "bits",
+        "coded_bits",
         "fixed_bits",
         "entropy_bits",
         "bits_per_symbol",
