@@ -93,7 +93,7 @@ def main() -> None:
     )  # fmt: skip
     print("## Targets (mnist5k, mean of 3 seeds)\n")
     print(
-        pd.DataFrame(targets, columns=["measure", "paper", "goal", "measured", "met"]).to_markdown(
+        pd.DataFrame(targets, columns=["measure", "paper", "goal", "measured", "met"]).to_string(
             index=False
         )
     )
