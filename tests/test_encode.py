@@ -139,10 +139,9 @@ def test_huffman_is_a_registered_method(digits_mlp, digits):
         mcv.registry.parse("huffman:index_bits=13")
 
 
-def test_encoded_refuses_what_it_cannot_encode(digits_mlp):
-    with pytest.raises(ValueError, match="no pruned, k-means or quantized layer") as e:
-        mcv.encode.encoded(digits_mlp)
-    one_line(e)
+def test_encoded_refuses_bad_options_and_copies_plain_models(digits_mlp):
+    plain = mcv.encode.encoded(digits_mlp)  # nothing to code: a plain copy
+    assert plain is not digits_mlp and type(plain.fc1) is nn.Linear
     pruned = mcv.prune.magnitude(digits_mlp, 0.5)
     with pytest.raises(ValueError, match="index_bits names 'fc9'"):
         mcv.encode.encoded(pruned, index_bits={"fc9": 4})

@@ -23,6 +23,7 @@ from mcviz.encode.layers import (
     EncodedQuantLinear,
     HuffmanConfig,
     encoded,
+    huffman_coded,
     streams,
 )
 from mcviz.encode.pack import FORMAT_VERSION, MAGIC, FormatError, load, overhead, pack, save, unpack
@@ -47,6 +48,7 @@ __all__ = [
     "encode",
     "encoded",
     "entropy",
+    "huffman_coded",
     "load",
     "overhead",
     "pack",

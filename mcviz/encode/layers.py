@@ -106,7 +106,8 @@ def encoded(
     and (with ``huffman``) Huffman codes; ``model`` is left unchanged.
 
     The copy computes exactly what ``model`` computes. Plain Linear / Conv2d layers stay as they are
-    (raw float32 weights); an already encoded layer is encoded again with the new options.
+    (raw float32 weights: nothing to code), so a model with no compressed layer comes back as a
+    plain copy; an already encoded layer is encoded again with the new options.
 
     Args:
         model: a network (float32) with pruned, k-means or quantized layers, e.g. after
@@ -117,8 +118,8 @@ def encoded(
         huffman: Huffman-code the codes and the index gaps (False: fixed widths).
 
     Raises:
-        ValueError: no layer to encode, a dict naming a layer that is not a pruned, k-means or
-            quantized layer, a width out of range.
+        ValueError: a dict naming a layer that is not a pruned, k-means or quantized layer, a width
+            out of range, a model that is not float32.
 
     Example:
         >>> shared = mcv.compress(model, *mcv.registry.parse("magnitude + kmeans"))  # doctest: +SKIP
@@ -130,11 +131,6 @@ def encoded(
     check_model(model, dtypes=("float32",))
     check_bool(huffman, "huffman")
     targets = {n: m for n, m in model.named_modules() if _plain_kind(m) in ENCODED}
-    if not targets:
-        raise ValueError(
-            f"model {type(model).__name__} has no pruned, k-means or quantized layer to encode; "
-            "compress it first, e.g. 'magnitude:sparsity=0.9 + kmeans:bits=4 + huffman'"
-        )
     widths = _widths(index_bits, targets)
     out = copy.deepcopy(model)
     for name, layer in targets.items():
@@ -144,6 +140,12 @@ def encoded(
             width = sections.best_index_bits(mask.numpy(), huffman)
         out = _layers.replace(out, name, _encode_layer(out.get_submodule(name), width, huffman))
     return out
+
+
+def huffman_coded(model: nn.Module, *, index_bits: int | dict[str, int] | None = None) -> nn.Module:
+    """Returns ``encoded(model, index_bits=index_bits, huffman=True)``: relative indices and Huffman
+    codes, what the registered method ``huffman`` does; ``model`` is left unchanged."""
+    return encoded(model, index_bits=index_bits, huffman=True)
 
 
 @register
@@ -160,7 +162,7 @@ class HuffmanConfig:
             sparse.check_index_bits(self.index_bits)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
-        return encoded(model, index_bits=self.index_bits, huffman=True)
+        return huffman_coded(model, index_bits=self.index_bits)
 
 
 def streams(model: nn.Module) -> pd.DataFrame:
