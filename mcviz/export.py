@@ -42,6 +42,7 @@ from torch import nn
 
 from mcviz import _layers, train
 from mcviz._checks import check_choice, check_int, check_model
+from mcviz.encode.pack import write_atomic
 from mcviz.measure import StorageRow
 from mcviz.registry import register
 
@@ -125,7 +126,7 @@ def to_onnx(
         raise ValueError(f"ONNX cannot express {type(model).__name__}: {first}") from None
     data = buffer.getvalue()
     if path is not None:
-        _write_atomic(Path(path), data)
+        write_atomic(Path(path), data)
     return data
 
 
@@ -363,14 +364,3 @@ def _quiet_logs():
             yield
     finally:
         logger.setLevel(level)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

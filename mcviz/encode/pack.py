@@ -133,15 +133,7 @@ def save(model: nn.Module, path: str | os.PathLike) -> int:
     """Writes ``pack(model)`` to ``path`` atomically (a temporary file, then a rename: a failure
     leaves no file behind) and returns the number of bytes written."""
     data = pack(model)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), data)
     return len(data)
 
 
@@ -159,6 +151,19 @@ def overhead(model: nn.Module) -> int:
     _, layers = _describe(model)
     stored = sum(len(p.data) for layer, b, c in layers for p in sections.parts(layer, b, c))
     return len(pack(model)) - stored
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file in the same folder and a rename, so the
+    file appears whole or not at all (a failure removes the temporary file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- the container
