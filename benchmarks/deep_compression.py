@@ -1,5 +1,7 @@
 """Deep Compression on mnist5k: total compression and accuracy of LeNet-300-100 and LeNet-5, Huffman
-coding against the entropy bound, the lossless round trip, ONNX Runtime against PyTorch, and ONNX
+coding against the entropy bound (per stream; a small stream whose most frequent gap has
+probability above 1/2 cannot get within 2%: any prefix code spends a whole bit on it, which the
+lines for large streams and for all bits together show), the lossless round trip, ONNX Runtime against PyTorch, and ONNX
 Runtime's int8 against torch.ao's int8.
 
 Baselines: ``mcv.train.baseline(name, data, epochs=10, seed=s)`` for training seeds 0, 1, 2; each
@@ -87,10 +89,17 @@ def main() -> None:
     every = pd.concat(streams, ignore_index=True)
     worst = every.over_bound.max()
     within = int((every.over_bound <= STREAM_GOAL).sum())
-    targets.append(
+    large = every[every.symbols >= 1000]
+    total = every.coded_bits.sum() / every.entropy_bits.sum() - 1
+    targets += [
         ("Huffman-coded bits vs the entropy bound, per stream", "-", f"within {STREAM_GOAL:.0%}",
-         f"{within} of {len(every)} streams within; worst +{worst:.1%}", worst <= STREAM_GOAL)
-    )  # fmt: skip
+         f"{within} of {len(every)} streams within; worst +{worst:.1%}", worst <= STREAM_GOAL),
+        ("  the same, streams of >= 1,000 symbols", "-", f"within {STREAM_GOAL:.0%}",
+         f"{int((large.over_bound <= STREAM_GOAL).sum())} of {len(large)} within; worst "
+         f"+{large.over_bound.max():.1%}", bool((large.over_bound <= STREAM_GOAL).all())),
+        ("  the same, all streams' bits together", "-", f"within {STREAM_GOAL:.0%}", f"+{total:.2%}",
+         total <= STREAM_GOAL),
+    ]  # fmt: skip
     print("## Targets (mnist5k, mean of 3 seeds)\n")
     print(
         pd.DataFrame(targets, columns=["measure", "paper", "goal", "measured", "met"]).to_string(
