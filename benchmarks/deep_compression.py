@@ -1,8 +1,8 @@
 """Deep Compression on mnist5k: total compression and accuracy of LeNet-300-100 and LeNet-5, Huffman
 coding against the entropy bound (per stream; a small stream whose most frequent gap has
 probability above 1/2 cannot get within 2%: any prefix code spends a whole bit on it, which the
-lines for large streams and for all bits together show), the lossless round trip, ONNX Runtime against PyTorch, and ONNX
-Runtime's int8 against torch.ao's int8.
+lines for large streams and for all bits together show), the lossless round trip, ONNX Runtime
+against PyTorch, and ONNX Runtime's int8 against torch.ao's int8.
 
 Baselines: ``mcv.train.baseline(name, data, epochs=10, seed=s)`` for training seeds 0, 1, 2; each
 is compressed by ``mcv.deep_compression.deep_compression`` with the settings below (global magnitude
