@@ -222,6 +222,20 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def trained(stages: pd.DataFrame) -> pd.DataFrame:
+    """Returns the rows of a stage table after each training: without "pruned" when "pruned +
+    fine-tuned" follows it, and without "k-means" when "k-means + trained centroids" does; ``stages``
+    is left unchanged.
+
+    Those are the rows a rerun on another CPU reproduces within ``mcviz.reproduce.TOLERANCES``: a
+    model pruned or clustered but not yet retrained sits on a cliff, where the last bits of a weight
+    move several test images."""
+    names = set(stages.stage)
+    drop = {s for s, after in (("pruned", "pruned + fine-tuned"), ("k-means", "k-means + trained centroids"))
+            if after in names}  # fmt: skip
+    return stages[~stages.stage.isin(drop)].reset_index(drop=True)
+
+
 def beside_paper(stages: pd.DataFrame, model: str) -> pd.DataFrame:
     """Returns our stage table (from :func:`deep_compression`) with the paper's published ratio and
     error beside each stage it reports ("pruned", "pruned + quantized", "+ Huffman"), for ``model``

@@ -228,16 +228,27 @@ def weight_histograms(
 ) -> go.Figure:
     """Returns one histogram per model (e.g. per pipeline stage) of the weights it computes with in
     ``layer`` (default: all Linear / Conv2d layers), on a log count axis so that a gap at zero (pruning)
-    and spikes (k-means' shared values) show."""
-    fig = go.Figure()
+    and spikes (k-means' shared values) show.
+
+    The counts are binned here, over ``bins`` equal bins spanning +-(the largest |weight| rounded up
+    to a tenth), so the figure holds counts, not every weight."""
+    weights = {}
     for label, m in models.items():
         layers = (
             [m.get_submodule(layer)] if layer else [x for x in m.modules() if isinstance(x, _layers.KINDS)]
         )
-        w = torch.cat([_layers.weight(x).detach().reshape(-1) for x in layers]).numpy()
-        fig.add_histogram(x=w, nbinsx=bins, name=f"{label} ({int((w != 0).sum()):,} nonzero)", opacity=0.6)
+        weights[label] = torch.cat([_layers.weight(x).detach().reshape(-1) for x in layers]).numpy()
+    bound = math.ceil(10 * max(float(np.abs(w).max()) for w in weights.values())) / 10 or 0.1
+    edges = np.linspace(-bound, bound, bins + 1)
+    centers = ((edges[:-1] + edges[1:]) / 2).round(6).tolist()
+    fig = go.Figure()
+    for label, w in weights.items():
+        counts, _ = np.histogram(w, bins=edges)
+        fig.add_bar(
+            x=centers, y=counts.tolist(), name=f"{label} ({int((w != 0).sum()):,} nonzero)", opacity=0.6
+        )
     fig.update_layout(
-        barmode="overlay", title=f"Weights of {layer or 'every layer'}, stage by stage",
+        barmode="overlay", bargap=0, title=f"Weights of {layer or 'every layer'}, stage by stage",
         xaxis_title="weight", yaxis_title="count (log)", yaxis_type="log", height=380,
     )  # fmt: skip
     return fig

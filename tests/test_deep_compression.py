@@ -126,3 +126,14 @@ def test_stage_models_beside_the_paper_and_the_summary(run, digits):
     text = dc.summary(run.stages, "lenet300")
     assert f"{run.stages.bytes.iloc[-1]:,} bytes" in text and "The paper reports 40x" in text
     assert "paper" not in dc.summary(run.stages, "mlp")
+
+
+def test_trained_keeps_the_rows_after_each_training(run):
+    assert dc.trained(run.stages).stage.tolist() == [
+        "baseline",
+        "pruned + fine-tuned",
+        "k-means + trained centroids",
+        "+ Huffman coding",
+    ]
+    untrained = run.stages[~run.stages.stage.isin(["pruned + fine-tuned", "k-means + trained centroids"])]
+    assert dc.trained(untrained).stage.tolist() == ["baseline", "pruned", "k-means", "+ Huffman coding"]
