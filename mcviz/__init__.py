@@ -33,6 +33,7 @@ from mcviz import (
     registry,
     stats,
     sweeps,
+    timing,
     tradeoff,
     train,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "seed",
     "stats",
     "sweeps",
+    "timing",
     "tradeoff",
     "train",
 ]
