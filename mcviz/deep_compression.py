@@ -28,7 +28,16 @@ import pandas as pd
 from torch import nn
 
 from mcviz import _layers, encode, prune, train
-from mcviz._checks import BOUNDS, check_choice, check_int, check_model, check_number, check_option, check_seed
+from mcviz._checks import (
+    BOUNDS,
+    check_choice,
+    check_data,
+    check_int,
+    check_model,
+    check_number,
+    check_option,
+    check_seed,
+)
 from mcviz.data import DataBundle
 from mcviz.encode import sections, sparse
 from mcviz.quantize.kmeans import KMeansConv2d, KMeansLinear
@@ -113,7 +122,7 @@ def deep_compression(
         >>> run.stages  # doctest: +SKIP
     """
     check_model(model, dtypes=("float32",))
-    train._check_data(data)
+    check_data(data)
     names = _layer_names(model)
     plan = _Plan(
         sparsity=_per_layer_sparsity(sparsity, scope, names),

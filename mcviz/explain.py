@@ -33,7 +33,8 @@ import torch
 from plotly.subplots import make_subplots
 from torch import nn
 
-from mcviz import _layers, stats, train
+from mcviz import _layers, stats
+from mcviz._checks import check_data
 
 
 class Comparison(NamedTuple):
@@ -52,7 +53,7 @@ class Comparison(NamedTuple):
 @torch.no_grad()
 def predict(model: nn.Module, data, split: str = "test") -> torch.Tensor:
     """Returns the logits of ``model`` on every example of a split (in batches of 1,000)."""
-    train._check_data(data)
+    check_data(data)
     X = data.split(split).tensors[0]
     model.eval()
     return torch.cat([model(X[i : i + 1000]) for i in range(0, len(X), 1000)])

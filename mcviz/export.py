@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcviz import _layers, train
-from mcviz._checks import check_choice, check_int, check_model
+from mcviz import _layers
+from mcviz._checks import check_choice, check_data, check_int, check_model
 from mcviz.encode.pack import write_atomic
 from mcviz.measure import StorageRow
 from mcviz.registry import register
@@ -219,9 +219,11 @@ def ort_int8(
     """
     check_choice(mode, "mode", MODES)
     check_int(calibration_batches, "calibration_batches", low=1, high=1000)
+    if data is not None:
+        check_data(data)
+    elif mode == "static":
+        raise ValueError("ort_int8 mode='static' needs data=, a DataBundle whose training split calibrates")
     shape = getattr(model, "input_shape", None) or (tuple(data.input_shape) if data is not None else None)
-    if mode == "static":
-        train._check_data(data)
     source = to_onnx(model, input_shape=shape)
     from onnxruntime import quantization as q
 
@@ -278,7 +280,7 @@ def agreement(model: nn.Module, other: nn.Module, data, *, split: str = "test",
               tolerance: float = LOGIT_TOLERANCE) -> Agreement:  # fmt: skip
     """Returns how ``other`` (e.g. the ONNX Runtime model) agrees with ``model`` on every image of a
     split: same predicted class, largest logit difference; both models are left unchanged."""
-    train._check_data(data)
+    check_data(data)
     X = data.split(split).tensors[0]
     a = torch.cat([model.eval()(X[i : i + 1000]) for i in range(0, len(X), 1000)])
     b = torch.cat([other.eval()(X[i : i + 1000]) for i in range(0, len(X), 1000)])

@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import math
-import numbers
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -435,25 +434,3 @@ def _check_fine_tune(epochs, lr, seed) -> None:
     check_option("epochs", epochs)
     check_option("lr", lr)
     check_seed(seed)
-
-
-# ---- unchanged, only for prune/ and quantize/ until they call mcviz._checks (then delete all three)
-
-
-def _check_data(data) -> None:
-    if not isinstance(data, DataBundle):
-        raise ValueError(
-            f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
-        )
-
-
-def _check_lr(lr) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 10:
-        raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
-    return lr
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)

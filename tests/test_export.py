@@ -56,8 +56,10 @@ def test_ort_int8_bad_options():
 
 
 def test_static_ort_int8_needs_data(digits_mlp):
-    with pytest.raises(ValueError, match="data must be a DataBundle"):
+    with pytest.raises(ValueError, match="ort_int8 mode='static' needs data=, a DataBundle whose"):
         export.ort_int8(digits_mlp, None, mode="static")
+    with pytest.raises(TypeError, match="data must be a DataBundle .*, got str"):
+        export.ort_int8(digits_mlp, "digits", mode="static")
 
 
 def test_a_fresh_process_without_torch_gives_the_same_logits(tmp_path, digits_mlp, digits):
