@@ -134,6 +134,44 @@ def best_under(df, cost, budget):
     fits = df[df[cost] <= budget]
     ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
     return ranked["label"].iloc[0]""",
+    # lesson 08
+    "08.huffman_length": """\
+def huffman_average_length(counts):
+    heap = [(c, s, [s]) for s, c in enumerate(counts) if c]
+    lengths = [0] * len(counts)
+    if len(heap) == 1:
+        return 1.0
+    heapq.heapify(heap)
+    while len(heap) > 1:
+        c1, k1, g1 = heapq.heappop(heap)
+        c2, k2, g2 = heapq.heappop(heap)
+        for s in g1 + g2:
+            lengths[s] += 1
+        heapq.heappush(heap, (c1 + c2, min(k1, k2), g1 + g2))
+    return sum(c * n for c, n in zip(counts, lengths)) / sum(counts)""",
+    "08.relative_indices": """\
+def relative_entries(mask, index_bits):
+    filler, entries, previous = 2**index_bits - 1, [], -1
+    for position in np.flatnonzero(mask):
+        gap = int(position) - previous - 1
+        entries += [filler] * (gap // filler) + [gap % filler]
+        previous = int(position)
+    return entries""",
+    # lesson 09
+    "09.mcnemar": """\
+def mcnemar_p(correct_a, correct_b):
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
+    return min(1.0, 2 * tail / 2**n)""",
+    "09.concentration": """\
+def top_share(attribution, top):
+    a = attribution.abs()
+    k = math.ceil(top * a.shape[1])
+    return a.sort(dim=1, descending=True).values[:, :k].sum(1) / a.sum(1)""",
 }
 
 

@@ -37,6 +37,11 @@ KEYWORD_FUNCTIONS = {
     mcv.prune.ChannelsConfig: mcv.prune.channels,
     mcv.distill.KDConfig: mcv.distill.distill,
     mcv.train.FineTuneConfig: mcv.train.fine_tune,
+    mcv.encode.HuffmanConfig: mcv.encode.huffman_coded,
+    mcv.export.OrtInt8Config: mcv.export.ort_int8,
+    mcv.export.OnnxConfig: None,  # no options: it runs to_onnx (bytes) in an OnnxModel
+    # per kind (conv_bits, fc_bits) where the function takes per-layer bits; the function returns tables too
+    mcv.deep_compression.DeepCompressionConfig: None,
 }
 # config class -> options for the contract tests, for configs with required fields
 EXAMPLE_OPTIONS: dict[type, dict] = {}

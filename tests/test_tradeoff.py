@@ -394,7 +394,8 @@ def test_grid_finetune_after_pruning():
         ),
         (
             {"prune": "kmeans"},
-            "prune method 'kmeans' takes no sparsity option; choose one of channels, magnitude, random",
+            "prune method 'kmeans' takes no sparsity option; "
+            "choose one of channels, deep_compression, magnitude, random",
         ),
         ({"prune": "magnitud"}, "unknown method 'magnitud' in 'magnitud'"),
         ({"finetune_epochs": -1}, "finetune_epochs must be an int in [0, 200], got -1"),
