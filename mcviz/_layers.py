@@ -192,3 +192,28 @@ def unsupported(model: nn.Module) -> list[str]:
         if isinstance(w, torch.Tensor) and w.dim() >= 2:
             names.append(f"{name or '(the model)'} ({type(m).__name__})")
     return names
+
+
+def linear_targets(model: nn.Module, method: str) -> list[str]:
+    """Returns the names of ``model``'s Linear layers with a float weight Parameter (plain or pruned:
+    mcviz's quantized layers, whose weight is a buffer, are not quantized again), after the one rule
+    every method follows: refuse a model without one, warn once naming the weight layers left
+    unchanged (embeddings, convolutions...)."""
+    import warnings
+
+    from mcviz._checks import check_model  # deferred: this module imports only torch at import time
+
+    check_model(model)
+    names = [
+        n for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and isinstance(m._parameters.get("weight"), nn.Parameter)
+    ]  # fmt: skip
+    if not names:
+        raise ValueError(f"{method} needs a model with nn.Linear layers; {type(model).__name__} has none")
+    skipped = unsupported(model) + [
+        f"{n} ({type(m).__name__})" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
+    ]
+    if skipped:
+        shown = ", ".join(skipped[:4]) + (f" and {len(skipped) - 4} more" if len(skipped) > 4 else "")
+        warnings.warn(f"{method} leaves {shown} unchanged (it transforms nn.Linear layers)", stacklevel=3)
+    return names

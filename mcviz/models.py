@@ -14,7 +14,10 @@ from math import prod
 import torch
 from torch import nn
 
-NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")
+from mcviz import gpt
+
+NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")  # image classifiers
+LANGUAGE_MODELS = ("tiny_gpt",)  # take (context,) character ids; see mcv.gpt
 
 
 def build(
@@ -28,21 +31,24 @@ def build(
             inputs of at least 28x28), "mlp" (hidden widths via ``hidden=(300, 100)``), or
             "small_cnn" (a distillation student: padded conv 3x3 -> max-pool 2 -> ReLU twice,
             then linear; ``width=8`` filters in the first conv and twice that in the second;
-            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4).
+            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4), or
+            "tiny_gpt" (``mcv.gpt.TinyGPT``, a character-level transformer: ``input_shape=(context,)``,
+            ``num_classes`` the vocabulary size; ``layers=4``, ``dim=128``, ``heads=4``).
         input_shape: shape of one example, e.g. ``data.input_shape``.
         num_classes: number of outputs.
         seed: initialize with this seed (without touching global RNG state); None draws from the
             global generator, which ``mcv.seed`` controls.
-        options: "mlp" takes ``hidden``, "small_cnn" takes ``width``; the others take none.
+        options: "mlp" takes ``hidden``, "small_cnn" takes ``width``, "tiny_gpt" takes ``layers``,
+            ``dim`` and ``heads``; the others take none.
 
     The model records ``model.input_shape`` so that MACs can be counted without data.
     """
-    if name not in NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
+    if name not in NAMES + LANGUAGE_MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES + LANGUAGE_MODELS)}")
     shape = _check_shape(input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-    allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}}.get(name, set())
+    allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}, "tiny_gpt": set(gpt.DEFAULTS)}.get(name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         allowed_text = ", ".join(sorted(allowed)) or "none"
@@ -55,6 +61,7 @@ def build(
         "lenet5": _lenet5,
         "mlp": _mlp,
         "small_cnn": _small_cnn,
+        "tiny_gpt": gpt.build,
     }[name]
     if seed is None:
         model = maker(shape, num_classes, **options)
