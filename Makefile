@@ -39,11 +39,12 @@ nbval: setup
 
 # Regenerate the committed example reports (then commit them; nbval re-executes them in make test).
 examples: setup
-	rm -rf reports/examples/compare reports/examples/pruning reports/examples/quantization reports/examples/tradeoff
+	rm -rf reports/examples/compare reports/examples/pruning reports/examples/quantization reports/examples/tradeoff reports/examples/language_model
 	$(BIN)/mcviz report compare -q -p fraction 0.3 -o reports/examples/compare
 	$(BIN)/mcviz report pruning -q -o reports/examples/pruning
 	$(BIN)/mcviz report quantization -q -o reports/examples/quantization
 	$(BIN)/mcviz report tradeoff -q -o reports/examples/tradeoff
+	$(BIN)/mcviz report language_model -q -o reports/examples/language_model
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" tests

@@ -209,6 +209,55 @@ def timings(models: dict[str, nn.Module], data: DataBundle, *, batch_sizes=(1, 3
     return pd.DataFrame(out)
 
 
+def setup(name: str = "tiny_gpt", *, eval_size: int = 48, max_length: int = 64):
+    """Returns ``(model, data, retrieval)`` for a report: the shipped tiny GPT with the Shakespeare
+    corpus (``eval_size`` validation windows; ``retrieval`` None), or the pretrained MiniLM with the
+    pydoc paragraphs (``eval_size`` test paragraphs of at most ``max_length`` tokens) and the
+    retrieval pairs' ids. Nothing is downloaded or trained."""
+    from mcviz import gpt, minilm, text
+
+    check_int(eval_size, "eval_size", low=1, high=1_000_000)
+    if name == "tiny_gpt":
+        model, meta = gpt.pretrained()
+        data = text.load("shakespeare", context=meta["context"], vocab=meta["vocab"], eval_windows=eval_size)
+        return model, data, None
+    if name == "minilm":
+        model = minilm.load()
+        data = minilm.corpus(max_length=max_length, test=eval_size)
+        return model, data, minilm.retrieval(max_length=max_length)
+    raise ValueError(f"name must be 'tiny_gpt' or 'minilm', got {name!r}")
+
+
+def sweep(baseline: nn.Module, data: DataBundle, methods, bits, group_sizes, *, samples: int = 32,
+          retrieval=None, latency: bool = False) -> engine.Applied:  # fmt: skip
+    """Returns ``(table, models)``: the baseline, then every method spec of ``methods`` at every bit
+    width and group size (an option a method does not have is left out, and its column shows
+    "-"), applied and measured with :func:`run`. ``table`` starts with the key columns ``label``,
+    ``method``, ``weight_bits`` and ``group_size``. ``baseline`` is unchanged."""
+    from mcviz import registry
+
+    check_int(samples, "samples", low=1, high=1_000_000)
+    keys, specs = [{"label": "baseline", "method": "fp32", "weight_bits": 32, "group_size": "-"}], [""]
+    for spec in methods:
+        (config,) = registry.parse(spec)[-1:]
+        fields = {f.name for f in dataclasses.fields(config)}
+        for b in bits if "bits" in fields else [None]:
+            for g in group_sizes if "group_size" in fields else [None]:
+                options = [f"bits={b}"] * (b is not None) + [f"group_size={g}"] * (g is not None)
+                options += [f"samples={samples}"] * ("samples" in fields)
+                text = spec + ("," if ":" in spec else ":") + ",".join(options) if options else spec
+                if text in specs:
+                    continue
+                specs.append(text)
+                none = "-"
+                keys.append({"label": text, "method": config.method, "weight_bits": none if b is None else b,
+                             "group_size": none if g is None else g})  # fmt: skip
+    labels = [k["label"] for k in keys]
+    applied = run(baseline, data, specs, labels=labels, retrieval=retrieval, latency=latency)
+    table = pd.DataFrame(keys).merge(applied.table.drop(columns="spec"), on="label", how="left")
+    return engine.Applied(table, applied.models)
+
+
 # ---------------------------------------------------------------- the metrics
 
 

@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         "training": dict(SETTINGS),
         "val_loss": loss,
         "history": history.to_dict(orient="list"),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: weights_only=True loads no TorchVersion
         "train_seconds": round(seconds, 1),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

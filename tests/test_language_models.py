@@ -6,6 +6,7 @@ Everything runs on a 1-layer (or 2-layer) 32-dimensional GPT over a short text f
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import warnings
 
@@ -15,7 +16,9 @@ from torch import nn
 
 import mcviz as mcv
 from mcviz import factorize, gpt, layerdrop, measure_lm, text
-from mcviz.prune import semistructured
+
+# the modules: the package exports functions of the same names
+semistructured = importlib.import_module("mcviz.prune.semistructured")
 
 TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 60
 

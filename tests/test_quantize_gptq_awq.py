@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pytest
 import torch
 from torch import nn
 
 import mcviz as mcv
-from mcviz.quantize import awq, calibration, gptq, groupwise, smoothquant
+from mcviz.quantize import calibration
+
+# the modules: the package exports functions of the same names
+awq = importlib.import_module("mcviz.quantize.awq")
+gptq = importlib.import_module("mcviz.quantize.gptq")
+groupwise = importlib.import_module("mcviz.quantize.groupwise")
+smoothquant = importlib.import_module("mcviz.quantize.smoothquant")
 
 
 def _correlated(n=512, d=32, seed=0):

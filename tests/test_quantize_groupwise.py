@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import warnings
 
@@ -11,7 +12,10 @@ import torch
 from torch import nn
 
 import mcviz as mcv
-from mcviz.quantize import embeddings, groupwise
+
+# the modules: the package exports functions of the same names
+embeddings = importlib.import_module("mcviz.quantize.embeddings")
+groupwise = importlib.import_module("mcviz.quantize.groupwise")
 
 
 def _w(out=6, inp=8, seed=0):
