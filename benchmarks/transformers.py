@@ -78,8 +78,8 @@ def minilm_study(test: int, max_length: int, epochs: int):
         "gptq int4 g32 + int8 embeddings": "gptq:bits=4,group_size=32,samples=64 + embeddings:bits=8",
         "int4 g32 + int4 embeddings": "groupwise:bits=4,group_size=32 + embeddings:bits=4",
         "2:4 sparse": "semistructured",
-        "low-rank FFN 50% + distill": f"lowrank:fraction=0.5,layers=ffn,epochs={epochs}",
-        "3 layers + distill": f"layerdrop:keep=3,epochs={epochs},lr=0.0001",
+        "low-rank FFN 50% + distill": f"lowrank:fraction=0.5,layers=ffn,epochs={epochs},lr=0.0003",
+        "3 layers + distill": f"layerdrop:keep=3,epochs={epochs},lr=0.0003",
     }
     start = time.perf_counter()
     table, models = mcv.measure_lm.run(

@@ -152,7 +152,8 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
     The same contract as ``mcv.engine.run`` (specs are method spec strings or config tuples, ``""``
     is the baseline itself; chains that start alike share their prefix), without its row cache.
     An encoder is compared with ``baseline``'s own embeddings (and scored on ``retrieval``, the
-    ids of ``mcv.minilm.retrieval()``, if given). ``baseline`` and ``data`` are unchanged.
+    ids of ``mcv.minilm.retrieval()``, if given). Compressing and measuring both run on ``threads``
+    torch threads. ``baseline`` and ``data`` are unchanged.
     """
     train._check_model(baseline)
     train._check_data(data)
@@ -164,7 +165,8 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
     for label, chain, text in zip(labels, chains, texts, strict=True):
         if label in models:
             continue
-        models[label] = m = engine._apply(prefixes, chain, data)
+        with train.num_threads(threads):  # compressing (calibration, distillation) too
+            models[label] = m = engine._apply(prefixes, chain, data)
         rows.append(model(m, data, label=label, reference=ref, latency=latency, batch_size=batch_size,
                           threads=threads))  # fmt: skip
         used.append(text)

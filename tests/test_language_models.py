@@ -172,3 +172,15 @@ def test_layer_dropping_keeps_evenly_spread_blocks():
         layerdrop.drop_layers(nn.Sequential(nn.Linear(2, 2)), 1)
     with pytest.raises(ValueError, match="increasing order"):
         layerdrop.drop_layers(model, [2, 1])
+
+
+def test_sweep_expands_methods_over_bits_and_group_sizes(corpus, trained):
+    model, _ = trained
+    table, models = measure_lm.sweep(model, corpus, ["groupwise", "semistructured"], [4, 3], [16], samples=8)
+    assert list(table["label"]) == [
+        "baseline", "groupwise:bits=4,group_size=16", "groupwise:bits=3,group_size=16", "semistructured",
+    ]  # fmt: skip
+    assert table["weight_bits"].tolist() == [32, 4, 3, "-"] and table["group_size"].tolist()[-1] == "-"
+    assert table.loc[1, "bits"] == 4 and set(models) == set(table["label"])
+    with pytest.raises(ValueError, match="name must be 'tiny_gpt' or 'minilm'"):
+        measure_lm.setup("bert")

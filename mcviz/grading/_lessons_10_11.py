@@ -104,14 +104,14 @@ def _two_four_bytes(answer) -> bool:
     "diagonal to -inf), argmax per row for a and for b, and count the rows where they agree.",
 )
 def _nn_agreement(answer) -> bool:
-    from mcviz import measure_lm
+    from mcviz.measure_lm import _neighbours, nn_agreement  # measure_lm sits beside measure
 
     g = torch.Generator().manual_seed(12)
     for n, noise in ((20, 0.05), (30, 0.5), (12, 2.0)):
         a = torch.randn(n, 8, generator=g)
         b = a + noise * torch.randn(n, 8, generator=g)
         got = _call(answer, a.clone(), b.clone(), what="nn_agreement")
-        expected = measure_lm.nn_agreement(b, measure_lm._neighbours(a))
+        expected = nn_agreement(b, _neighbours(a))
         try:
             value = float(got)
         except (TypeError, ValueError):
