@@ -152,6 +152,7 @@ class LowRankConfig:
     layers: str = ""
     epochs: int = 0
     lr: float = 1e-4
+    samples: int = 0  # distil on the first samples training inputs; 0: all of them
 
     def __post_init__(self):
         given = [f for f in ("rank", "energy", "fraction") if getattr(self, f)]
@@ -164,7 +165,9 @@ class LowRankConfig:
         check_number(self.fraction, "fraction", low=0, high=1, high_open=True)
         check_int(self.epochs, "epochs", low=0, high=200)
         check_number(self.lr, "lr")
+        check_int(self.samples, "samples", low=0, high=10_000_000)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         rule = {"rank": self.rank or None, "energy": self.energy or None, "fraction": self.fraction or None}
-        return lowrank(model, data, **rule, layers=self.layers, epochs=self.epochs, lr=self.lr)
+        distill = {"epochs": self.epochs, "lr": self.lr, "samples": self.samples or None}
+        return lowrank(model, data, **rule, layers=self.layers, **distill)

@@ -97,11 +97,14 @@ class LayerDropConfig:
     keep: int = 3
     epochs: int = 1
     lr: float = 1e-4
+    samples: int = 0  # distil on the first samples training inputs; 0: all of them
 
     def __post_init__(self):
         check_int(self.keep, "keep", low=1, high=10_000)
         check_int(self.epochs, "epochs", low=0, high=200)
         check_number(self.lr, "lr")
+        check_int(self.samples, "samples", low=0, high=10_000_000)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
-        return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr)
+        samples = self.samples or None
+        return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples)

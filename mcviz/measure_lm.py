@@ -2,8 +2,9 @@
 or a sentence encoder is judged by, and latency at batch 1 and a larger batch in one run.
 
 - a character model (``mcv.gpt`` on a ``mcv.text.CharCorpus``): ``loss`` (mean cross-entropy per
-  character on the VALIDATION split, in nats), ``perplexity`` (``exp(loss)``) and ``accuracy``
-  (the next character right);
+  character on the VALIDATION split, in nats), ``perplexity`` (``exp(loss)``), ``likelihood``
+  (``exp(-loss)``: the geometric-mean probability given to the right next character, higher is
+  better, what a Pareto front ranks by) and ``accuracy`` (the next character right);
 - a sentence encoder (``mcv.minilm``): agreement with the uncompressed model on the TEST split of
   the pydoc paragraphs: ``cosine`` (mean cosine similarity to its embeddings), ``nn_agreement``
   (how often each paragraph's nearest neighbour is the same one); and an offline retrieval score
@@ -15,7 +16,7 @@ or a sentence encoder is judged by, and latency at batch 1 and a larger batch in
   with the thread count and the CPU's kernel path (``cpu_capability``) recorded.
 
 The rows are frozen :class:`LMMeasurement`s; :func:`table` makes the DataFrame that
-``mcv.tradeoff.decide`` (cost ``size_bytes``, metric ``cosine`` or ``accuracy``), the plots and the
+``mcv.tradeoff.decide`` (cost ``size_bytes``, metric ``cosine`` or ``likelihood``), the plots and the
 reports take. :func:`run` applies method specs to a baseline (with ``mcv.engine``'s shared
 prefixes) and measures each model; :func:`timings` compares models' latency in interleaved rounds.
 """
@@ -56,6 +57,7 @@ class LMMeasurement:
     accuracy: float | None = None
     loss: float | None = None
     perplexity: float | None = None
+    likelihood: float | None = None
     cosine: float | None = None
     nn_agreement: float | None = None
     recall_at_1: float | None = None
@@ -265,8 +267,9 @@ def sweep(baseline: nn.Module, data: DataBundle, methods, bits, group_sizes, *, 
 
 @torch.no_grad()
 def perplexity(model: nn.Module, data: CharCorpus, split: str = "val", *, batch_size: int = 64) -> dict:
-    """Returns ``{"loss", "perplexity", "accuracy"}`` of a character model on one split: the mean
-    cross-entropy per character in nats, its exponential, and the next-character accuracy."""
+    """Returns ``{"loss", "perplexity", "likelihood", "accuracy"}`` of a character model on one split:
+    the mean cross-entropy per character in nats, ``exp(loss)``, ``exp(-loss)`` and the
+    next-character accuracy."""
     x, y = data.split(split).tensors
     was_training = model.training
     model.eval()
@@ -279,7 +282,8 @@ def perplexity(model: nn.Module, data: CharCorpus, split: str = "val", *, batch_
     finally:
         model.train(was_training)
     loss = total / y.numel()
-    return {"loss": loss, "perplexity": math.exp(loss), "accuracy": correct / y.numel()}
+    accuracy = correct / y.numel()
+    return {"loss": loss, "perplexity": math.exp(loss), "likelihood": math.exp(-loss), "accuracy": accuracy}
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -61,6 +61,7 @@ TOLERANCES: dict[str, Tolerance] = {
     # language models (mcv.measure_lm): loaded, not trained, weights; a quantization code at a
     # rounding boundary can flip on another kernel path
     "perplexity": Tolerance(rel=1e-3, why="exp(loss): a code at a rounding boundary moves the loss"),
+    "likelihood": Tolerance(rel=1e-3, why="exp(-loss): a code at a rounding boundary moves the loss"),
     "cosine": Tolerance(abs=1e-3, why="embeddings carry the kernels' last-bit noise through 6 layers"),
     "nn_agreement": Tolerance(abs=0.02, why="a paragraph whose two nearest neighbours almost tie"),
     "recall_at_1": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
