@@ -27,6 +27,21 @@ from mcviz._checks import check_choice, check_int, check_number
 OBJECTIVES = ("auto", "cosine", "kl")
 
 
+def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None):
+    """Returns ``student`` after :func:`match` with ``teacher`` for ``epochs`` epochs (none when 0),
+    in ``teacher``'s train/eval mode: the last step of a method that changes a model's function
+    (``lowrank``, ``layerdrop``). Raises ValueError, before any work, when ``epochs`` > 0 and ``data``
+    is None."""
+    epochs = check_int(epochs, "epochs", low=0, high=200)
+    check_number(lr, "lr")
+    if epochs and data is None:
+        raise ValueError(f"{method} with epochs > 0 needs data=, a DataBundle to distill on")
+    if epochs:
+        match(student, teacher, data, epochs=epochs, lr=lr, samples=samples)
+        student.train(teacher.training)
+    return student
+
+
 def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_size: int = 16,
           samples: int | None = None, objective: str = "auto", seed: int = 0,
           progress: bool = False) -> pd.DataFrame:  # fmt: skip

@@ -126,17 +126,13 @@ def lowrank(model: nn.Module, data=None, *, rank: int | None = None, energy: flo
         epochs: distillation epochs after factorizing (``mcv.distill_lm.match``); 0: none.
         lr, samples: the distillation's learning rate and number of training inputs.
     """
-    epochs = check_int(epochs, "epochs", low=0, high=200)
-    if epochs and data is None:
-        raise ValueError("lowrank with epochs > 0 needs data=, a DataBundle to distill on")
+    if epochs and data is None:  # refused before the SVDs
+        distill_lm.repair(model, model, None, method="lowrank", epochs=epochs, lr=lr)
     plan = ranks(model, rank=rank, energy=energy, fraction=fraction, layers=layers)
     out = copy.deepcopy(model)
     for name, r in plan.items():
         out = _layers.replace(out, name, factorize(out.get_submodule(name), r))
-    if epochs:
-        distill_lm.match(out, model, data, epochs=epochs, lr=lr, samples=samples)
-        out.train(model.training)
-    return out
+    return distill_lm.repair(out, model, data, method="lowrank", epochs=epochs, lr=lr, samples=samples)
 
 
 @register

@@ -76,15 +76,10 @@ def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr
               samples: int | None = None) -> nn.Module:  # fmt: skip
     """Returns a copy of ``model`` with ``keep`` of its blocks, distilled from ``model`` for ``epochs``
     epochs on ``data``'s training inputs (0: no distillation); ``model`` is unchanged."""
-    epochs = check_int(epochs, "epochs", low=0, high=200)
-    check_number(lr, "lr")
-    if epochs and data is None:
-        raise ValueError("layerdrop with epochs > 0 needs data=, a DataBundle to distill on")
+    if epochs and data is None:  # refused before any work
+        distill_lm.repair(model, model, None, method="layerdrop", epochs=epochs, lr=lr)
     out = drop_layers(model, keep)
-    if epochs:
-        distill_lm.match(out, model, data, epochs=epochs, lr=lr, samples=samples)
-        out.train(model.training)
-    return out
+    return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples)
 
 
 @register

@@ -42,19 +42,11 @@ KINDS = ("language_model", "encoder")
 
 
 @dataclasses.dataclass(frozen=True)
-class LMMeasurement:
-    """One row: a compressed language model or encoder (``label``), its size and its quality."""
+class LMMeasurement(measure.Measurement):
+    """One row: a ``mcv.measure.Measurement`` (sizes; ``accuracy`` is the next character right, None
+    for an encoder; ``latency_ms`` is at ``batch_size``) plus a language model's or an encoder's
+    quality, the latency at batch 1 and the CPU's kernel path."""
 
-    label: str
-    params: int
-    nonzero_params: int
-    sparsity: float
-    bits: float
-    size_bytes: int
-    file_bytes: int
-    gzip_bytes: int
-    macs: int | None
-    accuracy: float | None = None
     loss: float | None = None
     perplexity: float | None = None
     likelihood: float | None = None
@@ -64,10 +56,6 @@ class LMMeasurement:
     mrr: float | None = None
     latency_b1_ms: float | None = None
     latency_b1_iqr_ms: float | None = None
-    latency_ms: float | None = None
-    latency_iqr_ms: float | None = None
-    batch_size: int | None = None
-    threads: int | None = None
     cpu_capability: str | None = None
 
 
@@ -122,7 +110,7 @@ def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Ref
     threads = check_int(threads, "threads")
     check_bool(latency, "latency")
     size = measure.model(model, input_shape=data.input_shape, label=label)
-    row = {f: getattr(size, f) for f in FIELDS if hasattr(size, f) and f != "accuracy"}
+    row = dataclasses.asdict(size)  # accuracy None: measure.model had no labelled data
     with train.num_threads(threads):
         row.update(
             _language_model(model, data) if kind == "language_model" else _encoder(model, data, reference)

@@ -88,12 +88,7 @@ class QuantEmbedding(nn.Embedding):
         return rows
 
     def _refresh(self) -> None:
-        zp = (
-            self.zero_point
-            if self.zero_point is not None
-            else torch.zeros(self.scale.shape, dtype=torch.int32)
-        )
-        self.weight = group_dequantize(self.codes, self.scale, zp)
+        self.weight = group_dequantize(self.codes, self.scale, self.zero_point)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

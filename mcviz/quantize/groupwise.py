@@ -77,11 +77,13 @@ def group_quantize(w, scale, zero_point, bits: int, *, symmetric: bool = True) -
     return q.reshape(out_f, in_f)
 
 
-def group_dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor) -> torch.Tensor:
-    """Returns the float32 weight ``(q - zero_point) * scale``, group by group."""
+def group_dequantize(q: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None) -> torch.Tensor:
+    """Returns the float32 weight ``(q - zero_point) * scale``, group by group (``zero_point`` None: 0)."""
     out_f, in_f = q.shape
     g = in_f // scale.shape[1]
-    steps = q.to(torch.int64).reshape(out_f, -1, g) - zero_point.to(torch.int64).unsqueeze(-1)
+    steps = q.to(torch.int64).reshape(out_f, -1, g)
+    if zero_point is not None:
+        steps = steps - zero_point.to(torch.int64).unsqueeze(-1)
     return (steps.float() * scale.float().unsqueeze(-1)).reshape(out_f, in_f)
 
 
@@ -181,12 +183,7 @@ class GroupQuantLinear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
     def _refresh(self) -> None:
-        zp = (
-            self.zero_point
-            if self.zero_point is not None
-            else torch.zeros(self.scale.shape, dtype=torch.int32)
-        )
-        self.weight = group_dequantize(self.codes, self.scale, zp)
+        self.weight = group_dequantize(self.codes, self.scale, self.zero_point)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if self.input_scale is None and isinstance(state_dict.get(prefix + "input_scale"), torch.Tensor):
