@@ -40,11 +40,11 @@ def gpt_study(eval_windows: int, samples: int):
             f"awq:bits={bits},group_size={g},samples={samples}",
         ]
     table, _ = mcv.measure_lm.run(model, corpus, specs)
-    base = table.loc[table["label"] == "baseline", "loss"].iloc[0]
+    base = table.loc[table["label"] == "baseline", "val_loss"].iloc[0]
     rows = []
     for bits, g in settings:
         loss = {
-            m: table.loc[table["label"].str.startswith(f"{m}:bits={bits},group_size={g}"), "loss"].iloc[0]
+            m: table.loc[table["label"].str.startswith(f"{m}:bits={bits},group_size={g}"), "val_loss"].iloc[0]
             for m in ("groupwise", "gptq", "awq")
         }
         rows.append(

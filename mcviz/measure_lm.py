@@ -1,9 +1,9 @@
 """Measurements of language models: the size columns of ``mcv.measure`` plus what a language model
 or a sentence encoder is judged by, and latency at batch 1 and a larger batch in one run.
 
-- a character model (``mcv.gpt`` on a ``mcv.text.CharCorpus``): ``loss`` (mean cross-entropy per
-  character on the VALIDATION split, in nats), ``perplexity`` (``exp(loss)``), ``likelihood``
-  (``exp(-loss)``: the geometric-mean probability given to the right next character, higher is
+- a character model (``mcv.gpt`` on a ``mcv.text.CharCorpus``): ``val_loss`` (mean cross-entropy
+  per character on the VALIDATION split, in nats), ``perplexity`` (``exp(val_loss)``), ``likelihood``
+  (``exp(-val_loss)``: the geometric-mean probability given to the right next character, higher is
   better, what a Pareto front ranks by) and ``accuracy`` (the next character right);
 - a sentence encoder (``mcv.minilm``): agreement with the uncompressed model on the TEST split of
   the pydoc paragraphs: ``cosine`` (mean cosine similarity to its embeddings), ``nn_agreement``
@@ -47,7 +47,7 @@ class LMMeasurement(measure.Measurement):
     for an encoder; ``latency_ms`` is at ``batch_size``) plus a language model's or an encoder's
     quality, the latency at batch 1 and the CPU's kernel path."""
 
-    loss: float | None = None
+    val_loss: float | None = None
     perplexity: float | None = None
     likelihood: float | None = None
     cosine: float | None = None
@@ -126,7 +126,7 @@ def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Ref
 
 def table(records, *, drop_empty: bool = True) -> pd.DataFrame:
     """Returns a DataFrame with one row per LMMeasurement; ``drop_empty`` leaves out the columns that
-    are None in every row (a character model has no ``cosine``, an encoder no ``loss``)."""
+    are None in every row (a character model has no ``cosine``, an encoder no ``val_loss``)."""
     records = list(records)
     for r in records:
         if not isinstance(r, LMMeasurement):
@@ -255,7 +255,7 @@ def sweep(baseline: nn.Module, data: DataBundle, methods, bits, group_sizes, *, 
 
 @torch.no_grad()
 def perplexity(model: nn.Module, data: CharCorpus, split: str = "val", *, batch_size: int = 64) -> dict:
-    """Returns ``{"loss", "perplexity", "likelihood", "accuracy"}`` of a character model on one split:
+    """Returns ``{"val_loss", "perplexity", "likelihood", "accuracy"}`` of a character model on one split:
     the mean cross-entropy per character in nats, ``exp(loss)``, ``exp(-loss)`` and the
     next-character accuracy."""
     x, y = data.split(split).tensors
@@ -271,7 +271,8 @@ def perplexity(model: nn.Module, data: CharCorpus, split: str = "val", *, batch_
         model.train(was_training)
     loss = total / y.numel()
     accuracy = correct / y.numel()
-    return {"loss": loss, "perplexity": math.exp(loss), "likelihood": math.exp(-loss), "accuracy": accuracy}
+    return {"val_loss": loss, "perplexity": math.exp(loss), "likelihood": math.exp(-loss),
+            "accuracy": accuracy}  # fmt: skip
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> float:

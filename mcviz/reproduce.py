@@ -58,10 +58,12 @@ TOLERANCES: dict[str, Tolerance] = {
     "bits": Tolerance(abs=1e-3, why="mean stored bits of a sparse layer count its kept weights"),
     "gzip_bytes": Tolerance(rel=1e-2, why="gzip of float weights depends on their last bits"),
     "rel_error": Tolerance(rel=1e-3, abs=1e-6, why="a relative weight error of float weights"),
-    # language models (mcv.measure_lm): loaded, not trained, weights; a quantization code at a
-    # rounding boundary can flip on another kernel path
-    "perplexity": Tolerance(rel=1e-3, why="exp(loss): a code at a rounding boundary moves the loss"),
-    "likelihood": Tolerance(rel=1e-3, why="exp(-loss): a code at a rounding boundary moves the loss"),
+    # language models (mcv.measure_lm): the weights are loaded, not trained, but a GPTQ code at a
+    # rounding boundary flips on another kernel path and the error feedback carries the change
+    # through the later columns (seen: 3-bit GPTQ's validation loss 1.9259 vs 1.9322 under AVX2)
+    "val_loss": Tolerance(rel=1e-2, why="a flipped GPTQ code moves the later columns' codes"),
+    "perplexity": Tolerance(rel=2e-2, why="exp(val_loss): a flipped GPTQ code moves the later columns"),
+    "likelihood": Tolerance(rel=2e-2, why="exp(-val_loss): a flipped GPTQ code moves the later columns"),
     "cosine": Tolerance(abs=1e-3, why="embeddings carry the kernels' last-bit noise through 6 layers"),
     "nn_agreement": Tolerance(abs=0.02, why="a paragraph whose two nearest neighbours almost tie"),
     "recall_at_1": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
