@@ -35,6 +35,7 @@ from mcviz import (
     registry,
     sweeps,
     text,
+    timing,
     tradeoff,
     train,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "seed",
     "sweeps",
     "text",
+    "timing",
     "tradeoff",
     "train",
 ]
