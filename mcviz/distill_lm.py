@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from mcviz import train
-from mcviz._checks import check_choice, check_int, check_number
+from mcviz._checks import check_choice, check_data, check_int, check_model, check_number
 
 OBJECTIVES = ("auto", "cosine", "kl")
 
@@ -57,11 +57,11 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         samples: train on the first ``samples`` training inputs only; None uses all.
         objective: "auto", "cosine" or "kl" (see the module doc).
     """
-    train._check_model(student)
-    train._check_model(teacher)
+    check_model(student)
+    check_model(teacher)
     if student is teacher:
         raise ValueError("student and teacher must be different models")
-    train._check_data(data)
+    check_data(data)
     check_choice(objective, "objective", OBJECTIVES)
     check_int(epochs, "epochs")
     check_number(lr, "lr")

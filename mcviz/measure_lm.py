@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mcviz import engine, measure, train
-from mcviz._checks import check_bool, check_int
+from mcviz import _layers, engine, measure, train
+from mcviz._checks import check_bool, check_data, check_int, check_model
 from mcviz.data import DataBundle
 from mcviz.text import CharCorpus
 
@@ -103,13 +104,15 @@ def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Ref
         latency: also time batch 1 and ``batch_size`` (test inputs), ``repeats`` passes each
             after ``warmup``, on ``threads`` threads.
     """
-    train._check_model(model)
-    train._check_data(data)
+    check_model(model)
+    check_data(data)
     kind = _kind(data, reference)
     batch_size = check_int(batch_size, "batch_size")
     threads = check_int(threads, "threads")
     check_bool(latency, "latency")
-    size = measure.model(model, input_shape=data.input_shape, label=label)
+    with warnings.catch_warnings():  # an embedding table is a lookup (no MACs); its bytes are counted
+        warnings.filterwarnings("ignore", message="MACs and sparsity count the Linear and Conv2d layers only")
+        size = measure.model(model, input_shape=data.input_shape, label=label)
     row = dataclasses.asdict(size)  # accuracy None: measure.model had no labelled data
     with train.num_threads(threads):
         row.update(
@@ -143,10 +146,12 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
     is the baseline itself; chains that start alike share their prefix), without its row cache.
     An encoder is compared with ``baseline``'s own embeddings (and scored on ``retrieval``, the
     ids of ``mcv.minilm.retrieval()``, if given). Compressing and measuring both run on ``threads``
-    torch threads. ``baseline`` and ``data`` are unchanged.
+    torch threads. The methods' one warning about the weight layers they leave as they are (the
+    embedding tables: every language model has them, and ``size_bytes`` shows what they cost) is
+    not repeated for every spec. ``baseline`` and ``data`` are unchanged.
     """
-    train._check_model(baseline)
-    train._check_data(data)
+    check_model(baseline)
+    check_data(data)
     chains, texts = engine._chains(specs)
     labels = engine._labels(labels, chains, texts)
     ref = None if isinstance(data, CharCorpus) else reference(baseline, data, retrieval)
@@ -155,7 +160,8 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
     for label, chain, text in zip(labels, chains, texts, strict=True):
         if label in models:
             continue
-        with train.num_threads(threads):  # compressing (calibration, distillation) too
+        with train.num_threads(threads), warnings.catch_warnings():  # compressing (calibration...) too
+            warnings.simplefilter("ignore", _layers.UnsupportedLayersWarning)  # embeddings: see above
             models[label] = m = engine._apply(prefixes, chain, data)
         rows.append(model(m, data, label=label, reference=ref, latency=latency, batch_size=batch_size,
                           threads=threads))  # fmt: skip

@@ -38,7 +38,6 @@ from mcviz.quantize.groupwise import (
     check_layers,
     group_fake_quantize,
 )
-from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
 
@@ -61,7 +60,7 @@ def search(w: torch.Tensor, x: torch.Tensor, bits: int = 4, *, group_size: int =
     that ``sqrt(max(s) min(s)) = 1`` and rounded to fp16 (as stored); the error is the mean squared
     difference between ``x W^T`` and ``(x / s) Q(W s)^T``.
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     grid = check_int(grid, "grid", low=1, high=1000)
     w, x = w.detach().float(), x.detach().float()
     x_mean = x.abs().mean(0).clamp(min=1e-8)
@@ -92,7 +91,7 @@ def awq(model: nn.Module, data, bits: int = 4, *, group_size: int = 32, symmetri
         grid: alphas tried per layer (0 included: a layer where scaling does not help stays RTN).
         max_rows: input rows per layer kept for the search (evenly spread), to bound its cost.
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     check_bool(symmetric, "symmetric")
     check_int(grid, "grid", low=1, high=1000)
     max_rows = check_int(max_rows, "max_rows", low=1, high=10_000_000)
@@ -132,7 +131,7 @@ class AWQConfig:
     grid: int = 20
 
     def __post_init__(self):
-        _check_bits(self.bits)
+        check_int(self.bits, "bits")
         check_group_size(self.group_size)
         check_bool(self.symmetric, "symmetric")
         check_int(self.samples, "samples", low=1, high=1_000_000)

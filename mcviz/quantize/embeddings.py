@@ -22,10 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcviz import _layers
-from mcviz._checks import check_bool, check_model
+from mcviz._checks import check_bool, check_int, check_model
 from mcviz.measure import StorageRow
 from mcviz.quantize.groupwise import SCALE_BITS, group_dequantize, group_qparams, group_quantize
-from mcviz.quantize.tensor import _check_bits
 from mcviz.registry import register
 
 
@@ -44,7 +43,7 @@ class QuantEmbedding(nn.Embedding):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None, *,
                  bits: int = 8, symmetric: bool = True) -> None:  # fmt: skip
         super().__init__(num_embeddings, embedding_dim, padding_idx, device="meta")
-        _check_bits(bits)
+        check_int(bits, "bits")
         self.bits, self.symmetric = bits, check_bool(symmetric, "symmetric")
         del self.weight
         self.register_buffer("codes", torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
@@ -106,7 +105,7 @@ def embeddings(model: nn.Module, bits: int = 8, *, symmetric: bool = True) -> nn
         ValueError: ``model`` has no ``nn.Embedding`` (quantize its Linear layers with
             ``groupwise`` or ``weights`` instead).
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     check_bool(symmetric, "symmetric")
     check_model(model)
     names = [n for n, m in model.named_modules() if type(m) is nn.Embedding]
@@ -133,7 +132,7 @@ class EmbeddingsConfig:
     symmetric: bool = True
 
     def __post_init__(self):
-        _check_bits(self.bits)
+        check_int(self.bits, "bits")
         check_bool(self.symmetric, "symmetric")
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:

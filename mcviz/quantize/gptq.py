@@ -36,7 +36,7 @@ from mcviz.quantize.groupwise import (
     check_layers,
     group_qparams,
 )
-from mcviz.quantize.tensor import _check_bits, qrange
+from mcviz.quantize.tensor import qrange
 from mcviz.registry import register
 
 
@@ -60,7 +60,7 @@ def quantize_weight(w: torch.Tensor, h: torch.Tensor, bits: int = 4, *, group_si
     Raises:
         ValueError: ``h`` is not positive definite even after dampening (raise ``damp``).
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     out_f, in_f = w.shape
     group_size = check_group_size(group_size, in_f)
     g = group_size or in_f
@@ -131,7 +131,7 @@ def gptq(model: nn.Module, data, bits: int = 4, *, group_size: int = 32, symmetr
         ValueError: bad arguments, a group size that does not divide a layer, or a calibration set
             too small for a layer's Hessian, before any layer is quantized.
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     check_bool(symmetric, "symmetric")
     check_number(damp, "damp", low=0, high=1, low_open=True)
     for flag, value in (("act_order", act_order), ("sequential", sequential)):
@@ -182,7 +182,7 @@ class GPTQConfig:
     sequential: bool = True
 
     def __post_init__(self):
-        _check_bits(self.bits)
+        check_int(self.bits, "bits")
         check_group_size(self.group_size)
         check_bool(self.symmetric, "symmetric")
         check_int(self.samples, "samples", low=1, high=1_000_000)

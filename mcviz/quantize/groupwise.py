@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from mcviz import _layers
 from mcviz._checks import check_bool, check_int
 from mcviz.measure import StorageRow
-from mcviz.quantize.tensor import _check_bits, qparams, qrange, quantize
+from mcviz.quantize.tensor import qparams, qrange, quantize
 from mcviz.registry import register
 
 SCALE_BITS = 16  # scales are stored as float16, as GPTQ / AWQ checkpoints store them
@@ -116,7 +116,7 @@ class GroupQuantLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, bits: int = 4,
                  group_size: int = 32, symmetric: bool = True) -> None:  # fmt: skip
         super().__init__(in_features, out_features, bias, device="meta")
-        _check_bits(bits)
+        check_int(bits, "bits")
         self.bits, self.symmetric = bits, check_bool(symmetric, "symmetric")
         self.group_size = check_group_size(group_size, in_features)
         groups = in_features // (self.group_size or in_features)
@@ -218,7 +218,7 @@ def groupwise(model: nn.Module, bits: int = 4, *, group_size: int = 32, symmetri
     Example:
         >>> small = groupwise(model, 4, group_size=32)  # doctest: +SKIP
     """
-    _check_bits(bits)
+    check_int(bits, "bits")
     check_bool(symmetric, "symmetric")
     names = _layers.linear_targets(model, "groupwise")
     check_layers(model, names, group_size)
@@ -242,7 +242,7 @@ class GroupwiseConfig:
     symmetric: bool = True
 
     def __post_init__(self):
-        _check_bits(self.bits)
+        check_int(self.bits, "bits")
         check_group_size(self.group_size)
         check_bool(self.symmetric, "symmetric")
 
