@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(PIP_TORCH) torch==2.13.0
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt  # includes the extras mcviz[transformers] needs
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import mcviz, torch; print('mcviz', mcviz.__version__, 'torch', torch.__version__)"
 	touch $(STAMP)
@@ -39,12 +39,13 @@ nbval: setup
 
 # Regenerate the committed example reports (then commit them; nbval re-executes them in make test).
 examples: setup
-	rm -rf reports/examples/compare reports/examples/pruning reports/examples/quantization reports/examples/tradeoff reports/examples/deep_compression
+	rm -rf reports/examples/compare reports/examples/pruning reports/examples/quantization reports/examples/tradeoff reports/examples/deep_compression reports/examples/language_model
 	$(BIN)/mcviz report compare -q -p fraction 0.3 -o reports/examples/compare
 	$(BIN)/mcviz report pruning -q -o reports/examples/pruning
 	$(BIN)/mcviz report quantization -q -o reports/examples/quantization
 	$(BIN)/mcviz report tradeoff -q -o reports/examples/tradeoff
 	$(BIN)/mcviz report deep_compression -q -o reports/examples/deep_compression
+	$(BIN)/mcviz report language_model -q -o reports/examples/language_model
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" tests

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mcviz._checks import shorten
+from mcviz._checks import check_model, shorten
 
 KINDS = (nn.Linear, nn.Conv2d)
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -279,3 +279,31 @@ def listed(names: list[str], most: int) -> str:
     """``names`` joined by commas, at most ``most`` of them and the count of the others."""
     shown = ", ".join(names[:most])
     return shown if len(names) <= most else f"{shown} and {len(names) - most:,} more"
+
+
+def linear_targets(model: nn.Module, method: str) -> list[str]:
+    """Returns the names of ``model``'s Linear layers with a float weight Parameter (plain or pruned:
+    mcviz's quantized layers, whose weight is a buffer, are not quantized again); ``model`` is left
+    unchanged.
+
+    The one rule of :func:`transformable` for the methods that transform Linear layers only (the
+    language-model methods): a model without one is refused, and the other weight layers
+    (embeddings, convolutions...) are named in ONE :class:`UnsupportedLayersWarning`.
+    """
+    check_model(model)
+    names = [
+        n for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and isinstance(m._parameters.get("weight"), nn.Parameter)
+    ]  # fmt: skip
+    if not names:
+        raise ValueError(f"{method} needs a model with nn.Linear layers; {type(model).__name__} has none")
+    skipped = unsupported(model) + [
+        f"{n} ({type(m).__name__})" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)
+    ]
+    if skipped:
+        warnings.warn(
+            f"{method} leaves {listed(skipped, 4)} unchanged (it transforms nn.Linear layers)",
+            UnsupportedLayersWarning,
+            stacklevel=_outside_mcviz(),
+        )
+    return names

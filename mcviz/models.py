@@ -15,9 +15,11 @@ from math import prod
 import torch
 from torch import nn
 
+from mcviz import gpt
 from mcviz._checks import BOUNDS, check_int, check_list, check_option, check_seed, shorten
 
-NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")
+NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")  # image classifiers
+LANGUAGE_MODELS = ("tiny_gpt",)  # take (context,) character ids; see mcv.gpt
 # A model larger than this is a typo (a width of 40960), not a lesson: 50M float32 parameters are
 # 200 MB, and Adam keeps two more copies while training. LeNet-5 has 431K.
 MAX_PARAMS = 50_000_000
@@ -35,13 +37,16 @@ def build(
             inputs of at least 28x28), "mlp" (hidden widths via ``hidden=(300, 100)``), or
             "small_cnn" (a distillation student: padded conv 3x3 -> max-pool 2 -> ReLU twice,
             then linear; ``width=8`` filters in the first conv and twice that in the second;
-            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4).
+            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4), or
+            "tiny_gpt" (``mcv.gpt.TinyGPT``, a character-level transformer: ``input_shape=(context,)``,
+            ``num_classes`` the vocabulary size; ``layers=4``, ``dim=128``, ``heads=4``).
         input_shape: shape of one example, e.g. ``data.input_shape``.
         num_classes: number of outputs.
         seed: initialize with this seed (without touching global RNG state); None draws from the
             global generator, which ``mcv.seed`` controls.
         options: "mlp" takes ``hidden`` (at most 16 layers of 1 to 4,096 units), "small_cnn" takes
-            ``width`` (1 to 4,096); the others take none.
+            ``width`` (1 to 4,096), "tiny_gpt" takes ``layers``, ``dim`` and ``heads``; the others
+            take none.
 
     The model records ``model.input_shape`` so that MACs can be counted without data.
 
@@ -52,7 +57,7 @@ def build(
     check_name(name)
     shape = _check_shape(input_shape)
     num_classes = check_int(num_classes, "num_classes")
-    allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}}.get(name, set())
+    allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}, "tiny_gpt": set(gpt.DEFAULTS)}.get(name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         allowed_text = ", ".join(sorted(allowed)) or "none"
@@ -69,6 +74,7 @@ def build(
         "lenet5": _lenet5,
         "mlp": _mlp,
         "small_cnn": _small_cnn,
+        "tiny_gpt": gpt.build,
     }[name]
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # counts: allocates and draws nothing
         params = sum(p.numel() for p in maker(shape, num_classes, **options).parameters())
@@ -89,12 +95,13 @@ def build(
 
 
 def check_name(name, what: str = "model") -> str:
-    """Returns ``name`` if it is one of :data:`NAMES`; raises TypeError (not a str) or ValueError
-    ("unknown model 'vgg'; choose one of ...") naming ``what`` it is."""
+    """Returns ``name`` if it is one of :data:`NAMES` or :data:`LANGUAGE_MODELS`; raises TypeError
+    (not a str) or ValueError ("unknown model 'vgg'; choose one of ...") naming ``what`` it is."""
+    names = ", ".join(NAMES + LANGUAGE_MODELS)
     if not isinstance(name, str):
-        raise TypeError(f"{what} must be one of {', '.join(NAMES)}, got {shorten(name)}")
-    if name not in NAMES:
-        raise ValueError(f"unknown {what} {shorten(name)}; choose one of {', '.join(NAMES)}")
+        raise TypeError(f"{what} must be one of {names}, got {shorten(name)}")
+    if name not in NAMES + LANGUAGE_MODELS:
+        raise ValueError(f"unknown {what} {shorten(name)}; choose one of {names}")
     return name
 
 

@@ -76,6 +76,16 @@ TOLERANCES: dict[str, Tolerance] = {
     "entropy_bits": Tolerance(abs=32, rel=1e-2, why=f"{_THRESHOLD} changes a stream's distribution"),
     "bits_per_symbol": Tolerance(rel=1e-2, why=f"{_THRESHOLD} changes a Huffman-coded stream"),
     "over_bound": Tolerance(abs=5e-3, why=f"{_THRESHOLD} changes a Huffman-coded stream"),
+    # language models (mcv.measure_lm): the weights are loaded, not trained, but a GPTQ code at a
+    # rounding boundary flips on another kernel path and the error feedback carries the change
+    # through the later columns (seen: 3-bit GPTQ's validation loss 1.9259 vs 1.9322 under AVX2)
+    "val_loss": Tolerance(rel=1e-2, why="a flipped GPTQ code moves the later columns' codes"),
+    "perplexity": Tolerance(rel=2e-2, why="exp(val_loss): a flipped GPTQ code moves the later columns"),
+    "likelihood": Tolerance(rel=2e-2, why="exp(-val_loss): a flipped GPTQ code moves the later columns"),
+    "cosine": Tolerance(abs=1e-3, why="embeddings carry the kernels' last-bit noise through 6 layers"),
+    "nn_agreement": Tolerance(abs=0.02, why="a paragraph whose two nearest neighbours almost tie"),
+    "recall_at_1": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
+    "mrr": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
 }
 _NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?$")
 

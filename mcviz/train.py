@@ -192,11 +192,11 @@ def fit(
                     sums[name] += value.item() * k
                 if accuracy_mask is None:
                     correct += int((logits.argmax(1) == yb).sum())
-                    seen += k
+                    seen += yb.numel()  # k labels, or k x length next-character targets
                 else:
                     counted = accuracy_mask[idx]
                     correct += int((logits[counted].argmax(1) == yb[counted]).sum())
-                    seen += int(counted.sum())
+                    seen += yb[counted].numel()
                 if bar is not None:
                     bar.update(1)
             val = evaluate(model, data, split="val", threads=threads)
@@ -262,7 +262,11 @@ class FineTuneConfig:
 def evaluate(
     model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
 ) -> float:
-    """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode."""
+    """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode.
+
+    A classifier's logits are ``(N, classes)`` against ``(N,)`` labels; a sequence model's (``mcv.gpt``)
+    are ``(N, classes, length)`` against ``(N, length)`` targets, and every target counts once.
+    """
     check_model(model)
     check_data(data)
     check_choice(split, "split", SPLITS)
@@ -276,7 +280,7 @@ def evaluate(
         for start in range(0, len(y), batch_size):
             logits = model(X[start : start + batch_size])
             correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
-    return correct / len(y)
+    return correct / y.numel()  # per label: a sequence model's targets are (N, length)
 
 
 def baseline(

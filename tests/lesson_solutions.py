@@ -172,6 +172,32 @@ def top_share(attribution, top):
     a = attribution.abs()
     k = math.ceil(top * a.shape[1])
     return a.sort(dim=1, descending=True).values[:, :k].sum(1) / a.sum(1)""",
+    # lesson 10
+    "10.group_scale": """\
+def group_scales(w, bits, group_size):
+    qmax = 2 ** (bits - 1) - 1
+    return w.abs().reshape(w.shape[0], -1, group_size).amax(dim=2) / qmax""",
+    "10.gptq_column": """\
+def gptq_update(W, Hinv, j, q):
+    W = W.clone()
+    err = (W[:, j] - q) / Hinv[j, j]
+    W[:, j + 1 :] -= err[:, None] * Hinv[j, j + 1 :][None, :]
+    W[:, j] = q
+    return W""",
+    # lesson 11
+    "11.two_four_bytes": """\
+def two_four_bytes(out_features, in_features):
+    kept = out_features * in_features // 2
+    return 4 * kept + math.ceil(2 * kept / 8) + 4 * out_features""",
+    "11.nn_agreement": """\
+def nn_agreement(a, b):
+    def neighbours(e):
+        e = torch.nn.functional.normalize(e, dim=1)
+        sim = e @ e.T
+        sim.fill_diagonal_(float("-inf"))
+        return sim.argmax(dim=1)
+
+    return float((neighbours(a) == neighbours(b)).float().mean())""",
 }
 
 

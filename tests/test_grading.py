@@ -120,7 +120,24 @@ def _right_answers():
         "08.relative_indices": lambda mask, bits: mcv.encode.relative_indices(mask, bits).tolist(),
         "09.mcnemar": lambda a, b: mcv.stats.mcnemar(a, b).p_value,
         "09.concentration": mcv.explain.concentration,
+        **_lm_answers(),
     }
+
+
+def _lm_answers():
+    """The reference solutions of lessons 10 and 11 (tests/lesson_solutions.py), as functions."""
+    import math
+
+    from lesson_solutions import SOLUTIONS
+
+    out = {}
+    functions = {"10.group_scale": "group_scales", "10.gptq_column": "gptq_update",
+                 "11.two_four_bytes": "two_four_bytes", "11.nn_agreement": "nn_agreement"}  # fmt: skip
+    for name, fn in functions.items():
+        namespace = {"math": math, "torch": torch, "mcv": mcv}
+        exec(SOLUTIONS[name], namespace)
+        out[name] = namespace[fn]
+    return out
 
 
 def _int8_ratio():

@@ -30,6 +30,7 @@ from mcviz.grading import (  # noqa: F401
     _lessons_02_03,
     _lessons_04_05,
     _lessons_08_09,  # noqa: F401
+    _lessons_10_11,
 )
 from mcviz.grading._core import (
     QUESTIONS,

@@ -11,6 +11,8 @@
   sparsities under a global budget from the scan.
 - ``schedules``: ``one_shot`` and ``iterative`` prune + fine-tune, ``zhu_gupta`` (the cubic
   schedule), ``GradualPruner`` (its stateful ``step()``) and ``gradual`` training.
+- ``semistructured``: N:M masks (``nm_mask``; 2:4 keeps two of every four weights of a row),
+  ``semistructured`` and ``SemiStructuredConfig``: their storage is exact, their speed needs a GPU.
 - ``lottery``: ``lottery_ticket`` (iterative magnitude pruning with rewinding vs random
   re-initialization of the same mask) and ``rewound``.
 
@@ -20,6 +22,7 @@ Every model-level function returns a new model and leaves its input unchanged.
 from mcviz.prune.lottery import lottery_ticket, rewound
 from mcviz.prune.masks import channel_scores, magnitude_mask, random_mask
 from mcviz.prune.schedules import GradualPruner, gradual, iterative, one_shot, weight_sparsity, zhu_gupta
+from mcviz.prune.semistructured import SemiStructuredConfig, SemiStructuredLinear, nm_mask, semistructured
 from mcviz.prune.sensitivity import allocate, sensitivity
 from mcviz.prune.structured import ChannelsConfig, channels, kept_channels
 from mcviz.prune.unstructured import (
@@ -34,6 +37,10 @@ from mcviz.prune.unstructured import (
 
 __all__ = [
     "ChannelsConfig",
+    "SemiStructuredConfig",
+    "SemiStructuredLinear",
+    "nm_mask",
+    "semistructured",
     "allocate",
     "channels",
     "kept_channels",

