@@ -28,6 +28,7 @@ from mcviz import (
     quantize,
     registry,
     sweeps,
+    synthetic,
     tradeoff,
     train,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "registry",
     "seed",
     "sweeps",
+    "synthetic",
     "tradeoff",
     "train",
 ]
@@ -58,7 +60,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # Heavy, top-of-the-stack modules load on first use so `import mcviz` stays fast.
-    if name in ("reports", "widgets"):
+    if name in ("reports", "widgets", "sweep_runner"):
         import importlib
 
         return importlib.import_module(f"mcviz.{name}")
