@@ -48,15 +48,16 @@ def done_folder(root: Path, plan: Plan, point: Point) -> Path | None:
     return None
 
 
-def clear(root: Path, point: Point) -> None:
-    """Remove what earlier attempts of ``point`` left: its folder, ``-FAILED`` folders, partial folders.
+def clear(root: Path, point: Point, *, keep: Path | None = None) -> None:
+    """Remove what earlier attempts of ``point`` left: ``-FAILED`` and partial folders (a killed
+    worker leaves one) and, unless it is ``keep``, its run folder; ``keep`` always stays.
 
     Call it only while holding the point's lock (:func:`claim`).
     """
     runs = root / RUNS
     leftovers = [*runs.glob(f"{point.name}-FAILED*"), *runs.glob(f".{point.name}.*.partial")]
     for path in [runs / point.name, *leftovers]:
-        if path.is_dir():
+        if path.is_dir() and (keep is None or path.resolve() != keep.resolve()):
             shutil.rmtree(path, ignore_errors=True)
 
 

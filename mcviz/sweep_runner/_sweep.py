@@ -180,6 +180,8 @@ def _execute(root: Path, the_plan: Plan, pool, *, force: bool, timeout, progress
                         pending.appendleft((point, attempt + 1))
                         continue
                     folder = Path(out["folder"]) if out.get("folder") else None
+                    if folder is not None:  # e.g. a Dask worker killed and its run redone by Dask
+                        _store.clear(root, point, keep=folder)
                     finish(point, {**out, "reused": False, "attempts": attempt, "folder": folder})
             elif deferred:  # wait for the other sweep to release a point, then reuse or run it
                 for point in list(deferred):
