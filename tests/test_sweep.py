@@ -332,3 +332,34 @@ def test_digits_idx_writes_a_deterministic_mnist_format_set(tmp_path):
     with pytest.raises(ValueError, match="n_train must be an int >= 10"):
         mcv.synthetic.digits_idx(tmp_path / "d", n_train=5)
     assert pd.Series(mcv.data.read_idx(root / "train-labels-idx1-ubyte")).nunique() == 10
+
+
+# ---------------------------------------------------------------- the committed example
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "examples" / "sweep"
+
+
+def test_example_sweep_is_complete_and_its_summary_matches_its_results():
+    assert sorted(p.name for p in EXAMPLE.iterdir()) == ["results.csv", "results.json", "summary"]
+    assert sorted(p.name for p in (EXAMPLE / "summary").iterdir()) == [
+        "index.html",
+        "results.csv",
+        "results.json",
+        "sweep.ipynb",
+    ]
+    data = sweep_runner.load(EXAMPLE)
+    assert data.template == "compare" and data.varying == ("model", "seed")
+    assert len(data.runs) == 9 and list(data.runs["status"]).count("failed") == 3
+    assert set(sweep_runner.failures(data)["param_model"]) == {"lenet5"}  # 8x8 digits are too small for it
+    table = pd.read_csv(EXAMPLE / "results.csv")
+    assert len(table) == 6 * 4 + 3  # 6 runs x (baseline + 3 methods), one row per failed run
+    summary = json.loads((EXAMPLE / "summary" / "results.json").read_text())
+    assert summary["template"] == "sweep" and summary["parameters"]["sweep"] == ".."  # no absolute path
+    import nbformat
+
+    nb = nbformat.read(EXAMPLE / "summary" / "sweep.ipynb", as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert sweep_runner.describe(data) in text  # the sentence was computed from these results
+    front = mcv.tradeoff.pareto(sweep_runner.configurations(data))
+    assert list(pd.DataFrame(summary["rows"])["label"]) == list(front["label"])
