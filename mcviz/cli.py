@@ -124,6 +124,9 @@ def _sweep(args: argparse.Namespace) -> int:
     except sweep_runner.SweepInterrupted as exc:
         print(f"mcviz sweep: {exc}", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # while writing the results or running the summary
+        print("mcviz sweep: interrupted; rerun the same command to finish", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
         return error(str(exc))
     for run in result.failed:

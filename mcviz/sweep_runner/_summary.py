@@ -83,6 +83,10 @@ def load(sweep: str | os.PathLike = "..") -> SweepData:
     rows = pd.DataFrame(results.get("rows", []))
     if "status" in rows.columns:
         rows = rows[rows["status"] == "done"].drop(columns=["status", "error"], errors="ignore")
+    for column in rows.columns:  # JSON nulls of failed runs made int columns float: make them int again
+        values = rows[column]
+        if values.dtype.kind == "f" and len(values) and values.notna().all() and (values % 1 == 0).all():
+            rows[column] = values.astype("int64")
     return SweepData(folder, results["template"], varying, runs.reset_index(drop=True),
                      rows.reset_index(drop=True), results)  # fmt: skip
 

@@ -7,6 +7,8 @@ import datetime as _dt
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -144,6 +146,7 @@ def _execute(root: Path, the_plan: Plan, pool, *, force: bool, timeout, progress
     bar = tqdm(total=len(the_plan.points), desc=f"sweep {the_plan.template.name}", unit="run",
                disable=not progress, leave=True)
     locks: dict[str, Any] = {}
+    restore = _stop_on_sigterm()
 
     def finish(point: Point, record: dict) -> None:
         runs[point.key] = _record(root, point, **record)
@@ -199,9 +202,24 @@ def _execute(root: Path, the_plan: Plan, pool, *, force: bool, timeout, progress
         bar.close()
         done = sum(r["status"] == "done" for r in runs.values())
         raise SweepInterrupted(root, done, len(the_plan.points)) from None
+    finally:
+        restore()
     pool.close()
     bar.close()
     return runs
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM stop the sweep as Ctrl-C does (workers stopped, locks released); return the
+    function that restores the previous handler (nothing to do off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _record(root: Path, point: Point, *, status: str, reused: bool, attempts: int, folder: Path | None,

@@ -52,21 +52,35 @@ def _failed(error: str, where: str, folder: str | None, lost: bool = False) -> d
     return {"status": "failed", "error": error, "where": where, "folder": folder, "lost": lost}
 
 
+ORPHAN_GRACE_S = 10.0
+
+
 def _init_worker() -> None:
     """Pool worker start-up: SIGTERM stops the run cleanly (its kernel is shut down and the run
-    left as -FAILED) and the heavy imports are paid once."""
+    left as -FAILED), the worker stops itself when the sweep's process dies (a spawned pool worker
+    holds both ends of its task queue, so it would otherwise wait forever), and the heavy imports
+    are paid once."""
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the kernels; the sweep stops the pool
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     import jupyter_client  # noqa: F401
     import nbformat  # noqa: F401
     import papermill  # noqa: F401
 
     import mcviz._html  # noqa: F401
     import mcviz.reports  # noqa: F401
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)  # stop the running report cleanly...
+    time.sleep(ORPHAN_GRACE_S)
+    os._exit(1)  # ...then leave
 
 
 class LocalPool:
@@ -82,7 +96,12 @@ class LocalPool:
         free = next(i for i in range(self.capacity) if i not in self._busy.values())
         if self._slots[free] is None:
             self._slots[free] = cf.ProcessPoolExecutor(1, mp_context=self._context, initializer=_init_worker)
-        future = self._slots[free].submit(run_point, *args)
+        try:
+            future = self._slots[free].submit(run_point, *args)
+        except cf.process.BrokenProcessPool:  # its idle worker died: start a fresh one
+            self._slots[free].shutdown(wait=False)
+            self._slots[free] = cf.ProcessPoolExecutor(1, mp_context=self._context, initializer=_init_worker)
+            future = self._slots[free].submit(run_point, *args)
         self._busy[future] = free
         return future
 
