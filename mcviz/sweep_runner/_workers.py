@@ -5,7 +5,8 @@ into a plain dict, so that nothing but a dict ever crosses a process boundary:
 
 - ``{"status": "done", "folder": ...}``;
 - ``{"status": "failed", "error": ..., "where": ..., "folder": ..., "lost": bool}``: ``lost``
-  when the kernel died or the worker was killed (retried once), not when a cell raised.
+  when the kernel died or did not start, or the worker was killed (retried once), not when a
+  cell raised.
 
 The local pool is one single-process ``ProcessPoolExecutor`` (spawn, never fork: a forked
 papermill can silently skip execution) per worker slot: a killed worker breaks only its own slot,
@@ -39,8 +40,11 @@ def run_point(template, values: dict, out_dir: str, timeout: float | None) -> di
             folder = reports.run(template, values, out_dir, timeout=timeout)
             return {"status": "done", "folder": str(folder), "pid": os.getpid()}
         except reports.ReportError as exc:
-            died = type(exc.__cause__).__name__ == "DeadKernelError" or "kernel died" in exc.error
-            return _failed(exc.error, exc.where, str(exc.folder), lost=died)
+            # the kernel died, or never answered (e.g. a port taken between choosing and binding it)
+            lost = type(exc.__cause__).__name__ == "DeadKernelError" or any(
+                text in exc.error for text in ("kernel died", "Kernel didn't respond")
+            )
+            return _failed(exc.error, exc.where, str(exc.folder), lost=lost)
         except reports.ParameterError as exc:  # a bad parameter only the run found (NothingFits)
             return _failed(f"ParameterError: {' '.join(str(exc).split())}", "the run", None)
         except Exception as exc:  # noqa: BLE001 - any other failure is recorded, never raised
