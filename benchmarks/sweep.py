@@ -13,8 +13,8 @@
    the README can say how the cost grows with the number of images.
 
 Prints the load average and a markdown table (goal, measured, met?). Takes about 20 minutes on
-an idle 2-core machine; ``--skip-idx`` leaves out part 3, ``--skip-sweeps`` parts 1 and 2, and
-``--sizes 60000`` runs only the full set.
+an idle 2-core machine; ``--parts overhead idx`` runs only those parts, ``--sizes 60000`` only the
+full set. Wall times depend on the machine's load: part 2 also gives the CPU time per run.
 
     .venv/bin/python benchmarks/sweep.py
 """
@@ -37,6 +37,7 @@ import nbformat
 import mcviz as mcv
 from mcviz import sweep_runner
 
+PARTS = ("speedup", "overhead", "idx")
 ROUNDS = 2
 POINTS = 8
 COMPARE_8 = {"dataset": "digits", "model": "seed_cnn", "epochs": 3, "methods": ["fp16"], "latency": False}
@@ -62,8 +63,9 @@ def speedup(tmp: Path) -> tuple[float, float]:
     return statistics.median(times[1]), statistics.median(times[2])
 
 
-def overhead(tmp: Path) -> tuple[float, float]:
-    """Return (the first run's wall s on a cold worker, median of the warm runs) of a light template."""
+def overhead(tmp: Path) -> tuple[float, float, float]:
+    """Return (the first run's wall s on a cold worker, median wall s of the warm runs, CPU s per
+    run: worker and kernel, the worker's start-up included) of a light template."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     params = nbformat.v4.new_code_cell("n = 1  # [1, 100] the point")
@@ -71,11 +73,14 @@ def overhead(tmp: Path) -> tuple[float, float]:
     nb.cells = [nbformat.v4.new_markdown_cell("# light"), params]
     nb.cells += [nbformat.v4.new_code_cell(c) for c in LIGHT_CELLS]
     nbformat.write(nb, tmp / "light.ipynb")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = sweep_runner.run(tmp / "light.ipynb", {"n": [1, 2, 3, 4, 5, 6]}, out_dir=tmp / "light",
                               workers=1, summary=False)  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker (and its kernels) was waited for
+    cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / len(result.runs)
     durations = [json.loads((tmp / "light" / r["folder"] / "results.json").read_text())["duration_s"]
                  for r in result.runs]  # fmt: skip
-    return durations[0], statistics.median(durations[1:])
+    return durations[0], statistics.median(durations[1:]), cpu
 
 
 def compare_on_idx(tmp: Path, n_train: int) -> tuple[float, float]:
@@ -92,21 +97,22 @@ def compare_on_idx(tmp: Path, n_train: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-idx", action="store_true", help="leave out the compare report on IDX sets")
-    parser.add_argument("--skip-sweeps", action="store_true", help="only the compare report on IDX sets")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
     parser.add_argument("--sizes", type=int, nargs="+", default=[15_000, 30_000, 60_000])
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mcviz-bench-sweep-") as tmp:
         tmp = Path(tmp)
-        if not args.skip_sweeps:
+        if "speedup" in args.parts:
             one, two = speedup(tmp)
             rows.append((f"{POINTS}-point compare sweep, 2 workers vs 1 (wall-time ratio)", ">= 1.7x",
                          f"{one / two:.2f}x ({one:.0f} s / {two:.0f} s)", one / two >= 1.7))  # fmt: skip
-            cold, warm = overhead(tmp)
+        if "overhead" in args.parts:
+            cold, warm, cpu = overhead(tmp)
             what = "overhead per run on a warm worker (kernel start + imports + papermill + export)"
-            rows.append((what, "<= 5 s", f"{warm:.1f} s (first, cold worker: {cold:.1f} s)", warm <= 5))
-        if not args.skip_idx:
+            measured = f"{warm:.1f} s wall, {cpu:.1f} s CPU (first, cold worker: {cold:.1f} s wall)"
+            rows.append((what, "<= 5 s", measured, warm <= 5))
+        if "idx" in args.parts:
             peak = 0.0
             for n in sorted(args.sizes):
                 wall, peak = compare_on_idx(tmp, n)  # RUSAGE_CHILDREN's peak only grows: sizes go up
