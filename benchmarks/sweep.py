@@ -93,7 +93,8 @@ def compare_on_idx(tmp: Path, n_train: int) -> tuple[float, float]:
     probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # fmt: skip
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], env=env, check=True, capture_output=True,
+                         text=True)  # fmt: skip
     wall = time.perf_counter() - t0
     return wall, int(out.stdout.split()[-1]) / 1024
 
