@@ -29,6 +29,7 @@ from mcviz import (
     registry,
     sweeps,
     synthetic,
+    timing,
     tradeoff,
     train,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "seed",
     "sweeps",
     "synthetic",
+    "timing",
     "tradeoff",
     "train",
 ]

@@ -7,18 +7,41 @@
     mcviz sweep compare --grid seed=0,1,2 --grid epochs=1,3 -p dataset digits --workers 2
 
 Exit codes: 0 success, 1 the report (or a run of the sweep) failed while running (partial output
-in ``*-FAILED``), 2 bad usage or a bad parameter (nothing was written), 130 interrupted.
+in ``*-FAILED``), 2 bad usage, a bad parameter, or a run that could not start (an output folder
+that cannot be written...): nothing was written; 128 + the signal's number when Ctrl-C (130),
+SIGTERM (143) or SIGHUP (129) stopped it (partial output in a ``*-FAILED`` folder that the message
+names).
+Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
 
 USAGE = "mcviz report NAME [-p NAME VALUE]... [-f PARAMS.yaml] [-o DIR] [-q] [--timeout S]"
+MAX_MESSAGE = 1_000  # the longest error line printed: every value in it is shortened already
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (exit code 2) like every other error."""
+
+    def error(self, message: str):
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message[:MAX_MESSAGE]} (see {self.prog} --help)\n")
+
+
+class _Once(argparse.Action):
+    """Store an option's value, refusing the option given twice (the last one would silently win)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            raise argparse.ArgumentError(self, "given twice; give it once")
+        setattr(namespace, self.dest, values)
 
 
 def _version() -> str:
@@ -29,9 +52,7 @@ def _version() -> str:
 
 def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """Return the ``mcviz`` parser and its ``report`` subparser."""
-    parser = argparse.ArgumentParser(
-        prog="mcviz", description="Reports and tools for neural-network model compression."
-    )
+    parser = _Parser(prog="mcviz", description="Reports and tools for neural-network model compression.")
     parser.add_argument("--version", action="version", version=f"mcviz {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     report = sub.add_parser(
@@ -54,10 +75,16 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         metavar=("NAME", "VALUE"),
         help="set a parameter; repeat a list parameter to give several items",
     )
-    report.add_argument("-f", "--file", metavar="PARAMS.yaml", help="YAML mapping of parameters")
-    report.add_argument("-o", "--output", metavar="DIR", help="run folder (default reports/NAME-<timestamp>)")
+    report.add_argument(
+        "-f", "--file", action=_Once, metavar="PARAMS.yaml", help="YAML mapping of parameters"
+    )
+    report.add_argument(
+        "-o", "--output", action=_Once, metavar="DIR", help="run folder (default reports/NAME-<timestamp>)"
+    )
     report.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    report.add_argument("--timeout", type=float, metavar="S", help="seconds allowed per cell")
+    report.add_argument(
+        "--timeout", action=_Once, metavar="S", help="seconds allowed per cell, at most 86400"
+    )
     _sweep_parser(sub)
     return parser, report
 
@@ -88,16 +115,22 @@ def _sweep_parser(sub) -> argparse.ArgumentParser:
         help="fix a parameter for every run",
     )  # fmt: skip
     sweep.add_argument(
-        "-f", "--file", metavar="PARAMS.yaml",
+        "-f", "--file", action=_Once, metavar="PARAMS.yaml",
         help="YAML mapping of fixed parameters, or a list of mappings: one run each (-p overrides)",
     )  # fmt: skip
     sweep.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: cores)")
-    sweep.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (needs mcviz[dask])")
-    sweep.add_argument("-o", "--output", metavar="DIR", help="sweep folder (default reports/sweep-NAME)")
+    sweep.add_argument(
+        "--scheduler", action=_Once, metavar="ADDRESS", help="Dask scheduler (needs mcviz[dask])"
+    )
+    sweep.add_argument(
+        "-o", "--output", action=_Once, metavar="DIR", help="sweep folder (default reports/sweep-NAME)"
+    )
     sweep.add_argument("--force", action="store_true", help="rerun points that already have results")
     sweep.add_argument("--no-summary", action="store_true", help="do not run the summary report")
     sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    sweep.add_argument("--timeout", type=float, metavar="S", help="seconds allowed per cell")
+    sweep.add_argument(
+        "--timeout", action=_Once, metavar="S", help="seconds allowed per cell, at most 86400"
+    )
     return sweep
 
 
@@ -105,7 +138,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mcviz import reports, sweep_runner
 
     def error(message: str) -> int:
-        print(f"mcviz sweep: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"mcviz sweep: error: {' '.join(message.split())[:MAX_MESSAGE]}", file=sys.stderr)
         return 2
 
     points = None
@@ -116,18 +149,20 @@ def _sweep(args: argparse.Namespace) -> int:
             points, given = given, {}
         fixed = {**given, **_collect(template, None, args.param)}
         grid = sweep_runner.parse_grid(template, args.grid)
+        timeout = _timeout(args.timeout)
         result = sweep_runner.run(
             template, grid, fixed, points, args.output, workers=args.workers, scheduler=args.scheduler,
-            force=args.force, timeout=args.timeout, summary=not args.no_summary,
+            force=args.force, timeout=timeout, summary=not args.no_summary,
             progress=not args.quiet and sys.stderr.isatty(),
         )  # fmt: skip
     except sweep_runner.SweepInterrupted as exc:
         print(f"mcviz sweep: {exc}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:  # while writing the results or running the summary
+        return 128 + exc.signum
+    except KeyboardInterrupt as exc:  # while writing the results or running the summary
+        signum = getattr(exc, "signum", signal.SIGINT)
         print("mcviz sweep: interrupted; rerun the same command to finish", file=sys.stderr)
-        return 130
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as exc:
+        return 128 + signum
+    except (OSError, ValueError, TypeError) as exc:  # OSError: FileNotFoundError, FileExistsError...
         return error(str(exc))
     for run in result.failed:
         where = f" (partial output: {_rel(result.folder / run['folder'])})" if run["folder"] else ""
@@ -139,7 +174,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _error(message: str) -> int:
-    print(f"mcviz report: error: {message}", file=sys.stderr)
+    message = " ".join(str(message).split())
+    print(f"mcviz report: error: {message[:MAX_MESSAGE]}", file=sys.stderr)
     return 2
 
 
@@ -177,48 +213,63 @@ def template_help(template) -> str:
         "  -f PARAMS.yaml   YAML mapping of parameters (relative paths are relative to the cwd)",
         f"  -o DIR           run folder (default reports/{name}-<timestamp>, relative to the cwd)",
         "  -q, --quiet      no progress bar",
-        "  --timeout S      seconds allowed per cell",
+        "  --timeout S      seconds allowed per cell, in (0, 86400] (default: no limit)",
         "  -h, --help       show this help",
     ]
     return "\n".join(lines)
 
 
 def _collect(template, file: str | None, pairs: list[list[str]]) -> dict:
-    """Return the parameter values from -f and -p (-p wins); CLI strings typed per parameter
-    (``template``: a name, a path or a loaded ``mcviz.reports.Template``)."""
-    import yaml
+    """Return the parameter values from -f and -p (-p wins), each read as ``mcviz._param_values``
+    reads text (``template``: a name, a path or a loaded ``mcviz.reports.Template``).
 
-    from mcviz import reports
+    Raises:
+        ValueError, TypeError: an unreadable or malformed parameters file, a malformed value, or a
+            parameter that is not a list given twice with -p (one line).
+    """
+    from mcviz import _param_values, _paths, _yaml, reports
+    from mcviz._checks import PATH_LIMIT, shorten
 
     template = reports.load(template)
-    values: dict = {}
-    if file:
-        path = Path(file)
-        if not path.is_file():
-            raise FileNotFoundError(f"parameters file {file!r} not found")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"parameters file {file!r} is not valid YAML ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"parameters file {file!r} must be a YAML mapping name: value")
-        values.update(loaded)
     declared = {p.name: p for p in template.parameters}
-    for key, value in values.items():  # YAML 1.1 reads 1e-3 (no dot) as a str
-        if key in declared and declared[key].type == "float" and isinstance(value, str):
-            values[key] = reports.from_text(declared[key], value)
+    values: dict = {}
+    if file is not None:
+        path = _paths.check_path(file, "-f", kind="file", allowed="a YAML file of parameters")
+        what = f"parameters file {shorten(file, PATH_LIMIT)}"
+        loaded = _yaml.load(_yaml.read_text(path, what), what, max_chars=_yaml.MAX_FILE_BYTES)
+        if loaded is None:  # empty, or only comments
+            loaded = {}
+        if not isinstance(loaded, dict):
+            kind = "list" if isinstance(loaded, list) else "single value"
+            raise ValueError(f"{what} must be a YAML mapping of name: value, got a {kind}")
+        for key, raw in loaded.items():  # unknown names are left for validate() to report
+            values[key] = _param_values.from_yaml(declared[key], raw) if key in declared else raw
     from_cli: dict = {}
+    texts: dict = {}
     for key, text in pairs:
         param = declared.get(key)
         if param is None:
             from_cli[key] = text  # validate() reports the unknown name
-        elif param.type == "list" and key in from_cli:
-            from_cli[key] = from_cli[key] + list(reports.from_text(param, text))
-        else:
-            value = reports.from_text(param, text)
-            from_cli[key] = list(value) if param.type == "list" else value
+            continue
+        value = reports.from_text(param, text)
+        if key in from_cli and param.type != "list":
+            raise reports.ParameterError(
+                f"-p {key} is given twice ({shorten(texts[key])} and {shorten(text)}); give it once"
+            )
+        from_cli[key] = from_cli.get(key, []) + value if param.type == "list" else value
+        texts[key] = text
     values.update(from_cli)
     return values
+
+
+def _timeout(text: str | None) -> float | None:
+    """Return --timeout as seconds (None: not given); one-line ValueError/TypeError otherwise."""
+    from mcviz import _yaml, reports
+    from mcviz._checks import check_number
+
+    if text is None:
+        return None
+    return check_number(_yaml.scalar(text, "--timeout"), "--timeout (seconds)", bounds=reports.TIMEOUT)
 
 
 def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) -> int:
@@ -239,12 +290,10 @@ def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) ->
         return _error(f"give a template NAME; available: {', '.join(reports.templates())}")
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        template = reports.load(args.name)  # read once; run() validates the values
-        if args.help:
-            print(template_help(template))
-            return 0
-        values = _collect(template, args.file, args.param)
-        folder = reports.run(template, values, args.output, progress=progress, timeout=args.timeout)
+        with reports.stopping_on_signals():  # a signal before the run too: 128 + signum, nothing written
+            folder = _run(args, progress)
+            if folder is None:  # --help was shown
+                return 0
     except reports.ReportError as exc:
         print(
             f"mcviz report: {reports.template_name(args.name)} failed in {exc.where}:\n"
@@ -252,13 +301,34 @@ def _report(args: argparse.Namespace, report_parser: argparse.ArgumentParser) ->
             file=sys.stderr,
         )
         return 1
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        return _error(" ".join(str(exc).split()))
-    except KeyboardInterrupt:
-        print("mcviz report: interrupted; partial output is in a *-FAILED folder", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Interrupted (a signal during the run or before it), or Ctrl-C
+        signum = getattr(exc, "signum", signal.SIGINT)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        folder = getattr(exc, "folder", None)
+        where = f"partial output: {_rel(folder)}" if folder else "nothing was written"
+        print(f"mcviz report: interrupted by {name}; {where}", file=sys.stderr)
+        return 128 + signum
+    except (OSError, ValueError, TypeError) as exc:  # OSError: a folder cannot be written (nothing was)
+        return _error(str(exc))
+    for line in reports.emitted_warnings(folder):
+        print(f"mcviz report: warning: {line}", file=sys.stderr)
     print(_rel(folder))
     return 0
+
+
+def _run(args: argparse.Namespace, progress: bool) -> Path | None:
+    """Return the run folder of ``mcviz report NAME ...`` (None after printing --help)."""
+    from mcviz import _paths, reports
+
+    template = reports.load(args.name)  # read once; run() validates the values
+    if args.help:
+        print(template_help(template))
+        return None
+    values = _collect(template, args.file, args.param)
+    timeout = _timeout(args.timeout)
+    if args.output is not None:
+        _paths.output_folder(args.output, "-o")  # run() checks it too, naming it out_dir
+    return reports.run(template, values, args.output, progress=progress, timeout=timeout)
 
 
 def _rel(path: Path) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcviz.data import _IDX_TYPES
+from mcviz._idx import _IDX_TYPES
 
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

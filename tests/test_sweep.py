@@ -137,8 +137,11 @@ def test_read_points_reads_a_mapping_or_a_list(tiny, tmp_path):
     (tmp_path / "bad.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ParameterError, match="must hold a mapping NAME: VALUE, or a list of them"):
         sweep_runner.read_points(tiny, tmp_path / "bad.yaml")
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(ValueError, match="not found"):
         sweep_runner.read_points(tiny, tmp_path / "missing.yaml")
+    (tmp_path / "strict.yaml").write_text("- {n: 010}\n")  # YAML 1.1 would read octal 8
+    with pytest.raises(ValueError, match="without a leading zero"):
+        sweep_runner.read_points(tiny, tmp_path / "strict.yaml")
 
 
 # ---------------------------------------------------------------- bad input: exit 2, one line, nothing run
@@ -163,6 +166,8 @@ BAD = [
     (["--grid", "n=1,2", "-p", "n", "3"], "n is both fixed (3) and varied by the sweep: give it once"),
     (["--grid", "n=1,2", "--workers", "0"], "workers must be an int >= 1, got 0"),
     (["--grid", "n=1,2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give workers"),
+    (["--grid", "n=1,2", "--timeout", "0"], "--timeout (seconds) must be a finite number in (0, 86400], got 0"),
+    (["--grid", "n=1,2", "-o", "a", "-o", "b"], "argument -o/--output: given twice; give it once"),
 ]
 
 

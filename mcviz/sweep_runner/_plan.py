@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mcviz._params import ParameterError, from_text
 from mcviz.reports import Template, load
 
@@ -169,32 +167,30 @@ def parse_grid(template: str | Path | Template, texts: list[str]) -> dict[str, l
 
 def read_points(template: str | Path | Template, path: str | Path) -> dict | list[dict]:
     """Return the contents of a YAML parameters file: a mapping (fixed values) or a list of
-    mappings (one run each); floats YAML 1.1 reads as text (``1e-3``) are made floats.
+    mappings (one run each), each value read as ``mcviz report -f`` reads it (``mcviz._yaml``'s
+    strict reading, then typed for its parameter); the file is unchanged.
 
     Raises:
-        FileNotFoundError: no such file. ParameterError: not valid YAML, or neither a mapping nor
-            a list of mappings.
+        ValueError: no such file, not valid YAML (``mcviz._yaml``'s rules), or neither a mapping
+            nor a list of mappings (ParameterError), or a value that cannot be read for its
+            parameter (ParameterError).
     """
+    from mcviz import _param_values, _paths, _yaml
+    from mcviz._checks import PATH_LIMIT, shorten
+
     tpl = load(template)
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"parameters file {str(path)!r} not found")
-    try:
-        loaded = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        text = " ".join(str(exc).split())
-        raise ParameterError(f"parameters file {str(path)!r} is not valid YAML ({text})") from None
+    file = _paths.check_path(path, "-f", kind="file", allowed="a YAML file of parameters")
+    what = f"parameters file {shorten(str(path), PATH_LIMIT)}"
+    loaded = _yaml.load(_yaml.read_text(file, what), what, max_chars=_yaml.MAX_FILE_BYTES)
     loaded = {} if loaded is None else loaded
     items = loaded if isinstance(loaded, list) else [loaded]
     if not items or not all(isinstance(item, dict) for item in items):
-        raise ParameterError(
-            f"parameters file {str(path)!r} must hold a mapping NAME: VALUE, or a list of them (one per run)"
-        )
-    floats = {p.name: p for p in tpl.parameters if p.type == "float"}
-    for item in items:
-        for key, value in item.items():
-            if key in floats and isinstance(value, str):
-                item[key] = from_text(floats[key], value)
+        raise ParameterError(f"{what} must hold a mapping NAME: VALUE, or a list of them (one per run)")
+    declared = {p.name: p for p in tpl.parameters}
+    items = [  # unknown names are left for plan() to report
+        {k: _param_values.from_yaml(declared[k], v) if k in declared else v for k, v in item.items()}
+        for item in items
+    ]
     return items if isinstance(loaded, list) else items[0]
 
 

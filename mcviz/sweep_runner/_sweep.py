@@ -25,15 +25,20 @@ POLL_S = 0.5
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the sweep; finished runs are kept and a rerun of the same sweep resumes.
+    """Ctrl-C (or SIGTERM, SIGHUP) stopped the sweep; finished runs are kept and a rerun of the same
+    sweep resumes.
 
     Attributes:
         folder: the sweep folder. done: points with results. total: points in the sweep.
+        signum: the signal that stopped it (a command exits with 128 + signum).
     """
 
-    def __init__(self, folder: Path, done: int, total: int):
-        super().__init__(f"interrupted: {done} of {total} runs have results in {folder}; rerun to resume")
-        self.folder, self.done, self.total = folder, done, total
+    def __init__(self, folder: Path, done: int, total: int, signum: int = signal.SIGINT):
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        super().__init__(
+            f"interrupted by {name}: {done} of {total} runs have results in {folder}; rerun to resume"
+        )
+        self.folder, self.done, self.total, self.signum = folder, done, total, signum
 
 
 @dataclass
@@ -115,7 +120,9 @@ def run(
     if scheduler is None:
         workers = default_workers() if workers is None else _checks.check_int(workers, "workers", low=1)
     if timeout is not None:
-        _checks.check_number(timeout, "timeout", low=0, low_open=True)
+        from mcviz.reports import TIMEOUT
+
+        timeout = _checks.check_number(timeout, "timeout", bounds=TIMEOUT)
     root = Path(out_dir or Path("reports") / f"sweep-{the_plan.template.name}").expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"sweep folder {os.fspath(out_dir)!r} is a file")
@@ -195,13 +202,14 @@ def _execute(root: Path, the_plan: Plan, pool, *, force: bool, timeout, progress
                         start(point, 1, reuse=True)
                 if deferred and not inflight:
                     time.sleep(POLL_S)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         pool.close(now=True)
         for lock in locks.values():
             _store.release(lock)
         bar.close()
         done = sum(r["status"] == "done" for r in runs.values())
-        raise SweepInterrupted(root, done, len(the_plan.points)) from None
+        signum = getattr(exc, "signum", signal.SIGINT)
+        raise SweepInterrupted(root, done, len(the_plan.points), signum) from None
     finally:
         restore()
     pool.close()
@@ -210,16 +218,25 @@ def _execute(root: Path, the_plan: Plan, pool, *, force: bool, timeout, progress
 
 
 def _stop_on_sigterm():
-    """Make SIGTERM stop the sweep as Ctrl-C does (workers stopped, locks released); return the
-    function that restores the previous handler (nothing to do off the main thread)."""
+    """Make SIGTERM and SIGHUP stop the sweep as Ctrl-C does (workers stopped, locks released; the
+    exception carries the signal, as ``mcviz.reports.Interrupted`` does); return the function that
+    restores the previous handlers (nothing to do off the main thread)."""
+    from mcviz.reports import Interrupted
+
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        raise Interrupted(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, stop) for s in signals}
+
+    def restore():
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
 
 
 def _record(root: Path, point: Point, *, status: str, reused: bool, attempts: int, folder: Path | None,
