@@ -166,7 +166,7 @@ BAD = [
     (["--grid", "n=1,2", "-p", "n", "3"], "n is both fixed (3) and varied by the sweep: give it once"),
     (["--grid", "n=1,2", "--workers", "0"], "workers must be an int >= 1, got 0"),
     (["--grid", "n=1,2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give workers"),
-    (["--grid", "n=1,2", "--timeout", "0"], "--timeout (seconds) must be a finite number in (0, 86400], got 0"),
+    (["--grid", "n=1,2", "--timeout", "0"], "--timeout (seconds) must be a finite number in (0, 86400]"),
     (["--grid", "n=1,2", "-o", "a", "-o", "b"], "argument -o/--output: given twice; give it once"),
 ]
 

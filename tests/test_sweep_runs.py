@@ -140,7 +140,8 @@ def test_ctrl_c_stops_the_sweep_and_a_rerun_runs_only_the_missing_points(
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole process group
     out, err = proc.communicate(timeout=HANG_GUARD_S)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("mcviz sweep: interrupted: 3 of 4 runs have results in ")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mcviz sweep: interrupted by Ctrl-C: 3 of 4 runs have results in "), err
     assert not (tmp_path / "sweep" / "results.json").exists()  # no results file claims a finished sweep
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(argv, capsys)
