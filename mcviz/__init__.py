@@ -39,6 +39,7 @@ from mcviz import (
     registry,
     stats,
     sweeps,
+    synthetic,
     text,
     timing,
     tradeoff,
@@ -76,6 +77,7 @@ __all__ = [
     "stats",
     "sweeps",
     "text",
+    "synthetic",
     "timing",
     "tradeoff",
     "train",
@@ -84,7 +86,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # Heavy, top-of-the-stack modules load on first use so `import mcviz` stays fast.
-    if name in ("reports", "widgets"):
+    if name in ("reports", "widgets", "sweep_runner"):
         import importlib
 
         return importlib.import_module(f"mcviz.{name}")

@@ -4,11 +4,13 @@
     mcviz report --list
     mcviz report compare --help
     mcviz report compare -p epochs 3 -p model lenet5 -f params.yaml -o reports/mine
+    mcviz sweep compare --grid seed=0,1,2 --grid epochs=1,3 -p dataset digits --workers 2
 
-Exit codes: 0 success, 1 the report failed while running (partial output in ``*-FAILED``),
-2 bad usage, a bad parameter, or a run that could not start (an output folder that cannot be
-written...): nothing was written; 128 + the signal's number when Ctrl-C (130), SIGTERM (143) or
-SIGHUP (129) stopped it (partial output in a ``*-FAILED`` folder that the message names).
+Exit codes: 0 success, 1 the report (or a run of the sweep) failed while running (partial output
+in ``*-FAILED``), 2 bad usage, a bad parameter, or a run that could not start (an output folder
+that cannot be written...): nothing was written; 128 + the signal's number when Ctrl-C (130),
+SIGTERM (143) or SIGHUP (129) stopped it (partial output in a ``*-FAILED`` folder that the message
+names).
 Every error is one line on stderr.
 """
 
@@ -83,7 +85,92 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     report.add_argument(
         "--timeout", action=_Once, metavar="S", help="seconds allowed per cell, at most 86400"
     )
+    _sweep_parser(sub)
     return parser, report
+
+
+SWEEP_USAGE = (
+    "mcviz sweep NAME --grid NAME=V1,V2 [--grid ...] [-p NAME VALUE]... [-f PARAMS.yaml] "
+    "[--workers N | --scheduler ADDRESS] [-o DIR] [--force] [--no-summary] [-q] [--timeout S]"
+)
+
+
+def _sweep_parser(sub) -> argparse.ArgumentParser:
+    """Add the ``sweep`` subcommand to ``sub`` and return its parser."""
+    sweep = sub.add_parser(
+        "sweep",
+        usage=SWEEP_USAGE,
+        help="run a report template over a grid of parameters (local pool or Dask)",
+        description="Run one report per grid point on a local pool of worker processes (or a Dask "
+        "cluster) into DIR/runs/, then write DIR/results.csv, DIR/results.json and the summary "
+        "report DIR/summary/. A rerun into the same DIR reuses the points already done.",
+    )
+    sweep.add_argument("name", metavar="NAME", help="template name or .ipynb path")
+    sweep.add_argument(
+        "--grid", action="append", default=[], metavar="NAME=V1,V2",
+        help="values of one parameter (repeat for a product); commas inside quotes or [] do not split",
+    )  # fmt: skip
+    sweep.add_argument(
+        "-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="fix a parameter for every run",
+    )  # fmt: skip
+    sweep.add_argument(
+        "-f", "--file", action=_Once, metavar="PARAMS.yaml",
+        help="YAML mapping of fixed parameters, or a list of mappings: one run each (-p overrides)",
+    )  # fmt: skip
+    sweep.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: cores)")
+    sweep.add_argument(
+        "--scheduler", action=_Once, metavar="ADDRESS", help="Dask scheduler (needs mcviz[dask])"
+    )
+    sweep.add_argument(
+        "-o", "--output", action=_Once, metavar="DIR", help="sweep folder (default reports/sweep-NAME)"
+    )
+    sweep.add_argument("--force", action="store_true", help="rerun points that already have results")
+    sweep.add_argument("--no-summary", action="store_true", help="do not run the summary report")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument(
+        "--timeout", action=_Once, metavar="S", help="seconds allowed per cell, at most 86400"
+    )
+    return sweep
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from mcviz import reports, sweep_runner
+
+    def error(message: str) -> int:
+        print(f"mcviz sweep: error: {' '.join(message.split())[:MAX_MESSAGE]}", file=sys.stderr)
+        return 2
+
+    points = None
+    try:
+        template = reports.load(args.name)
+        given = sweep_runner.read_points(template, args.file) if args.file else {}
+        if isinstance(given, list):
+            points, given = given, {}
+        fixed = {**given, **_collect(template, None, args.param)}
+        grid = sweep_runner.parse_grid(template, args.grid)
+        timeout = _timeout(args.timeout)
+        result = sweep_runner.run(
+            template, grid, fixed, points, args.output, workers=args.workers, scheduler=args.scheduler,
+            force=args.force, timeout=timeout, summary=not args.no_summary,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )  # fmt: skip
+    except sweep_runner.SweepInterrupted as exc:
+        print(f"mcviz sweep: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt as exc:  # while writing the results or running the summary
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print("mcviz sweep: interrupted; rerun the same command to finish", file=sys.stderr)
+        return 128 + signum
+    except (OSError, ValueError, TypeError) as exc:  # OSError: FileNotFoundError, FileExistsError...
+        return error(str(exc))
+    for run in result.failed:
+        where = f" (partial output: {_rel(result.folder / run['folder'])})" if run["folder"] else ""
+        print(f"mcviz sweep: {run['run']} failed in {run['where']}: {run['error']}{where}", file=sys.stderr)
+    if result.summary_error:
+        print(f"mcviz sweep: the summary report failed: {result.summary_error}", file=sys.stderr)
+    print(f"{_rel(result.folder)} ({result})")
+    return 1 if result.failed or result.summary_error else 0
 
 
 def _error(message: str) -> int:
@@ -257,5 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args, report)
+    if args.command == "sweep":
+        return _sweep(args)
     parser.print_help()
     return 0
