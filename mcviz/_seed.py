@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -20,3 +21,20 @@ def seed(n: int) -> None:
     random.seed(n)
     np.random.seed(n)
     torch.manual_seed(n)
+
+
+@contextlib.contextmanager
+def global_rng_kept():
+    """Runs the block and then puts Python's, NumPy's and PyTorch's global generators back as they were.
+
+    For lazy imports of other packages: some draw from a global generator when first imported
+    (scikit-learn's progress-bar callback imports rich, whose ``Style`` draws from ``random``),
+    which would make a library call's effect on global state depend on what was imported before.
+    """
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])

@@ -34,6 +34,7 @@ from mcviz._checks import (
     shorten,
 )
 from mcviz._idx import read_idx
+from mcviz._seed import global_rng_kept
 
 __all__ = ["MAX_CLASSES", "NAMES", "SPLITS", "DataBundle", "from_arrays", "labelled_indices", "load",
            "read_idx", "subset"]  # fmt: skip
@@ -105,8 +106,8 @@ def load(name: str = "mnist5k", *, root: str | Path | None = None, split_seed: i
     if not isinstance(name, str):
         raise TypeError(f"name must be one of {', '.join(NAMES)}, got {shorten(name)}")
     if name == "digits":
-        from sklearn.datasets import load_digits
-
+        with global_rng_kept():  # a first import of scikit-learn draws from `random`
+            from sklearn.datasets import load_digits
         d = load_digits()
         X = d.images.astype(np.float32) / 16.0
         return from_arrays(X, d.target, name="digits", split_seed=split_seed, scale=None)
@@ -343,8 +344,8 @@ def _stratified_split(y: np.ndarray, split, split_seed: int):
 
 def _two_way(idx: np.ndarray, y: np.ndarray, n_second: int, seed: int):
     """Splits idx into two sorted parts, the second of size n_second, stratified when possible."""
-    from sklearn.model_selection import train_test_split
-
+    with global_rng_kept():  # a first import of scikit-learn draws from `random`
+        from sklearn.model_selection import train_test_split
     labels = y[idx]
     counts = np.bincount(labels)
     counts = counts[counts > 0]

@@ -63,10 +63,12 @@ def digits_idx(root: str | Path, *, n_train: int = 60_000, n_test: int = 10_000,
     Raises:
         ValueError: counts below 10, a size below 12, or a bad seed.
     """
-    from sklearn.datasets import load_digits
-
     from mcviz import _checks
+    from mcviz._seed import global_rng_kept
     from mcviz.data import _two_way
+
+    with global_rng_kept():  # a first import of scikit-learn draws from `random`
+        from sklearn.datasets import load_digits
 
     n_train = _checks.check_int(n_train, "n_train", low=10)
     n_test = _checks.check_int(n_test, "n_test", low=10)
