@@ -382,7 +382,8 @@ def test_grid_finetune_after_pruning():
         ({"bits": (1,)}, "bits must be an int in [2, 8], got 1"),
         (
             {"quantize": "fp16"},
-            "quantize method 'fp16' takes no bits option; choose one of kmeans, ptq, qat, weights",
+            "quantize method 'fp16' takes no bits option; "
+            "choose one of awq, embeddings, gptq, groupwise, kmeans, ptq, qat, weights",
         ),
         (
             {"quantize": "kmeans:bits=4"},
@@ -390,7 +391,7 @@ def test_grid_finetune_after_pruning():
         ),
         (
             {"quantize": "fp16 + kmeans"},
-            "quantize must be one method spec such as 'kmeans', got 'fp16 + kmeans'",
+            "quantize must be one method spec such as 'awq', got 'fp16 + kmeans'",
         ),
         (
             {"prune": "kmeans"},
