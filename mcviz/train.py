@@ -264,6 +264,19 @@ def evaluate(
     model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
 ) -> float:
     """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode."""
+    right = correct(model, data, split, batch_size=batch_size, threads=threads)
+    return int(right.sum()) / len(right)
+
+
+def correct(
+    model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
+) -> torch.Tensor:
+    """Returns a bool vector, one entry per example of the split: True where the model's top class
+    is the label. The model is left in eval mode, its weights unchanged.
+
+    Two models' vectors on the same split are paired: ``mcv.stats.mcnemar`` and
+    ``mcv.stats.paired_bootstrap`` compare them image by image.
+    """
     check_model(model)
     check_data(data)
     check_choice(split, "split", SPLITS)
@@ -272,12 +285,12 @@ def evaluate(
     if len(y) == 0:
         raise ValueError(f"split {split!r} of {data.name!r} is empty")
     model.eval()
-    correct = 0
-    with num_threads(threads):
+    parts = []
+    with num_threads(threads), torch.no_grad():
         for start in range(0, len(y), batch_size):
             logits = model(X[start : start + batch_size])
-            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
-    return correct / len(y)
+            parts.append(logits.argmax(1) == y[start : start + batch_size])
+    return torch.cat(parts)
 
 
 def baseline(

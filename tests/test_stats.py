@@ -1,0 +1,109 @@
+"""Unit tests of mcviz.stats (paired statistics) and mcviz.train.correct, against scipy and by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from scipy import stats as scipy_stats
+
+import mcviz as mcv
+
+
+def pair(only_a: int, only_b: int, both: int = 5, neither: int = 3):
+    a = [True] * both + [True] * only_a + [False] * only_b + [False] * neither
+    b = [True] * both + [False] * only_a + [True] * only_b + [False] * neither
+    return torch.tensor(a), torch.tensor(b)
+
+
+@pytest.mark.parametrize("only_a, only_b", [(0, 1), (1, 1), (7, 2), (2, 7), (30, 12), (100, 80), (0, 25)])
+def test_mcnemar_matches_scipy_exact_binomial(only_a, only_b):
+    a, b = pair(only_a, only_b)
+    p, counts = mcv.stats.mcnemar(a, b)
+    expected = scipy_stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+    assert p == pytest.approx(expected, rel=1e-12)
+    assert counts == {"both": 5, "only_a": only_a, "only_b": only_b, "neither": 3}
+
+
+def test_mcnemar_is_symmetric_and_never_disagreeing_gives_one():
+    a, b = pair(9, 3)
+    p_ab, c_ab = mcv.stats.mcnemar(a, b)
+    p_ba, c_ba = mcv.stats.mcnemar(b, a)
+    assert p_ab == p_ba and (c_ab["only_a"], c_ab["only_b"]) == (c_ba["only_b"], c_ba["only_a"])
+    same = torch.tensor([True, False, True])
+    assert mcv.stats.mcnemar(same, same) == (1.0, {"both": 2, "only_a": 0, "only_b": 0, "neither": 1})
+
+
+def test_mcnemar_accepts_lists_and_leaves_inputs_unchanged():
+    a, b = pair(4, 1)
+    a0, b0 = a.clone(), b.clone()
+    assert mcv.stats.mcnemar(a.tolist(), b.tolist()) == mcv.stats.mcnemar(a, b)
+    assert torch.equal(a, a0) and torch.equal(b, b0)
+
+
+def test_paired_bootstrap_is_deterministic_and_brackets_the_difference():
+    a, b = pair(60, 30, both=700, neither=210)
+    state = torch.get_rng_state()
+    first = mcv.stats.paired_bootstrap(a, b, seed=3)
+    assert torch.equal(state, torch.get_rng_state())  # a private generator
+    assert first == mcv.stats.paired_bootstrap(a, b, seed=3)
+    assert first.difference == pytest.approx(30 / 1000)
+    assert first.low < first.difference < first.high
+    # normal approximation of the paired difference: sd of the per-image differences / sqrt(n)
+    d = a.double() - b.double()
+    half = 1.96 * d.std().item() / len(d) ** 0.5
+    assert (first.high - first.low) / 2 == pytest.approx(half, rel=0.15)
+
+
+def test_paired_bootstrap_degenerate_cases_and_level():
+    same = torch.tensor([True, False] * 50)
+    assert mcv.stats.paired_bootstrap(same, same) == (0.0, 0.0, 0.0)
+    a, b = pair(40, 20, both=100, neither=40)
+    wide, narrow = mcv.stats.paired_bootstrap(a, b, level=0.99), mcv.stats.paired_bootstrap(a, b, level=0.5)
+    assert wide.low < narrow.low < narrow.high < wide.high
+
+
+def test_correct_is_the_per_image_accuracy(digits, digits_mlp):
+    right = mcv.train.correct(digits_mlp, digits)
+    assert right.dtype == torch.bool and right.shape == (len(digits.test),)
+    assert int(right.sum()) / len(right) == mcv.train.evaluate(digits_mlp, digits)
+    assert len(mcv.train.correct(digits_mlp, digits, "val", batch_size=7)) == len(digits.val)
+
+
+@pytest.mark.parametrize(
+    "a, b, error, match",
+    [
+        ([1, 0, 1], [True, False, True], TypeError, "correct_a must be a vector of bools"),
+        ([True, False], "yes", TypeError, "correct_b must be a vector of bools"),
+        ([True, False], [True], ValueError, "same images as correct_a: got 1 entries, correct_a has 2"),
+        ([], [], ValueError, "correct_a must be a non-empty 1-D vector"),
+        ([[True], [False]], [[True], [False]], ValueError, "1-D"),
+    ],
+)
+def test_bad_vectors(a, b, error, match):
+    with pytest.raises(error, match=match):
+        mcv.stats.mcnemar(a, b)
+    with pytest.raises(error, match=match):
+        mcv.stats.paired_bootstrap(a, b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"resamples": 10}, ValueError, "resamples must be an int"),
+        ({"resamples": 1.5}, TypeError, "resamples must be an int"),
+        ({"level": 1.0}, ValueError, "level must be a finite number"),
+        ({"level": "0.9"}, TypeError, "level must be a number"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_bad_bootstrap_options(kwargs, error, match):
+    a, b = pair(3, 1)
+    with pytest.raises(error, match=match):
+        mcv.stats.paired_bootstrap(a, b, **kwargs)
+
+
+def test_verdict_words():
+    assert mcv.stats.verdict(0.01).startswith("a difference beyond chance")
+    assert mcv.stats.verdict(0.2).startswith("within noise")
+    with pytest.raises(ValueError, match="p_value"):
+        mcv.stats.verdict(1.5)
