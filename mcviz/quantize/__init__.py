@@ -1,5 +1,7 @@
 """Quantization: ``mcv.quantize``.
 
+- ``integer``: integer-only Linear arithmetic by hand (``integer_linear``, fixed-point
+  requantization) and BatchNorm folding (``fold_batchnorm``).
 - ``tensor``: linear quantization math (``qrange``, ``qparams``, ``quantize``, ``dequantize``,
   ``fake_quantize``) and half-precision storage (``fp16``, ``FP16Config``).
 
@@ -9,6 +11,7 @@ sharing, real int8 execution) live in sibling modules and are re-exported here, 
 """
 
 from mcviz.quantize.int8 import Int8Config, int8
+from mcviz.quantize.integer import fixed_point_multiplier, fold_batchnorm, integer_linear
 from mcviz.quantize.kmeans import KMeansConfig, KMeansConv2d, KMeansLinear, kmeans, kmeans_codebook
 from mcviz.quantize.layers import QuantConv2d, QuantLinear
 from mcviz.quantize.observers import OBSERVERS
@@ -38,8 +41,11 @@ __all__ = [
     "WeightsConfig",
     "dequantize",
     "fake_quantize",
+    "fixed_point_multiplier",
+    "fold_batchnorm",
     "fp16",
     "int8",
+    "integer_linear",
     "kmeans",
     "kmeans_codebook",
     "ptq",
