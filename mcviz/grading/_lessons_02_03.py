@@ -86,7 +86,8 @@ def _fake_quantize(answer) -> bool:
     "By what factor does 8-bit per-channel weight quantization (mcv.quantize.weights) shrink "
     "LeNet-300-100's size_bytes (fp32 size_bytes / int8 size_bytes)?",
     hint="measure both models with mcv.measure.model and divide. The ratio of the bit widths is "
-    "not the answer: the biases stay fp32 and every channel stores a scale and a zero point.",
+    "not the answer: the biases stay fp32 and every output channel stores an fp32 scale (symmetric "
+    "codes store no zero point).",
 )
 def _int8_ratio(answer) -> bool:
     from mcviz import quantize
