@@ -58,6 +58,14 @@ TOLERANCES: dict[str, Tolerance] = {
     "bits": Tolerance(abs=1e-3, why="mean stored bits of a sparse layer count its kept weights"),
     "gzip_bytes": Tolerance(rel=1e-2, why="gzip of float weights depends on their last bits"),
     "rel_error": Tolerance(rel=1e-3, abs=1e-6, why="a relative weight error of float weights"),
+    # the paired statistics of the compare report (mcv.measure.paired): two models' accuracies
+    # each move by up to 2 images, so the counts of disagreeing images by up to 4
+    "difference": Tolerance(abs=0.41, why=f"4 of 1,000 test images (points): {_IMAGE}, in either model"),
+    "only_reference": Tolerance(abs=4, why=f"{_IMAGE}, in either model"),
+    "only_this": Tolerance(abs=4, why=f"{_IMAGE}, in either model"),
+    "mcnemar_p": Tolerance(abs=0.05, rel=0.5, why="a p-value of counts that may move by a few images"),
+    "ci_low": Tolerance(abs=0.5, why="a bootstrap bound of a difference that may move by 4 images"),
+    "ci_high": Tolerance(abs=0.5, why="a bootstrap bound of a difference that may move by 4 images"),
 }
 _NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?$")
 

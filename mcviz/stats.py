@@ -10,7 +10,9 @@ uses exactly those, which makes "within noise" a computed statement instead of a
 - :func:`paired_bootstrap`: a percentile bootstrap interval for ``accuracy(A) - accuracy(B)``,
   resampling whole images (both models' results for an image move together).
 
-Both take boolean vectors of per-image correctness, e.g. from ``mcv.train.correct(model, data)``.
+Both take boolean vectors of per-image correctness, e.g. from ``mcv.train.correct(model, data)``;
+:func:`paired` (also ``mcv.measure.paired``) runs both for a dict of models against a reference,
+the table the compare report shows.
 """
 
 from __future__ import annotations
@@ -118,3 +120,65 @@ def _bools(value, name: str, like=None) -> torch.Tensor:
             f"{len(torch.as_tensor(like))}"
         )
     return t
+
+
+def paired(
+    models: dict,
+    data,
+    *,
+    reference: str = "baseline",
+    split: str = "test",
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+):
+    """Returns a DataFrame comparing each model with ``models[reference]``, image by image; nothing changes.
+
+    One row per other model: ``accuracy``, ``difference`` (its accuracy minus the reference's, in
+    points), ``only_reference`` and ``only_this`` (test images exactly one of the two gets right),
+    ``mcnemar_p`` (McNemar's exact test), ``ci_low`` / ``ci_high`` (the paired bootstrap interval
+    of the difference, in points) and ``verdict`` ("beyond chance" or "within noise" at p < 0.05).
+
+    Args:
+        models: {label: model}, e.g. the models ``mcv.engine.run`` returns.
+        data: the DataBundle whose ``split`` all models are scored on.
+        reference: the label of the model the others are compared with.
+        split, resamples, level, seed: as in ``mcv.train.correct`` and :func:`paired_bootstrap`.
+    """
+    import pandas as pd
+
+    from mcviz import train  # train imports nothing from here; deferred to keep this module light
+
+    if not isinstance(models, dict) or not models:
+        raise TypeError(f"models must be a non-empty dict {{label: model}}, got {shorten(models)}")
+    if reference not in models:
+        labels = shorten(list(models))
+        raise ValueError(f"reference must be one of the labels {labels}, got {shorten(reference)}")
+    base = train.correct(models[reference], data, split)
+    rows = []
+    for label, model in models.items():
+        if label == reference:
+            continue
+        right = train.correct(model, data, split)
+        p_value, counts = mcnemar(right, base)
+        interval = paired_bootstrap(right, base, resamples=resamples, level=level, seed=seed)
+        rows.append(
+            {
+                "label": label,
+                "accuracy": float(right.double().mean()),
+                "difference": 100 * interval.difference,
+                "only_reference": counts["only_b"],
+                "only_this": counts["only_a"],
+                "mcnemar_p": p_value,
+                "ci_low": 100 * interval.low,
+                "ci_high": 100 * interval.high,
+                "verdict": "beyond chance" if p_value < 0.05 else "within noise",
+            }
+        )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+PAIRED_COLUMNS = [
+    "label", "accuracy", "difference", "only_reference", "only_this", "mcnemar_p", "ci_low", "ci_high",
+    "verdict",
+]  # fmt: skip

@@ -107,3 +107,27 @@ def test_verdict_words():
     assert mcv.stats.verdict(0.2).startswith("within noise")
     with pytest.raises(ValueError, match="p_value"):
         mcv.stats.verdict(1.5)
+
+
+def test_paired_table_compares_each_model_with_the_reference(digits, digits_mlp):
+    worse = mcv.prune.magnitude(digits_mlp, 0.9)
+    table = mcv.measure.paired({"baseline": digits_mlp, "same": digits_mlp, "pruned": worse}, digits)
+    assert list(table.columns) == mcv.stats.PAIRED_COLUMNS and list(table.label) == ["same", "pruned"]
+    same, pruned = table.iloc[0], table.iloc[1]
+    assert (same.difference, same.only_reference, same.only_this, same.mcnemar_p) == (0.0, 0, 0, 1.0)
+    assert same.verdict == "within noise"
+    base_acc = mcv.train.evaluate(digits_mlp, digits)
+    assert pruned.accuracy == pytest.approx(mcv.train.evaluate(worse, digits))
+    assert pruned.difference == pytest.approx(100 * (pruned.accuracy - base_acc))
+    n = len(digits.test)
+    assert pruned.only_this - pruned.only_reference == round(pruned.difference * n / 100)
+    assert pruned.ci_low <= pruned.difference <= pruned.ci_high
+    p, _ = mcv.stats.mcnemar(mcv.train.correct(worse, digits), mcv.train.correct(digits_mlp, digits))
+    assert pruned.mcnemar_p == p
+
+
+def test_paired_bad_arguments(digits, digits_mlp):
+    with pytest.raises(TypeError, match="models must be a non-empty dict"):
+        mcv.stats.paired([digits_mlp], digits)
+    with pytest.raises(ValueError, match="reference must be one of the labels \\['a'\\], got 'baseline'"):
+        mcv.stats.paired({"a": digits_mlp}, digits)
