@@ -134,6 +134,34 @@ def best_under(df, cost, budget):
     fits = df[df[cost] <= budget]
     ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
     return ranked["label"].iloc[0]""",
+    # lesson 12
+    "12.fixed_point": """\
+def fixed_point(M):
+    mantissa, exponent = math.frexp(M)
+    m0 = round(mantissa * 2**31)
+    if m0 == 2**31:
+        m0, exponent = m0 // 2, exponent + 1
+    return m0, 31 - exponent""",
+    "12.integer_linear": """\
+def int_linear(x_q, x_scale, x_zero_point, w_q, w_scale, bias, out_scale, out_zero_point):
+    x, w = x_q.to(torch.int64), w_q.to(torch.int64)
+    acc = (x - x_zero_point) @ w.T
+    if bias is not None:
+        acc = acc + torch.round(bias.double() / (x_scale * w_scale)).to(torch.int64)
+    pairs = [mcv.quantize.fixed_point_multiplier(m) for m in (x_scale * w_scale / out_scale).tolist()]
+    m0 = torch.tensor([p[0] for p in pairs])
+    shift = torch.tensor([p[1] for p in pairs])
+    codes = ((acc * m0 + (1 << (shift - 1))) >> shift) + out_zero_point
+    return torch.clamp(codes, 0, 255).to(torch.uint8)""",
+    "12.fold_bn": """\
+def fold(conv, bn):
+    new = copy.deepcopy(conv)
+    factor = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    with torch.no_grad():
+        new.weight.mul_(factor[:, None, None, None])
+        new.bias = torch.nn.Parameter((bias - bn.running_mean) * factor + bn.bias.detach())
+    return new""",
 }
 
 

@@ -116,7 +116,22 @@ def _right_answers():
         "06.soft_entropy": soft_entropy,
         "07.pareto": pareto_labels,
         "07.select": best_under,
+        **_solved("12.fixed_point", "fixed_point"),
+        **_solved("12.integer_linear", "int_linear"),
+        **_solved("12.fold_bn", "fold"),
     }
+
+
+def _solved(question: str, function: str) -> dict:
+    """{question: the reference solution's function}, from tests/lesson_solutions.py."""
+    import copy
+    import math
+
+    from lesson_solutions import SOLUTIONS
+
+    namespace = {"mcv": mcv, "torch": torch, "math": math, "copy": copy}
+    exec(SOLUTIONS[question], namespace)  # noqa: S102 (our own reference code)
+    return {question: namespace[function]}
 
 
 def _int8_ratio():
@@ -652,3 +667,23 @@ def test_lesson_07_grading_is_deterministic_and_leaves_the_tables_alone(capsys):
     for (name, df, _, _), (_, df2, _, _) in zip(first, _lesson_07._pareto_cases(), strict=True):
         assert df.equals(df2), name
     assert any(df2["accuracy"].duplicated().any() for _, df2, _, _ in first)  # ties are graded
+
+
+def test_integer_linear_needs_the_zero_point_term(capsys):
+    def no_zero_point(x_q, x_scale, x_zero_point, w_q, w_scale, bias, out_scale, out_zero_point):
+        acc = x_q.double() @ w_q.double().T * (x_scale * w_scale) + (0 if bias is None else bias.double())
+        return torch.clamp(torch.round(acc / out_scale) + out_zero_point, 0, 255).to(torch.uint8)
+
+    assert mcv.check("12.integer_linear", no_zero_point).status == "fail"
+    assert "nonzero input zero point" in _line(capsys)
+
+
+def test_fold_bn_must_leave_its_input_unchanged(capsys):
+    def in_place(conv, bn):
+        factor = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        with torch.no_grad():
+            conv.weight.mul_(factor[:, None, None, None])
+        return conv
+
+    assert mcv.check("12.fold_bn", in_place).status == "fail"
+    assert "changed its input" in _line(capsys)

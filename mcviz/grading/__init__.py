@@ -23,7 +23,14 @@ whose body is ``...``; the cell after it calls ``mcv.check``. Add a question wit
 from __future__ import annotations
 
 # each lesson's questions live in their own module and register themselves on import
-from mcviz.grading import _lesson_06, _lesson_07, _lessons_00_01, _lessons_02_03, _lessons_04_05  # noqa: F401
+from mcviz.grading import (  # noqa: F401
+    _lesson_06,
+    _lesson_07,
+    _lesson_12,
+    _lessons_00_01,
+    _lessons_02_03,
+    _lessons_04_05,
+)
 from mcviz.grading._core import (
     QUESTIONS,
     STATUSES,

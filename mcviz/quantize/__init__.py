@@ -11,7 +11,7 @@ sharing, real int8 execution) live in sibling modules and are re-exported here, 
 """
 
 from mcviz.quantize.int8 import Int8Config, int8
-from mcviz.quantize.integer import fixed_point_multiplier, fold_batchnorm, integer_linear
+from mcviz.quantize.integer import fixed_point_multiplier, fold_batchnorm, integer_linear, torch_int8_linear
 from mcviz.quantize.kmeans import KMeansConfig, KMeansConv2d, KMeansLinear, kmeans, kmeans_codebook
 from mcviz.quantize.layers import QuantConv2d, QuantLinear
 from mcviz.quantize.observers import OBSERVERS
@@ -54,5 +54,6 @@ __all__ = [
     "qrange",
     "quantize",
     "ste_fake_quantize",
+    "torch_int8_linear",
     "weights",
 ]

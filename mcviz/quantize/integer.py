@@ -29,6 +29,7 @@ import math
 import torch
 from torch import nn
 
+from mcviz import _backends
 from mcviz._checks import check_bool, check_int, check_model, check_number, shorten
 from mcviz._layers import replace
 
@@ -136,6 +137,21 @@ def integer_linear(
     # 3. requantize with the fixed-point multiplier M = S_x S_w / S_y
     out = requantize(acc, s_x * s_w / s_y, z_y, qmin=z_y if relu else 0, qmax=255)
     return out.to(torch.uint8)
+
+
+def torch_int8_linear(linear: nn.Linear, batches, *, relu: bool = False) -> _backends.StaticLinear:
+    """Returns PyTorch's static int8 version of ``linear`` as codes and numbers; ``linear`` is unchanged.
+
+    The layer is calibrated on ``batches`` (float inputs) with PyTorch's default x86 qconfig and
+    converted to a torch.ao int8 Linear (fused with a ReLU if ``relu``). The result holds the input
+    grid, the int8 weight codes with their per-channel scales and zero points, the fp32 bias, the
+    output grid and ``run(x_codes)``, which runs torch's kernel on uint8 input codes: the reference
+    :func:`integer_linear` is checked against.
+    """
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"linear must be an nn.Linear, got {shorten(linear)}")
+    relu = check_bool(relu, "relu")
+    return _backends.static_linear(linear, list(batches), relu=relu)
 
 
 def fold_batchnorm(model: nn.Module, pairs: list[tuple[str, str]] | None = None) -> nn.Module:
