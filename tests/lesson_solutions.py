@@ -21,7 +21,17 @@ EXERCISE_TAG = "exercise"
 SOLUTIONS = {
     # lesson 00
     "00.fc_inputs": "fc_inputs = 32 * ((28 - 3 + 1) // 2) ** 2",
-    "00.fp16_ratio": "fp16_ratio = fp32.size_bytes / fp16.size_bytes",
+    "00.random_prune": """\
+def random_prune(model, fraction, seed):
+    pruned = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in pruned.modules():
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+                n = layer.weight.numel()
+                order = torch.randperm(n, generator=generator)
+                layer.weight.view(-1)[order[: round(fraction * n)]] = 0
+    return pruned""",
     "00.int8_bytes": "int8_bytes = fp32.params  # one byte per parameter",
     # lesson 01
     "01.count_params": """\
@@ -50,7 +60,15 @@ def fake_quant(x, bits, symmetric):
     scale, zero_point = mcv.quantize.qparams(x, bits, symmetric=symmetric)
     q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
     return (q - zero_point) * scale""",
-    "02.int8_ratio": "int8_ratio = fp32.size_bytes / int8.size_bytes",
+    "02.int8_size": """\
+def int8_size(model):
+    total = 0
+    for layer in model.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            total += layer.weight.numel()  # one byte per code
+            total += 4 * layer.weight.shape[0]  # an fp32 scale per output channel, no zero point
+            total += 4 * layer.bias.numel() if layer.bias is not None else 0  # fp32 bias
+    return total""",
     # lesson 03
     "03.ste_fake_quantize": """\
 def ste_fake_quant(w, bits):
@@ -91,14 +109,15 @@ def choose_sparsities(scan, budget_sparsity):
             best = (drop, {n: float(s) for n, (s, _) in zip(layers, combo, strict=True)})
     return best[1]""",
     # lesson 05
-    "05.zhu_gupta": """\
-def schedule(step, final_sparsity, begin_step, end_step):
-    if step <= begin_step:
-        return 0.0
-    if step >= end_step:
-        return final_sparsity
-    progress = (step - begin_step) / (end_step - begin_step)
-    return final_sparsity * (1 - (1 - progress) ** 3)""",
+    "05.vgg_pruned_macs": """\
+def vgg_pruned_macs(input_shape, width, sparsity):
+    channels, h, w = input_shape
+    macs = 0
+    for out in (width, 2 * width, 2 * width):
+        kept = out - int(sparsity * out)  # floor, for a positive number
+        macs += kept * h * w * channels * 3 * 3  # padding 1: the output map is h x w
+        channels, h, w = kept, h // 2, w // 2  # max-pool 2
+    return macs + channels * h * w * 10  # the Linear layer""",
     "05.pruned_macs": """\
 def pruned_macs(model, input_shape, k):
     c, h, w = input_shape
@@ -129,11 +148,22 @@ def pareto_labels(df, cost, metric):
             front.add(label)
             best = value
     return front""",
-    "07.select": """\
-def best_under(df, cost, budget):
-    fits = df[df[cost] <= budget]
-    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
-    return ranked["label"].iloc[0]""",
+    "07.priced": """\
+def priced(df, cost):
+    error, c = (1 - df.accuracy).tolist(), df[cost].tolist()
+    picked = set()
+    for i in range(len(df)):
+        low, high, ok = 0.0, float("inf"), True
+        for j in range(len(df)):
+            if c[j] > c[i]:  # a costlier row: lambda must be large enough for row i to win
+                low = max(low, (error[i] - error[j]) / (c[j] - c[i]))
+            elif c[j] < c[i]:  # a cheaper row: lambda must be small enough
+                high = min(high, (error[j] - error[i]) / (c[i] - c[j]))
+            elif error[i] > error[j]:  # as costly and less accurate: never picked
+                ok = False
+        if ok and low <= high + 1e-12:
+            picked.add(df.label.iloc[i])
+    return picked""",
     # lesson 12
     "12.fixed_point": """\
 def fixed_point(M):

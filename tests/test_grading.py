@@ -74,15 +74,6 @@ def kmeans_bytes(layer, bits):
     return index_bytes + 4 * 2**bits + bias_bytes
 
 
-def schedule(step, final_sparsity, begin_step, end_step):
-    if step <= begin_step:
-        return 0.0
-    if step >= end_step:
-        return final_sparsity
-    progress = (step - begin_step) / (end_step - begin_step)
-    return final_sparsity * (1 - (1 - progress) ** 3)
-
-
 def pruned_macs(model, input_shape, k):
     c, h, w = input_shape
     conv, fc = model.conv1, model.fc1
@@ -94,10 +85,9 @@ def pruned_macs(model, input_shape, k):
 def _right_answers():
     seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
     fp32 = mcv.measure.model(seed_cnn)
-    fp16 = mcv.measure.model(mcv.quantize.fp16(seed_cnn))
     return {
         "00.fc_inputs": seed_cnn.fc1.in_features,
-        "00.fp16_ratio": fp32.size_bytes / fp16.size_bytes,
+        **_solved("00.random_prune", "random_prune"),
         "00.int8_bytes": fp32.params,
         "01.count_params": count_params,
         "01.conv_macs": conv_macs,
@@ -105,17 +95,17 @@ def _right_answers():
         "01.fair_latency": "b",
         "02.scale_zero_point": scale_zero_point,
         "02.fake_quantize": fake_quant,
-        "02.int8_ratio": _int8_ratio(),
+        **_solved("02.int8_size", "int8_size"),
         "03.ste_fake_quantize": ste_fake_quant,
         "03.kmeans_bytes": kmeans_bytes,
         "04.global_mask": _global_mask_solution,
         "04.allocate": _brute_force,
-        "05.zhu_gupta": schedule,
+        **_solved("05.vgg_pruned_macs", "vgg_pruned_macs"),
         "05.pruned_macs": pruned_macs,
         "06.kd_loss": kd_loss,
         "06.soft_entropy": soft_entropy,
         "07.pareto": pareto_labels,
-        "07.select": best_under,
+        **_solved("07.priced", "priced"),
         **_solved("12.fixed_point", "fixed_point"),
         **_solved("12.integer_linear", "int_linear"),
         **_solved("12.fold_bn", "fold"),
@@ -132,14 +122,6 @@ def _solved(question: str, function: str) -> dict:
     namespace = {"mcv": mcv, "torch": torch, "math": math, "copy": copy}
     exec(SOLUTIONS[question], namespace)  # noqa: S102 (our own reference code)
     return {question: namespace[function]}
-
-
-def _int8_ratio():
-    lenet300 = mcv.models.build("lenet300", input_shape=(1, 28, 28), seed=0)
-    return (
-        mcv.measure.model(lenet300).size_bytes
-        / mcv.measure.model(mcv.quantize.weights(lenet300, 8)).size_bytes
-    )
 
 
 # ---- the four kinds of line -----------------------------------------------------------------
@@ -581,12 +563,6 @@ def pareto_labels(df, cost, metric):
     return front
 
 
-def best_under(df, cost, budget):
-    fits = df[df[cost] <= budget]
-    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
-    return ranked["label"].iloc[0]
-
-
 def test_pareto_labels_keeps_one_of_equal_rows_and_drops_dominated_ones(capsys):
     assert mcv.check("07.pareto", pareto_labels)
     assert _line(capsys) == "✓ 07.pareto: correct"
@@ -618,32 +594,21 @@ def test_pareto_labels_keeps_one_of_equal_rows_and_drops_dominated_ones(capsys):
     assert "must return a set of labels" in _line(capsys)
 
 
-def test_best_under_respects_the_budget_and_breaks_ties(capsys):
-    assert mcv.check("07.select", best_under)
-    assert _line(capsys) == "✓ 07.select: correct"
+def test_priced_needs_the_convex_hull_not_the_front_or_a_coarse_sweep(capsys):
+    def whole_front(df, cost):  # every Pareto point, dents included
+        return set(mcv.tradeoff.pareto(df, cost=cost)["label"])
 
-    def most_accurate(df, cost, budget):  # forgets the ties: idxmax takes the first best row
-        fits = df[df[cost] <= budget]
-        return fits.loc[fits["accuracy"].idxmax(), "label"]
+    assert not mcv.check("07.priced", whole_front)
+    assert "is never picked" in _line(capsys)
 
-    assert not mcv.check("07.select", most_accurate)
-    assert "break the tie" in _line(capsys)
+    def coarse_sweep(df, cost):  # three prices miss the points only a narrow range of λ picks
+        error, c = 1 - df["accuracy"].to_numpy(), df[cost].to_numpy(dtype=float)
+        return {df["label"].iloc[int(np.argmin(error + lam * c))] for lam in (0.0, 1e-4, 1.0)}
 
-    def strictly_under(df, cost, budget):  # a row costing exactly the budget fits too
-        fits = df[df[cost] < budget]
-        fits = fits if len(fits) else df[df[cost] <= budget]
-        return best_under(fits, cost, budget)
-
-    assert not mcv.check("07.select", strictly_under)
-    assert "a row within the budget is more accurate" in _line(capsys)
-
-    def ignores_budget(df, cost, budget):
-        return best_under(df, cost, float("inf"))
-
-    assert not mcv.check("07.select", ignores_budget)
-    assert "over the budget" in _line(capsys)
-    assert not mcv.check("07.select", lambda df, cost, budget: 3)
-    assert "not a label" in _line(capsys)
+    assert not mcv.check("07.priced", coarse_sweep)
+    assert "missing" in _line(capsys)
+    assert not mcv.check("07.priced", lambda df, cost: "baseline")
+    assert "must return a set of labels" in _line(capsys)
 
 
 def test_lesson_07_grading_is_deterministic_and_leaves_the_tables_alone(capsys):
@@ -687,3 +652,28 @@ def test_fold_bn_must_leave_its_input_unchanged(capsys):
 
     assert mcv.check("12.fold_bn", in_place).status == "fail"
     assert "changed its input" in _line(capsys)
+
+
+def test_random_prune_must_be_exact_and_leave_the_input_alone(capsys):
+    def about_half(model, fraction, seed):  # the lesson's five lines: each weight dropped with probability
+        import copy
+
+        pruned, g = copy.deepcopy(model), torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in pruned.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                    layer.weight.mul_(torch.rand(layer.weight.shape, generator=g) >= fraction)
+        return pruned
+
+    assert mcv.check("00.random_prune", about_half).status == "fail"
+    assert "exactly round(fraction * n)" in _line(capsys)
+
+
+def test_int8_size_must_not_count_zero_points(capsys):
+    def with_zero_points(model):
+        layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        biases = sum(4 * m.bias.numel() for m in layers if m.bias is not None)
+        return sum(m.weight.numel() + 5 * m.weight.shape[0] for m in layers) + biases  # scale + zero point
+
+    assert mcv.check("02.int8_size", with_zero_points).status == "fail"
+    assert "not what mcv.measure counts" in _line(capsys)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mcviz import measure, models
+from mcviz import measure
 from mcviz.grading._core import (
-    MNIST,
     Wrong,
     _call,
-    _close,
     _number,
+    _reference_models,
     _short,
     question,
 )
@@ -82,19 +81,23 @@ def _fake_quantize(answer) -> bool:
 
 
 @question(
-    "02.int8_ratio",
-    "By what factor does 8-bit per-channel weight quantization (mcv.quantize.weights) shrink "
-    "LeNet-300-100's size_bytes (fp32 size_bytes / int8 size_bytes)?",
-    hint="measure both models with mcv.measure.model and divide. The ratio of the bit widths is "
-    "not the answer: the biases stay fp32 and every output channel stores an fp32 scale (symmetric "
-    "codes store no zero point).",
+    "02.int8_size",
+    "Write int8_size(model) that returns the size_bytes mcv.measure counts for "
+    "mcv.quantize.weights(model, 8) (symmetric, per-channel int8 weights), without quantizing it.",
+    hint="per Linear / Conv2d layer: one byte per weight code, one fp32 scale (4 bytes) per output "
+    "channel, and the bias kept in fp32 (4 bytes per entry, none if the layer has no bias). Symmetric "
+    "codes store no zero point.",
 )
-def _int8_ratio(answer) -> bool:
+def _int8_size(answer) -> bool:
     from mcviz import quantize
 
-    model = models.build("lenet300", input_shape=MNIST, seed=0)
-    fp32, int8 = measure.model(model), measure.model(quantize.weights(model, 8, granularity="per_channel"))
-    return _close(answer, fp32.size_bytes / int8.size_bytes, rel=1e-3)
+    for name, model in _reference_models():
+        got = _call(answer, model, what="int8_size")
+        expected = measure.model(quantize.weights(model, 8)).size_bytes
+        if _number(got, "int8_size") != expected:
+            shown = int(_number(got)) if _number(got).is_integer() else _number(got)
+            raise Wrong(f"for {name} your int8_size is {shown}, which is not what mcv.measure counts")
+    return True
 
 
 # ---- lesson 03: quantization, advanced ---------------------------------------------------------
