@@ -76,12 +76,14 @@ def ste_fake_quant(w, bits):
     scale = w.detach().abs().max() / qmax
     rounded = torch.clamp(torch.round(w.detach() / scale), qmin, qmax) * scale
     return w + (rounded - w).detach()""",
-    "03.kmeans_bytes": """\
-def kmeans_bytes(layer, bits):
-    index_bytes = math.ceil(layer.weight.numel() * bits / 8)
-    codebook_bytes = 4 * 2**bits
-    bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
-    return index_bytes + codebook_bytes + bias_bytes""",
+    "03.kmeans_bits": """\
+def kmeans_bits(layer, budget_bytes):
+    def size(bits):
+        index_bytes = math.ceil(layer.weight.numel() * bits / 8)
+        bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
+        return index_bytes + 4 * 2**bits + bias_bytes
+    fitting = [bits for bits in range(2, 9) if size(bits) <= budget_bytes]
+    return max(fitting) if fitting else None""",
     # lesson 04
     "04.global_mask": """\
 def global_mask(model, sparsity):

@@ -97,7 +97,7 @@ def _right_answers():
         "02.fake_quantize": fake_quant,
         **_solved("02.int8_size", "int8_size"),
         "03.ste_fake_quantize": ste_fake_quant,
-        "03.kmeans_bytes": kmeans_bytes,
+        **_solved("03.kmeans_bits", "kmeans_bits"),
         "04.global_mask": _global_mask_solution,
         "04.allocate": _brute_force,
         **_solved("05.vgg_pruned_macs", "vgg_pruned_macs"),
@@ -378,24 +378,37 @@ def test_ste_fake_quantize_wants_per_tensor_values(capsys):
     assert "differ from the library" in _line(capsys)
 
 
-def test_kmeans_bytes_counts_the_codebook_and_a_missing_bias(capsys):
+def _bits_from(size):
+    def kmeans_bits(layer, budget):
+        fitting = [b for b in range(2, 9) if size(layer, b) <= budget]
+        return max(fitting) if fitting else None
+
+    return kmeans_bits
+
+
+def test_kmeans_bits_counts_the_codebook_and_a_missing_bias(capsys):
+    assert mcv.check("03.kmeans_bits", _bits_from(kmeans_bytes))
+    _line(capsys)
+
     def no_codebook(layer, bits):
         return kmeans_bytes(layer, bits) - 4 * 2**bits
 
-    assert mcv.check("03.kmeans_bytes", no_codebook).status == "fail"
+    assert mcv.check("03.kmeans_bits", _bits_from(no_codebook)).status == "fail"
     _line(capsys)
 
     def always_bias(layer, bits):
         return -(-layer.weight.numel() * bits // 8) + 4 * 2**bits + 4 * layer.weight.shape[0]
 
-    assert mcv.check("03.kmeans_bytes", always_bias).status == "fail"
+    assert mcv.check("03.kmeans_bits", _bits_from(always_bias)).status == "fail"
     assert "bias=False" in _line(capsys)
+    assert mcv.check("03.kmeans_bits", lambda layer, budget: 8).status == "fail"
+    _line(capsys)
 
 
-def test_kmeans_bytes_grading_leaves_the_global_rng_alone(capsys):
+def test_kmeans_bits_grading_leaves_the_global_rng_alone(capsys):
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    mcv.check("03.kmeans_bytes", kmeans_bytes)
+    mcv.check("03.kmeans_bits", _bits_from(kmeans_bytes))
     assert torch.equal(torch.random.get_rng_state(), before)
     _line(capsys)
 
