@@ -14,6 +14,9 @@ Everything here is eager-mode post-training quantization on the CPU (the x86 / f
 - ``float_island(layer)``: a layer that stays float32 inside a static model (dequantize, the
   layer, quantize again).
 - ``describe(module)``: what a converted layer stores, for measurement.
+- ``static_linear(linear, batches)``: one static int8 Linear (optionally with a fused ReLU), its
+  codes, scales and zero points as plain tensors and numbers, and a function that runs torch's
+  kernel on input codes (what ``mcv.quantize.integer`` is checked against).
 """
 
 from __future__ import annotations
@@ -121,3 +124,48 @@ def describe(module: nn.Module) -> Stored:
     weight, bias = module.weight(), module.bias()
     act = None if isinstance(module, _nnqd.Linear) else (float(module.scale), int(module.zero_point))
     return Stored(weight, bias, act)
+
+
+class StaticLinear(NamedTuple):
+    """One converted static int8 Linear, as plain numbers: the input grid (``x_scale``,
+    ``x_zero_point``), int8 weight codes with one scale and zero point per output channel, the fp32
+    bias, the output grid, and ``run(x_codes) -> y_codes`` (uint8 in, uint8 out) with torch's kernel."""
+
+    x_scale: float
+    x_zero_point: int
+    w_codes: torch.Tensor
+    w_scales: torch.Tensor
+    w_zero_points: torch.Tensor
+    bias: torch.Tensor | None
+    out_scale: float
+    out_zero_point: int
+    relu: bool
+    run: object
+
+
+def static_linear(linear: nn.Linear, batches, *, relu: bool = False) -> StaticLinear:
+    """Returns a static int8 copy of ``linear`` (fused with a ReLU if ``relu``), calibrated on
+    ``batches`` with the default x86 qconfig, as a :class:`StaticLinear`; ``linear`` is unchanged."""
+    import copy
+
+    layers = [("fc", copy.deepcopy(linear).eval())] + ([("relu", nn.ReLU())] if relu else [])
+    model = static(layers, batches, [["fc", "relu"]] if relu else [])
+    quant, fc = model.quant, model.fc
+    weight = fc.weight()
+    if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        scales, zeros = weight.q_per_channel_scales(), weight.q_per_channel_zero_points()
+    else:
+        n = weight.shape[0]
+        scales = torch.full((n,), weight.q_scale(), dtype=torch.float64)
+        zeros = torch.full((n,), weight.q_zero_point(), dtype=torch.int64)
+    x_scale, x_zero = float(quant.scale), int(quant.zero_point)
+
+    def run(x_codes: torch.Tensor) -> torch.Tensor:
+        with _quiet():
+            qx = torch._make_per_tensor_quantized_tensor(x_codes.to(torch.uint8), x_scale, x_zero)
+            return fc(qx).int_repr()
+
+    return StaticLinear(
+        x_scale, x_zero, weight.int_repr(), scales.to(torch.float64), zeros.to(torch.int64),
+        fc.bias(), float(fc.scale), int(fc.zero_point), relu, run,
+    )  # fmt: skip

@@ -43,6 +43,7 @@ from mcviz._checks import (
     shorten,
 )
 from mcviz._layers import unsupported
+from mcviz.stats import paired  # noqa: F401  (re-exported: mcv.measure.paired, paired statistics)
 
 TIMING_FIELDS = ("latency_ms", "latency_iqr_ms")
 # gzip's own default level, as `gzip file` and zip tools use: level 9 took 0.7 s per pruned

@@ -18,7 +18,7 @@ from torch import nn
 from mcviz import gpt
 from mcviz._checks import BOUNDS, check_int, check_list, check_option, check_seed, shorten
 
-NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")  # image classifiers
+NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn", "vgg_small")  # image classifiers
 LANGUAGE_MODELS = ("tiny_gpt",)  # take (context,) character ids; see mcv.gpt
 # A model larger than this is a typo (a width of 40960), not a lesson: 50M float32 parameters are
 # 200 MB, and Adam keeps two more copies while training. LeNet-5 has 431K.
@@ -37,16 +37,19 @@ def build(
             inputs of at least 28x28), "mlp" (hidden widths via ``hidden=(300, 100)``), or
             "small_cnn" (a distillation student: padded conv 3x3 -> max-pool 2 -> ReLU twice,
             then linear; ``width=8`` filters in the first conv and twice that in the second;
-            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4), or
+            9,098 params on 28x28 digits, 47x fewer than LeNet-5; needs inputs of at least 4x4),
+            "vgg_small" (three VGG blocks conv 3x3 (padded) -> BatchNorm -> ReLU -> max-pool 2
+            with ``width``, 2 * ``width`` and 2 * ``width`` filters (``width=16``), then linear;
+            needs inputs of at least 8x8), or
             "tiny_gpt" (``mcv.gpt.TinyGPT``, a character-level transformer: ``input_shape=(context,)``,
             ``num_classes`` the vocabulary size; ``layers=4``, ``dim=128``, ``heads=4``).
         input_shape: shape of one example, e.g. ``data.input_shape``.
         num_classes: number of outputs.
         seed: initialize with this seed (without touching global RNG state); None draws from the
             global generator, which ``mcv.seed`` controls.
-        options: "mlp" takes ``hidden`` (at most 16 layers of 1 to 4,096 units), "small_cnn" takes
-            ``width`` (1 to 4,096), "tiny_gpt" takes ``layers``, ``dim`` and ``heads``; the others
-            take none.
+        options: "mlp" takes ``hidden`` (at most 16 layers of 1 to 4,096 units), "small_cnn" and
+            "vgg_small" take ``width`` (1 to 4,096), "tiny_gpt" takes ``layers``, ``dim`` and
+            ``heads``; the others take none.
 
     The model records ``model.input_shape`` so that MACs can be counted without data.
 
@@ -57,7 +60,8 @@ def build(
     check_name(name)
     shape = _check_shape(input_shape)
     num_classes = check_int(num_classes, "num_classes")
-    allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}, "tiny_gpt": set(gpt.DEFAULTS)}.get(name, set())
+    takes = {"mlp": {"hidden"}, "small_cnn": {"width"}, "vgg_small": {"width"}, "tiny_gpt": set(gpt.DEFAULTS)}
+    allowed = takes.get(name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         allowed_text = ", ".join(sorted(allowed)) or "none"
@@ -75,6 +79,7 @@ def build(
         "mlp": _mlp,
         "small_cnn": _small_cnn,
         "tiny_gpt": gpt.build,
+        "vgg_small": _vgg_small,
     }[name]
     with torch.random.fork_rng(devices=[]), torch.device("meta"):  # counts: allocates and draws nothing
         params = sum(p.numel() for p in maker(shape, num_classes, **options).parameters())
@@ -212,3 +217,20 @@ def _small_cnn(shape, k, width=8):
             ]
         )
     )
+
+
+def _vgg_small(shape, k, width=16):
+    c, h, w = _image(shape, "vgg_small")
+    if h < 8 or w < 8:
+        raise ValueError(f"model 'vgg_small' needs inputs of at least 8x8, got {h}x{w}")
+    layers, channels = [], c
+    for i, out in enumerate((width, 2 * width, 2 * width), start=1):
+        layers += [
+            (f"conv{i}", nn.Conv2d(channels, out, 3, padding=1, bias=False)),  # the BatchNorm has the bias
+            (f"bn{i}", nn.BatchNorm2d(out)),
+            (f"relu{i}", nn.ReLU()),
+            (f"pool{i}", nn.MaxPool2d(2)),
+        ]
+        channels, h, w = out, h // 2, w // 2
+    layers += [("flatten", nn.Flatten()), ("fc1", nn.Linear(channels * h * w, k))]
+    return nn.Sequential(OrderedDict(layers))

@@ -86,6 +86,14 @@ TOLERANCES: dict[str, Tolerance] = {
     "nn_agreement": Tolerance(abs=0.02, why="a paragraph whose two nearest neighbours almost tie"),
     "recall_at_1": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
     "mrr": Tolerance(abs=0.01, why="a query whose two best documents almost tie"),
+    # the paired statistics of the compare report (mcv.measure.paired): two models' accuracies
+    # each move by up to 2 images, so the counts of disagreeing images by up to 4
+    "difference": Tolerance(abs=0.41, why=f"4 of 1,000 test images (points): {_IMAGE}, in either model"),
+    "only_reference": Tolerance(abs=4, why=f"{_IMAGE}, in either model"),
+    "only_this": Tolerance(abs=4, why=f"{_IMAGE}, in either model"),
+    "mcnemar_p": Tolerance(abs=0.05, rel=0.5, why="a p-value of counts that may move by a few images"),
+    "ci_low": Tolerance(abs=0.5, why="a bootstrap bound of a difference that may move by 4 images"),
+    "ci_high": Tolerance(abs=0.5, why="a bootstrap bound of a difference that may move by 4 images"),
 }
 _NUMBER = re.compile(r"^[-+]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?%?$")
 

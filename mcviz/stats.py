@@ -12,6 +12,10 @@ suggest, and the tests below use the pairing.
   (accuracy: 0/1 correctness; or any per-image number such as a saliency score), resampling images
   with a private generator, so the global RNG is untouched and the same seed gives the same
   interval.
+- ``paired(models, data)`` (also ``mcv.measure.paired``): both, for a dict of models against a
+  reference, the table the compare report shows; ``verdict(p)`` says it in words.
+
+Per-image correctness comes from ``mcv.train.correct(model, data)``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mcviz._checks import check_int, check_number, check_seed
+from mcviz._checks import check_int, check_number, check_seed, shorten
 
 
 class McNemar(NamedTuple):
@@ -83,6 +87,15 @@ def paired_bootstrap(a, b, *, resamples: int = 2000, level: float = 0.95, seed: 
     return Interval(float(d.mean()), float(low), float(high), float(level))
 
 
+def verdict(p_value: float, alpha: float = 0.05) -> str:
+    """Returns a short sentence on a McNemar p-value: a difference beyond chance or not."""
+    p_value = check_number(p_value, "p_value", low=0, high=1)
+    alpha = check_number(alpha, "alpha", low=0, high=1, low_open=True, high_open=True)
+    if p_value < alpha:
+        return f"a difference beyond chance (McNemar p = {p_value:.3g} < {alpha:g})"
+    return f"within noise (McNemar p = {p_value:.3g} >= {alpha:g})"
+
+
 def _pair(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a).reshape(-1)
     y = np.asarray(b.detach().cpu().numpy() if hasattr(b, "detach") else b).reshape(-1)
@@ -94,3 +107,65 @@ def _pair(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
         if v.dtype.kind not in "biuf" or not np.isfinite(v.astype(np.float64)).all():
             raise ValueError(f"{name} must hold finite numbers or bools, got {v.dtype}")
     return x, y
+
+
+def paired(
+    models: dict,
+    data,
+    *,
+    reference: str = "baseline",
+    split: str = "test",
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+):
+    """Returns a DataFrame comparing each model with ``models[reference]``, image by image; nothing changes.
+
+    One row per other model: ``accuracy``, ``difference`` (its accuracy minus the reference's, in
+    points), ``only_reference`` and ``only_this`` (test images exactly one of the two gets right),
+    ``mcnemar_p`` (McNemar's exact test), ``ci_low`` / ``ci_high`` (the paired bootstrap interval
+    of the difference, in points) and ``verdict`` ("beyond chance" or "within noise" at p < 0.05).
+
+    Args:
+        models: {label: model}, e.g. the models ``mcv.engine.run`` returns.
+        data: the DataBundle whose ``split`` all models are scored on.
+        reference: the label of the model the others are compared with.
+        split, resamples, level, seed: as in ``mcv.train.correct`` and :func:`paired_bootstrap`.
+    """
+    import pandas as pd
+
+    from mcviz import train  # train imports nothing from here; deferred to keep this module light
+
+    if not isinstance(models, dict) or not models:
+        raise TypeError(f"models must be a non-empty dict {{label: model}}, got {shorten(models)}")
+    if reference not in models:
+        labels = shorten(list(models))
+        raise ValueError(f"reference must be one of the labels {labels}, got {shorten(reference)}")
+    base = train.correct(models[reference], data, split)
+    rows = []
+    for label, model in models.items():
+        if label == reference:
+            continue
+        right = train.correct(model, data, split)
+        test = mcnemar(right, base)
+        interval = paired_bootstrap(base, right, resamples=resamples, level=level, seed=seed)  # right - base
+        rows.append(
+            {
+                "label": label,
+                "accuracy": float(right.double().mean()),
+                "difference": 100 * interval.difference,
+                "only_reference": test.b_only,
+                "only_this": test.a_only,
+                "mcnemar_p": test.p_value,
+                "ci_low": 100 * interval.low,
+                "ci_high": 100 * interval.high,
+                "verdict": "beyond chance" if test.p_value < 0.05 else "within noise",
+            }
+        )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+PAIRED_COLUMNS = [
+    "label", "accuracy", "difference", "only_reference", "only_this", "mcnemar_p", "ci_low", "ci_high",
+    "verdict",
+]  # fmt: skip

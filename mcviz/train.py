@@ -267,6 +267,20 @@ def evaluate(
     A classifier's logits are ``(N, classes)`` against ``(N,)`` labels; a sequence model's (``mcv.gpt``)
     are ``(N, classes, length)`` against ``(N, length)`` targets, and every target counts once.
     """
+    right = correct(model, data, split, batch_size=batch_size, threads=threads)
+    return int(right.sum()) / right.numel()  # per label: a sequence model's targets are (N, length)
+
+
+def correct(
+    model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
+) -> torch.Tensor:
+    """Returns a bool tensor shaped like the split's labels: True where the model's top class is the
+    label (one entry per image; per target, ``(N, length)``, for a sequence model). The model is
+    left in eval mode, its weights unchanged.
+
+    Two models' vectors on the same split are paired: ``mcv.stats.mcnemar`` and
+    ``mcv.stats.paired_bootstrap`` compare them image by image.
+    """
     check_model(model)
     check_data(data)
     check_choice(split, "split", SPLITS)
@@ -275,12 +289,12 @@ def evaluate(
     if len(y) == 0:
         raise ValueError(f"split {split!r} of {data.name!r} is empty")
     model.eval()
-    correct = 0
-    with num_threads(threads):
+    parts = []
+    with num_threads(threads), torch.no_grad():
         for start in range(0, len(y), batch_size):
             logits = model(X[start : start + batch_size])
-            correct += int((logits.argmax(1) == y[start : start + batch_size]).sum())
-    return correct / y.numel()  # per label: a sequence model's targets are (N, length)
+            parts.append(logits.argmax(1) == y[start : start + batch_size])
+    return torch.cat(parts)
 
 
 def baseline(

@@ -21,7 +21,17 @@ EXERCISE_TAG = "exercise"
 SOLUTIONS = {
     # lesson 00
     "00.fc_inputs": "fc_inputs = 32 * ((28 - 3 + 1) // 2) ** 2",
-    "00.fp16_ratio": "fp16_ratio = fp32.size_bytes / fp16.size_bytes",
+    "00.random_prune": """\
+def random_prune(model, fraction, seed):
+    pruned = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in pruned.modules():
+            if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+                n = layer.weight.numel()
+                order = torch.randperm(n, generator=generator)
+                layer.weight.view(-1)[order[: round(fraction * n)]] = 0
+    return pruned""",
     "00.int8_bytes": "int8_bytes = fp32.params  # one byte per parameter",
     # lesson 01
     "01.count_params": """\
@@ -50,7 +60,15 @@ def fake_quant(x, bits, symmetric):
     scale, zero_point = mcv.quantize.qparams(x, bits, symmetric=symmetric)
     q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
     return (q - zero_point) * scale""",
-    "02.int8_ratio": "int8_ratio = fp32.size_bytes / int8.size_bytes",
+    "02.int8_size": """\
+def int8_size(model):
+    total = 0
+    for layer in model.modules():
+        if isinstance(layer, (torch.nn.Linear, torch.nn.Conv2d)):
+            total += layer.weight.numel()  # one byte per code
+            total += 4 * layer.weight.shape[0]  # an fp32 scale per output channel, no zero point
+            total += 4 * layer.bias.numel() if layer.bias is not None else 0  # fp32 bias
+    return total""",
     # lesson 03
     "03.ste_fake_quantize": """\
 def ste_fake_quant(w, bits):
@@ -58,12 +76,14 @@ def ste_fake_quant(w, bits):
     scale = w.detach().abs().max() / qmax
     rounded = torch.clamp(torch.round(w.detach() / scale), qmin, qmax) * scale
     return w + (rounded - w).detach()""",
-    "03.kmeans_bytes": """\
-def kmeans_bytes(layer, bits):
-    index_bytes = math.ceil(layer.weight.numel() * bits / 8)
-    codebook_bytes = 4 * 2**bits
-    bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
-    return index_bytes + codebook_bytes + bias_bytes""",
+    "03.kmeans_bits": """\
+def kmeans_bits(layer, budget_bytes):
+    def size(bits):
+        index_bytes = math.ceil(layer.weight.numel() * bits / 8)
+        bias_bytes = 4 * layer.bias.numel() if layer.bias is not None else 0
+        return index_bytes + 4 * 2**bits + bias_bytes
+    fitting = [bits for bits in range(2, 9) if size(bits) <= budget_bytes]
+    return max(fitting) if fitting else None""",
     # lesson 04
     "04.global_mask": """\
 def global_mask(model, sparsity):
@@ -91,14 +111,15 @@ def choose_sparsities(scan, budget_sparsity):
             best = (drop, {n: float(s) for n, (s, _) in zip(layers, combo, strict=True)})
     return best[1]""",
     # lesson 05
-    "05.zhu_gupta": """\
-def schedule(step, final_sparsity, begin_step, end_step):
-    if step <= begin_step:
-        return 0.0
-    if step >= end_step:
-        return final_sparsity
-    progress = (step - begin_step) / (end_step - begin_step)
-    return final_sparsity * (1 - (1 - progress) ** 3)""",
+    "05.vgg_pruned_macs": """\
+def vgg_pruned_macs(input_shape, width, sparsity):
+    channels, h, w = input_shape
+    macs = 0
+    for out in (width, 2 * width, 2 * width):
+        kept = out - int(sparsity * out)  # floor, for a positive number
+        macs += kept * h * w * channels * 3 * 3  # padding 1: the output map is h x w
+        channels, h, w = kept, h // 2, w // 2  # max-pool 2
+    return macs + channels * h * w * 10  # the Linear layer""",
     "05.pruned_macs": """\
 def pruned_macs(model, input_shape, k):
     c, h, w = input_shape
@@ -198,6 +219,50 @@ def nn_agreement(a, b):
         return sim.argmax(dim=1)
 
     return float((neighbours(a) == neighbours(b)).float().mean())""",
+    "07.priced": """\
+def priced(df, cost):
+    error, c = (1 - df.accuracy).tolist(), df[cost].tolist()
+    picked = set()
+    for i in range(len(df)):
+        low, high, ok = 0.0, float("inf"), True
+        for j in range(len(df)):
+            if c[j] > c[i]:  # a costlier row: lambda must be large enough for row i to win
+                low = max(low, (error[i] - error[j]) / (c[j] - c[i]))
+            elif c[j] < c[i]:  # a cheaper row: lambda must be small enough
+                high = min(high, (error[j] - error[i]) / (c[i] - c[j]))
+            elif error[i] > error[j]:  # as costly and less accurate: never picked
+                ok = False
+        if ok and low <= high + 1e-12:
+            picked.add(df.label.iloc[i])
+    return picked""",
+    # lesson 12
+    "12.fixed_point": """\
+def fixed_point(M):
+    mantissa, exponent = math.frexp(M)
+    m0 = round(mantissa * 2**31)
+    if m0 == 2**31:
+        m0, exponent = m0 // 2, exponent + 1
+    return m0, 31 - exponent""",
+    "12.integer_linear": """\
+def int_linear(x_q, x_scale, x_zero_point, w_q, w_scale, bias, out_scale, out_zero_point):
+    x, w = x_q.to(torch.int64), w_q.to(torch.int64)
+    acc = (x - x_zero_point) @ w.T
+    if bias is not None:
+        acc = acc + torch.round(bias.double() / (x_scale * w_scale)).to(torch.int64)
+    pairs = [mcv.quantize.fixed_point_multiplier(m) for m in (x_scale * w_scale / out_scale).tolist()]
+    m0 = torch.tensor([p[0] for p in pairs])
+    shift = torch.tensor([p[1] for p in pairs])
+    codes = ((acc * m0 + (1 << (shift - 1))) >> shift) + out_zero_point
+    return torch.clamp(codes, 0, 255).to(torch.uint8)""",
+    "12.fold_bn": """\
+def fold(conv, bn):
+    new = copy.deepcopy(conv)
+    factor = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    with torch.no_grad():
+        new.weight.mul_(factor[:, None, None, None])
+        new.bias = torch.nn.Parameter((bias - bn.running_mean) * factor + bn.bias.detach())
+    return new""",
 }
 
 

@@ -74,15 +74,6 @@ def kmeans_bytes(layer, bits):
     return index_bytes + 4 * 2**bits + bias_bytes
 
 
-def schedule(step, final_sparsity, begin_step, end_step):
-    if step <= begin_step:
-        return 0.0
-    if step >= end_step:
-        return final_sparsity
-    progress = (step - begin_step) / (end_step - begin_step)
-    return final_sparsity * (1 - (1 - progress) ** 3)
-
-
 def pruned_macs(model, input_shape, k):
     c, h, w = input_shape
     conv, fc = model.conv1, model.fc1
@@ -94,10 +85,9 @@ def pruned_macs(model, input_shape, k):
 def _right_answers():
     seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
     fp32 = mcv.measure.model(seed_cnn)
-    fp16 = mcv.measure.model(mcv.quantize.fp16(seed_cnn))
     return {
         "00.fc_inputs": seed_cnn.fc1.in_features,
-        "00.fp16_ratio": fp32.size_bytes / fp16.size_bytes,
+        **_solved("00.random_prune", "random_prune"),
         "00.int8_bytes": fp32.params,
         "01.count_params": count_params,
         "01.conv_macs": conv_macs,
@@ -105,47 +95,41 @@ def _right_answers():
         "01.fair_latency": "b",
         "02.scale_zero_point": scale_zero_point,
         "02.fake_quantize": fake_quant,
-        "02.int8_ratio": _int8_ratio(),
+        **_solved("02.int8_size", "int8_size"),
         "03.ste_fake_quantize": ste_fake_quant,
-        "03.kmeans_bytes": kmeans_bytes,
+        **_solved("03.kmeans_bits", "kmeans_bits"),
         "04.global_mask": _global_mask_solution,
         "04.allocate": _brute_force,
-        "05.zhu_gupta": schedule,
+        **_solved("05.vgg_pruned_macs", "vgg_pruned_macs"),
         "05.pruned_macs": pruned_macs,
         "06.kd_loss": kd_loss,
         "06.soft_entropy": soft_entropy,
         "07.pareto": pareto_labels,
-        "07.select": best_under,
+        **_solved("07.priced", "priced"),
         "08.huffman_length": lambda c: mcv.encode.huffman.coded_bits(c, mcv.encode.code_lengths(c)) / sum(c),
         "08.relative_indices": lambda mask, bits: mcv.encode.relative_indices(mask, bits).tolist(),
         "09.mcnemar": lambda a, b: mcv.stats.mcnemar(a, b).p_value,
         "09.concentration": mcv.explain.concentration,
-        **_lm_answers(),
+        **_solved("10.group_scale", "group_scales"),
+        **_solved("10.gptq_column", "gptq_update"),
+        **_solved("11.two_four_bytes", "two_four_bytes"),
+        **_solved("11.nn_agreement", "nn_agreement"),
+        **_solved("12.fixed_point", "fixed_point"),
+        **_solved("12.integer_linear", "int_linear"),
+        **_solved("12.fold_bn", "fold"),
     }
 
 
-def _lm_answers():
-    """The reference solutions of lessons 10 and 11 (tests/lesson_solutions.py), as functions."""
+def _solved(question: str, function: str) -> dict:
+    """{question: the reference solution's function}, from tests/lesson_solutions.py."""
+    import copy
     import math
 
     from lesson_solutions import SOLUTIONS
 
-    out = {}
-    functions = {"10.group_scale": "group_scales", "10.gptq_column": "gptq_update",
-                 "11.two_four_bytes": "two_four_bytes", "11.nn_agreement": "nn_agreement"}  # fmt: skip
-    for name, fn in functions.items():
-        namespace = {"math": math, "torch": torch, "mcv": mcv}
-        exec(SOLUTIONS[name], namespace)
-        out[name] = namespace[fn]
-    return out
-
-
-def _int8_ratio():
-    lenet300 = mcv.models.build("lenet300", input_shape=(1, 28, 28), seed=0)
-    return (
-        mcv.measure.model(lenet300).size_bytes
-        / mcv.measure.model(mcv.quantize.weights(lenet300, 8)).size_bytes
-    )
+    namespace = {"mcv": mcv, "torch": torch, "math": math, "copy": copy}
+    exec(SOLUTIONS[question], namespace)  # noqa: S102 (our own reference code)
+    return {question: namespace[function]}
 
 
 # ---- the four kinds of line -----------------------------------------------------------------
@@ -405,24 +389,37 @@ def test_ste_fake_quantize_wants_per_tensor_values(capsys):
     assert "differ from the library" in _line(capsys)
 
 
-def test_kmeans_bytes_counts_the_codebook_and_a_missing_bias(capsys):
+def _bits_from(size):
+    def kmeans_bits(layer, budget):
+        fitting = [b for b in range(2, 9) if size(layer, b) <= budget]
+        return max(fitting) if fitting else None
+
+    return kmeans_bits
+
+
+def test_kmeans_bits_counts_the_codebook_and_a_missing_bias(capsys):
+    assert mcv.check("03.kmeans_bits", _bits_from(kmeans_bytes))
+    _line(capsys)
+
     def no_codebook(layer, bits):
         return kmeans_bytes(layer, bits) - 4 * 2**bits
 
-    assert mcv.check("03.kmeans_bytes", no_codebook).status == "fail"
+    assert mcv.check("03.kmeans_bits", _bits_from(no_codebook)).status == "fail"
     _line(capsys)
 
     def always_bias(layer, bits):
         return -(-layer.weight.numel() * bits // 8) + 4 * 2**bits + 4 * layer.weight.shape[0]
 
-    assert mcv.check("03.kmeans_bytes", always_bias).status == "fail"
+    assert mcv.check("03.kmeans_bits", _bits_from(always_bias)).status == "fail"
     assert "bias=False" in _line(capsys)
+    assert mcv.check("03.kmeans_bits", lambda layer, budget: 8).status == "fail"
+    _line(capsys)
 
 
-def test_kmeans_bytes_grading_leaves_the_global_rng_alone(capsys):
+def test_kmeans_bits_grading_leaves_the_global_rng_alone(capsys):
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    mcv.check("03.kmeans_bytes", kmeans_bytes)
+    mcv.check("03.kmeans_bits", _bits_from(kmeans_bytes))
     assert torch.equal(torch.random.get_rng_state(), before)
     _line(capsys)
 
@@ -590,12 +587,6 @@ def pareto_labels(df, cost, metric):
     return front
 
 
-def best_under(df, cost, budget):
-    fits = df[df[cost] <= budget]
-    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
-    return ranked["label"].iloc[0]
-
-
 def test_pareto_labels_keeps_one_of_equal_rows_and_drops_dominated_ones(capsys):
     assert mcv.check("07.pareto", pareto_labels)
     assert _line(capsys) == "✓ 07.pareto: correct"
@@ -627,32 +618,21 @@ def test_pareto_labels_keeps_one_of_equal_rows_and_drops_dominated_ones(capsys):
     assert "must return a set of labels" in _line(capsys)
 
 
-def test_best_under_respects_the_budget_and_breaks_ties(capsys):
-    assert mcv.check("07.select", best_under)
-    assert _line(capsys) == "✓ 07.select: correct"
+def test_priced_needs_the_convex_hull_not_the_front_or_a_coarse_sweep(capsys):
+    def whole_front(df, cost):  # every Pareto point, dents included
+        return set(mcv.tradeoff.pareto(df, cost=cost)["label"])
 
-    def most_accurate(df, cost, budget):  # forgets the ties: idxmax takes the first best row
-        fits = df[df[cost] <= budget]
-        return fits.loc[fits["accuracy"].idxmax(), "label"]
+    assert not mcv.check("07.priced", whole_front)
+    assert "is never picked" in _line(capsys)
 
-    assert not mcv.check("07.select", most_accurate)
-    assert "break the tie" in _line(capsys)
+    def coarse_sweep(df, cost):  # three prices miss the points only a narrow range of λ picks
+        error, c = 1 - df["accuracy"].to_numpy(), df[cost].to_numpy(dtype=float)
+        return {df["label"].iloc[int(np.argmin(error + lam * c))] for lam in (0.0, 1e-4, 1.0)}
 
-    def strictly_under(df, cost, budget):  # a row costing exactly the budget fits too
-        fits = df[df[cost] < budget]
-        fits = fits if len(fits) else df[df[cost] <= budget]
-        return best_under(fits, cost, budget)
-
-    assert not mcv.check("07.select", strictly_under)
-    assert "a row within the budget is more accurate" in _line(capsys)
-
-    def ignores_budget(df, cost, budget):
-        return best_under(df, cost, float("inf"))
-
-    assert not mcv.check("07.select", ignores_budget)
-    assert "over the budget" in _line(capsys)
-    assert not mcv.check("07.select", lambda df, cost, budget: 3)
-    assert "not a label" in _line(capsys)
+    assert not mcv.check("07.priced", coarse_sweep)
+    assert "missing" in _line(capsys)
+    assert not mcv.check("07.priced", lambda df, cost: "baseline")
+    assert "must return a set of labels" in _line(capsys)
 
 
 def test_lesson_07_grading_is_deterministic_and_leaves_the_tables_alone(capsys):
@@ -676,3 +656,48 @@ def test_lesson_07_grading_is_deterministic_and_leaves_the_tables_alone(capsys):
     for (name, df, _, _), (_, df2, _, _) in zip(first, _lesson_07._pareto_cases(), strict=True):
         assert df.equals(df2), name
     assert any(df2["accuracy"].duplicated().any() for _, df2, _, _ in first)  # ties are graded
+
+
+def test_integer_linear_needs_the_zero_point_term(capsys):
+    def no_zero_point(x_q, x_scale, x_zero_point, w_q, w_scale, bias, out_scale, out_zero_point):
+        acc = x_q.double() @ w_q.double().T * (x_scale * w_scale) + (0 if bias is None else bias.double())
+        return torch.clamp(torch.round(acc / out_scale) + out_zero_point, 0, 255).to(torch.uint8)
+
+    assert mcv.check("12.integer_linear", no_zero_point).status == "fail"
+    assert "nonzero input zero point" in _line(capsys)
+
+
+def test_fold_bn_must_leave_its_input_unchanged(capsys):
+    def in_place(conv, bn):
+        factor = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        with torch.no_grad():
+            conv.weight.mul_(factor[:, None, None, None])
+        return conv
+
+    assert mcv.check("12.fold_bn", in_place).status == "fail"
+    assert "changed its input" in _line(capsys)
+
+
+def test_random_prune_must_be_exact_and_leave_the_input_alone(capsys):
+    def about_half(model, fraction, seed):  # the lesson's five lines: each weight dropped with probability
+        import copy
+
+        pruned, g = copy.deepcopy(model), torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in pruned.modules():
+                if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                    layer.weight.mul_(torch.rand(layer.weight.shape, generator=g) >= fraction)
+        return pruned
+
+    assert mcv.check("00.random_prune", about_half).status == "fail"
+    assert "exactly round(fraction * n)" in _line(capsys)
+
+
+def test_int8_size_must_not_count_zero_points(capsys):
+    def with_zero_points(model):
+        layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        biases = sum(4 * m.bias.numel() for m in layers if m.bias is not None)
+        return sum(m.weight.numel() + 5 * m.weight.shape[0] for m in layers) + biases  # scale + zero point
+
+    assert mcv.check("02.int8_size", with_zero_points).status == "fail"
+    assert "not what mcv.measure counts" in _line(capsys)

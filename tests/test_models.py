@@ -194,7 +194,8 @@ def test_same_seed_same_weights(name):
 def test_other_seed_other_weights(name):
     a = mcv.models.build(name, input_shape=MNIST, seed=7).state_dict()
     b = mcv.models.build(name, input_shape=MNIST, seed=8).state_dict()
-    assert not any(torch.equal(a[k], b[k]) for k in a if k.endswith("weight"))
+    # weight matrices and filters (a BatchNorm's weight starts at 1 whatever the seed)
+    assert not any(torch.equal(a[k], b[k]) for k in a if k.endswith("weight") and a[k].ndim > 1)
 
 
 def test_seeded_build_leaves_global_rng_alone():
@@ -259,3 +260,21 @@ def test_a_model_too_large_to_be_meant_is_refused_before_it_is_allocated(name, o
 def test_the_size_check_counts_the_real_model():
     model = mcv.models.build("small_cnn", input_shape=MNIST, width=4096 // 8)  # 4.7M parameters: allowed
     assert sum(p.numel() for p in model.parameters()) < mcv.models.MAX_PARAMS
+
+
+def test_vgg_small_is_three_conv_bn_relu_pool_blocks():
+    model = mcv.models.build("vgg_small", input_shape=MNIST, seed=0)
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    bns = [m for m in model if isinstance(m, nn.BatchNorm2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 32] == [b.num_features for b in bns]
+    assert all(c.bias is None for c in convs)  # the BatchNorm carries the bias
+    assert model.fc1.in_features == 32 * 3 * 3
+    narrow = mcv.models.build("vgg_small", input_shape=MNIST, width=4, seed=0)
+    assert [m.out_channels for m in narrow if isinstance(m, nn.Conv2d)] == [4, 8, 8]
+
+
+def test_vgg_small_refuses_small_inputs_and_bad_widths():
+    with pytest.raises(ValueError, match="'vgg_small' needs inputs of at least 8x8, got 4x4"):
+        mcv.models.build("vgg_small", input_shape=(1, 4, 4))
+    with pytest.raises(ValueError, match="width"):
+        mcv.models.build("vgg_small", input_shape=MNIST, width=0)

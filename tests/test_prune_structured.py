@@ -268,7 +268,7 @@ def test_rejects_unknown_layer_in_dict(digits_mlp, key, match):
 
 @pytest.mark.parametrize(
     ("layer", "kind"),
-    [(nn.BatchNorm1d(32), "BatchNorm1d"), (nn.Dropout(0.1), "Dropout"), (nn.Sigmoid(), "Sigmoid")],
+    [(nn.LayerNorm(32), "LayerNorm"), (nn.Dropout(0.1), "Dropout"), (nn.Sigmoid(), "Sigmoid")],
 )
 def test_rejects_unsupported_layer(layer, kind):
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), layer, nn.Linear(32, 10))
@@ -452,3 +452,62 @@ def test_allocate_rejects_bad_input(scan, scan_value, budget, match, error):
     with pytest.raises(error, match=match) as e:
         prune.allocate(scan if isinstance(scan_value, str) else scan_value, budget_sparsity=budget)
     one_line(e)
+
+
+# ---------------------------------------------------------------- conv -> BatchNorm -> ReLU chains
+
+
+def _vgg_with_statistics(seed=0):
+    model = mcv.models.build("vgg_small", input_shape=(1, 8, 8), width=6, seed=seed)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so a wrong slice would show
+        g = torch.Generator().manual_seed(seed)
+        for bn in (m for m in model if isinstance(m, nn.BatchNorm2d)):
+            n = bn.num_features
+            bn.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            bn.weight.copy_(torch.rand(n, generator=g) + 0.5)
+            bn.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model.eval()
+
+
+def test_channels_through_batchnorm_removes_bn_entries_and_next_inputs():
+    model = _vgg_with_statistics()
+    kept = prune.kept_channels(model, 0.5)
+    small = prune.channels(model, 0.5)
+    for i, nxt in ((1, "conv2"), (2, "conv3")):
+        keep = torch.tensor(kept[f"conv{i}"])
+        bn, old = small.get_submodule(f"bn{i}"), model.get_submodule(f"bn{i}")
+        assert bn.num_features == len(keep) == (3 if i == 1 else 6)
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            assert torch.equal(getattr(bn, attr), getattr(old, attr)[keep])
+        assert small.get_submodule(nxt).in_channels == len(keep)
+    assert small.fc1.in_features == 6 * 1 * 1
+    assert mcv.measure.model(small).macs < mcv.measure.model(model).macs / 3
+    assert not small.training
+    # the pruned model computes what the original computes with the removed channels' outgoing weights zeroed
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        for i, nxt in ((1, zeroed.conv2), (2, zeroed.conv3)):
+            gone = [c for c in range(6 if i == 1 else 12) if c not in kept[f"conv{i}"]]
+            nxt.weight[:, gone] = 0
+        gone3 = [c for c in range(12) if c not in kept["conv3"]]
+        zeroed.fc1.weight[:, gone3] = 0
+    x = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(small(x), zeroed(x), atol=1e-5)
+
+
+def test_channels_refuses_a_misplaced_batchnorm():
+    bad = nn.Sequential(
+        OrderedDict(
+            [("conv1", nn.Conv2d(1, 4, 3)), ("relu1", nn.ReLU()), ("flatten", nn.Flatten()),
+             ("bn", nn.BatchNorm1d(4 * 6 * 6)), ("fc1", nn.Linear(4 * 6 * 6, 3))]
+        )
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="a BatchNorm must come right after it, before any Flatten"):
+        prune.channels(bad, 0.5)
+    wrong_size = nn.Sequential(
+        OrderedDict([("conv1", nn.Conv2d(1, 4, 3)), ("bn", nn.BatchNorm2d(5)), ("conv2", nn.Conv2d(4, 2, 3))])
+    )
+    with pytest.raises(ValueError, match="with its 4 channels"):
+        prune.channels(wrong_size, 0.5)

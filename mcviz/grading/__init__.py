@@ -26,10 +26,11 @@ from __future__ import annotations
 from mcviz.grading import (  # noqa: F401
     _lesson_06,
     _lesson_07,
+    _lesson_12,
     _lessons_00_01,
     _lessons_02_03,
     _lessons_04_05,
-    _lessons_08_09,  # noqa: F401
+    _lessons_08_09,
     _lessons_10_11,
 )
 from mcviz.grading._core import (

@@ -109,45 +109,49 @@ def _pareto(answer) -> bool:
     return True
 
 
-def _select_cases() -> list[tuple[str, pd.DataFrame, str, float]]:
-    """(name, table, cost, budget): every budget admits at least one row."""
-    lesson = _pareto_cases()[0][1]
-    ties = _frame([("first", 300, 0.90), ("cheaper", 200, 0.90), ("same", 200, 0.90), ("worse", 100, 0.85)])
-    cases = [
-        ("the lesson-like table, budget 5,000", lesson, "size_bytes", 5_000),
-        ("the lesson-like table, budget 5,120 (a row costs exactly that)", lesson, "size_bytes", 5_120),
-        ("the lesson-like table, budget 1,280", lesson, "size_bytes", 1_280),
-        ("the lesson-like table, budget 1e9", lesson, "size_bytes", 1e9),
-        ("a table with ties in accuracy, budget 300", ties, "size_bytes", 300),
-        ("a table with ties in accuracy, budget 150", ties, "size_bytes", 150),
-        ("a table with cost 'macs', budget 130,000", _pareto_cases()[4][1], "macs", 130_000),
-    ]
-    for name, df in _random_tables(seed=11, count=5):
-        for q in (0.0, 0.3, 0.7):
-            cases.append((f"{name}, budget {df['size_bytes'].quantile(q):g}", df, "size_bytes",
-                          float(df["size_bytes"].quantile(q))))  # fmt: skip
+def _priced(df: pd.DataFrame, cost: str) -> set[str]:
+    """The labels some price λ >= 0 picks: error_i + λ cost_i <= error_j + λ cost_j for every row j."""
+    error, c = 1 - df["accuracy"].to_numpy(dtype=float), df[cost].to_numpy(dtype=float)
+    picked = set()
+    for i in range(len(df)):
+        low, high, ok = 0.0, np.inf, True
+        for j in range(len(df)):
+            if c[j] > c[i]:
+                low = max(low, (error[i] - error[j]) / (c[j] - c[i]))
+            elif c[j] < c[i]:
+                high = min(high, (error[j] - error[i]) / (c[i] - c[j]))
+            elif error[i] > error[j]:
+                ok = False
+        if ok and low <= high + 1e-12:
+            picked.add(str(df["label"].iloc[i]))
+    return picked
+
+
+def _priced_cases() -> list[tuple[str, pd.DataFrame, str]]:
+    dent = _frame([("baseline", 1000, 0.92), ("a", 500, 0.91), ("dent", 300, 0.85), ("b", 100, 0.84),
+                   ("dominated", 600, 0.80)])  # fmt: skip
+    cases = [("a table with one dented front point", dent, "size_bytes"),
+             ("a table with cost 'macs'", _pareto_cases()[4][1], "macs")]  # fmt: skip
+    cases += [(name, df, "size_bytes") for name, df in _random_tables(seed=5, count=6)]
     return cases
 
 
 @question(
-    "07.select",
-    "Write best_under(df, cost, budget) that returns the label of the most accurate row whose cost "
-    "is <= budget; ties go to the cheaper row, then to the first, as mcv.tradeoff.select does.",
-    hint="keep only the rows with cost <= budget (the budget itself fits); among them find the highest "
-    "accuracy; of the rows that reach it take the lowest cost, and of those the earliest row.",
+    "07.priced",
+    "Write priced(df, cost) that returns the SET of labels some price λ >= 0 picks: rows whose "
+    "(1 - accuracy) + λ * cost is no larger than every other row's for at least one λ >= 0.",
+    hint="for row i, every other row j bounds λ: a costlier j gives a lower bound (error_i - error_j) / "
+    "(cost_j - cost_i), a cheaper j an upper bound, and a j of equal cost must not have a lower error; "
+    "row i is picked when the largest lower bound (at least 0) is <= the smallest upper bound. "
+    "These are the corners of the front's lower convex hull.",
 )
-def _select(answer) -> bool:
-    for name, df, cost, budget in _select_cases():
-        got = _call(answer, df.copy(), cost, budget, what="best_under")
-        if not isinstance(got, str) or not (df["label"] == got).any():
-            raise Wrong(f"best_under returns {_short(got)}, not a label of {name}")
-        expected = tradeoff.select(df, cost=cost, budget=budget)
-        if got == expected["label"]:
-            continue
-        row = df[df["label"] == got].iloc[0]
-        if row[cost] > budget:
-            raise Wrong(f"best_under picks {got!r}, whose {cost} is over the budget, for {name}")
-        if row["accuracy"] < expected["accuracy"]:
-            raise Wrong(f"best_under picks {got!r}, but a row within the budget is more accurate, for {name}")
-        raise Wrong(f"best_under picks {got!r} from rows of equal accuracy, for {name}; break the tie")
+def _priced_question(answer) -> bool:
+    for name, df, cost in _priced_cases():
+        got = _call(answer, df.copy(), cost, what="priced")
+        if not isinstance(got, (set, frozenset, list, tuple)):
+            raise Wrong(f"priced must return a set of labels, got {_short(got)}")
+        expected = _priced(df, cost)
+        if set(got) != expected:
+            missing, extra = sorted(expected - set(got)), sorted(set(got) - expected)
+            raise Wrong(f"for {name}: " + (f"missing {missing}" if missing else f"{extra} is never picked"))
     return True

@@ -32,16 +32,45 @@ def _fc_inputs(answer) -> bool:
 
 
 @question(
-    "00.fp16_ratio",
-    "By what factor does fp16 shrink size_bytes (fp32 size_bytes / fp16 size_bytes)?",
-    hint="read the size_bytes column of your measurement table and divide fp32 by fp16.",
+    "00.random_prune",
+    "Write random_prune(model, fraction, seed) that returns a NEW model in which exactly "
+    "round(fraction * n) of the n weights of every Linear / Conv2d layer are zero, chosen at random "
+    "with a torch.Generator seeded with seed; the biases and the input model stay unchanged.",
+    hint="copy the model (copy.deepcopy), then for each layer draw a random order of its weight "
+    "positions (torch.randperm(n, generator=g)) and zero the first round(fraction * n) of them.",
 )
-def _fp16_ratio(answer) -> bool:
-    from mcviz import quantize
+def _random_prune(answer) -> bool:
+    import torch
 
-    model = models.build("seed_cnn", input_shape=MNIST, seed=0)
-    fp32, fp16 = measure.model(model), measure.model(quantize.fp16(model))
-    return _close(answer, fp32.size_bytes / fp16.size_bytes, rel=1e-3)
+    for name, model in _reference_models()[:4]:
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        for fraction, seed in ((0.5, 0), (0.3, 1)):
+            got = _call(answer, model, fraction, seed, what="random_prune")
+            if not isinstance(got, nn.Module) or got is model:
+                raise Wrong(f"random_prune must return a new model, got {_short(got)}")
+            if any(not torch.equal(v, model.state_dict()[k]) for k, v in before.items()):
+                raise Wrong(f"random_prune changed its input model ({name}): work on a copy")
+            for layer_name, layer in model.named_modules():
+                if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+                    continue
+                new = got.get_submodule(layer_name)
+                n, zeros = layer.weight.numel(), int((new.weight == 0).sum())
+                if zeros != round(fraction * n):
+                    raise Wrong(f"{name}, layer {layer_name}: {zeros} of {n} weights are zero at fraction "
+                                f"{fraction}; exactly round(fraction * n) must be")
+                kept = new.weight != 0
+                if not torch.equal(new.weight[kept], layer.weight[kept]):
+                    raise Wrong(f"{name}, layer {layer_name}: a kept weight changed its value")
+                if layer.bias is not None and not torch.equal(new.bias, layer.bias):
+                    raise Wrong(f"{name}, layer {layer_name}: the bias changed; prune weights only")
+        first = next(n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+        runs = [_call(answer, model, 0.5, seed, what="random_prune") for seed in (0, 0, 1)]
+        masks = [run.get_submodule(first).weight == 0 for run in runs]
+        if not torch.equal(masks[0], masks[1]):
+            raise Wrong("the same seed must give the same zeros (seed a torch.Generator with it)")
+        if torch.equal(masks[0], masks[2]):
+            raise Wrong("different seeds gave the same zeros: the positions must depend on the seed")
+    return True
 
 
 @question(

@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mcviz import measure, models
+from mcviz import measure
 from mcviz.grading._core import (
-    MNIST,
     Wrong,
     _call,
-    _close,
     _number,
+    _reference_models,
     _short,
     question,
 )
@@ -82,18 +81,23 @@ def _fake_quantize(answer) -> bool:
 
 
 @question(
-    "02.int8_ratio",
-    "By what factor does 8-bit per-channel weight quantization (mcv.quantize.weights) shrink "
-    "LeNet-300-100's size_bytes (fp32 size_bytes / int8 size_bytes)?",
-    hint="measure both models with mcv.measure.model and divide. The ratio of the bit widths is "
-    "not the answer: the biases stay fp32 and every channel stores a scale and a zero point.",
+    "02.int8_size",
+    "Write int8_size(model) that returns the size_bytes mcv.measure counts for "
+    "mcv.quantize.weights(model, 8) (symmetric, per-channel int8 weights), without quantizing it.",
+    hint="per Linear / Conv2d layer: one byte per weight code, one fp32 scale (4 bytes) per output "
+    "channel, and the bias kept in fp32 (4 bytes per entry, none if the layer has no bias). Symmetric "
+    "codes store no zero point.",
 )
-def _int8_ratio(answer) -> bool:
+def _int8_size(answer) -> bool:
     from mcviz import quantize
 
-    model = models.build("lenet300", input_shape=MNIST, seed=0)
-    fp32, int8 = measure.model(model), measure.model(quantize.weights(model, 8, granularity="per_channel"))
-    return _close(answer, fp32.size_bytes / int8.size_bytes, rel=1e-3)
+    for name, model in _reference_models():
+        got = _call(answer, model, what="int8_size")
+        expected = measure.model(quantize.weights(model, 8)).size_bytes
+        if _number(got, "int8_size") != expected:
+            shown = int(_number(got)) if _number(got).is_integer() else _number(got)
+            raise Wrong(f"for {name} your int8_size is {shown}, which is not what mcv.measure counts")
+    return True
 
 
 # ---- lesson 03: quantization, advanced ---------------------------------------------------------
@@ -141,35 +145,43 @@ def _ste_fake_quantize(answer) -> bool:
     return True
 
 
-_KMEANS_LAYERS = [
-    ("Linear(784, 300) at 2 bits", lambda: nn.Linear(784, 300), 2),
-    ("Linear(300, 100, bias=False) at 5 bits", lambda: nn.Linear(300, 100, bias=False), 5),
-    ("Conv2d(1, 32, 3) at 4 bits", lambda: nn.Conv2d(1, 32, 3), 4),
-    ("Conv2d(3, 5, 3, bias=False) at 3 bits", lambda: nn.Conv2d(3, 5, 3, bias=False), 3),
-    ("Linear(10, 3) at 8 bits", lambda: nn.Linear(10, 3), 8),
+_KMEANS_LAYERS = [  # (name, layer, budget in bytes): some need few bits, one fits none
+    ("Linear(784, 300)", lambda: nn.Linear(784, 300), 94_200),
+    ("Linear(300, 100, bias=False)", lambda: nn.Linear(300, 100, bias=False), 23_000),
+    ("Conv2d(1, 32, 3)", lambda: nn.Conv2d(1, 32, 3), 576),
+    ("Conv2d(3, 5, 3, bias=False)", lambda: nn.Conv2d(3, 5, 3, bias=False), 370),
+    ("Linear(10, 3)", lambda: nn.Linear(10, 3), 66),
+    ("Linear(64, 32)", lambda: nn.Linear(64, 32), 416),
 ]
 
 
 @question(
-    "03.kmeans_bytes",
-    "Write kmeans_bytes(layer, bits): the size_bytes of one Linear or Conv2d layer after k-means "
-    "weight sharing with 2**bits shared values.",
-    hint="count every stored tensor: one bits-bit index per weight, packed (round the total up to "
-    "whole bytes), the codebook of 2**bits float32 values (even if some go unused), and the "
-    "float32 bias when the layer has one.",
+    "03.kmeans_bits",
+    "Write kmeans_bits(layer, budget_bytes): the most bits (2 to 8) of k-means weight sharing whose "
+    "size_bytes, as mcv.measure counts it, fits in budget_bytes; None when even 2 bits do not fit.",
+    hint="count every stored tensor at b bits: one b-bit index per weight, packed (round the total up to "
+    "whole bytes), the codebook of 2**b float32 values (even if some go unused), and the float32 bias "
+    "when the layer has one; then try b from 8 down to 2. The codebook grows fast with b: on a small "
+    "layer more bits can cost more than they save.",
 )
-def _kmeans_bytes(answer) -> bool:
+def _kmeans_bits(answer) -> bool:
     from mcviz import quantize
 
     torch_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(0)  # the layers' initial weights do not change the byte count
-        cases = [(name, make(), bits) for name, make, bits in _KMEANS_LAYERS]
+        cases = [(name, make(), budget) for name, make, budget in _KMEANS_LAYERS]
     finally:
         torch.random.set_rng_state(torch_state)  # grading leaves the learner's RNG alone
-    for name, layer, bits in cases:
-        got = _call(answer, layer, bits, what="kmeans_bytes")
-        expected = measure.model(quantize.kmeans(nn.Sequential(layer), bits)).size_bytes
-        if _number(got, f"kmeans_bytes for {name}") != expected:
-            raise Wrong(f"kmeans_bytes gave {_short(got)} for {name}")
+    for name, layer, budget in cases:
+        sizes = {b: measure.model(quantize.kmeans(nn.Sequential(layer), b)).size_bytes for b in range(2, 9)}
+        expected = max((b for b, size in sizes.items() if size <= budget), default=None)
+        if expected is None:  # the last case: a stub returning None has failed the earlier ones already
+            got = answer(layer, budget)
+            if got is not None:
+                raise Wrong(f"for {name} and {budget:,} bytes 2 bits do not fit (None); got {_short(got)}")
+            continue
+        got = _call(answer, layer, budget, what="kmeans_bits")
+        if _number(got, f"kmeans_bits for {name}") != expected:
+            raise Wrong(f"kmeans_bits gave {_short(got)} for {name} and a budget of {budget:,} bytes")
     return True

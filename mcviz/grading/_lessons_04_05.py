@@ -132,32 +132,26 @@ def _allocate(answer) -> bool:
 
 # ---- lesson 05: pruning, advanced --------------------------------------------------------------
 
-_SCHEDULES = [  # (final_sparsity, begin_step, end_step): each graded on steps around and inside
-    (0.8, 0, 10),
-    (0.9, 5, 25),
-    (0.5, 2, 3),
-    (0.975, 100, 1100),
-]
-
 
 @question(
-    "05.zhu_gupta",
-    "Write schedule(step, final_sparsity, begin_step, end_step): the sparsity of the Zhu & Gupta "
-    "cubic schedule (initial sparsity 0) at step, as mcv.prune.zhu_gupta gives it.",
-    hint="before begin_step nothing is pruned and from end_step on the final sparsity holds; in "
-    "between, the progress p = (step - begin) / (end - begin) runs from 0 to 1 and the sparsity "
-    "still missing shrinks like the cube of (1 - p).",
+    "05.vgg_pruned_macs",
+    "Write vgg_pruned_macs(input_shape, width, sparsity): the MACs of mcv.models.build('vgg_small', "
+    "input_shape=..., width=...) after mcv.prune.channels(model, sparsity), computed by hand.",
+    hint="each conv is 3x3 with padding 1 (the output map has the input's size) and loses "
+    "floor(sparsity * channels) of its output channels; the next conv's inputs are the channels kept; "
+    "each block's 2x2 max-pooling halves height and width (rounding down); the final Linear reads "
+    "channels * h * w inputs. BatchNorm, ReLU and pooling count no MACs.",
 )
-def _zhu_gupta(answer) -> bool:
+def _vgg_pruned_macs(answer) -> bool:
     from mcviz import prune
 
-    for final, begin, end in _SCHEDULES:
-        steps = sorted({0, max(begin - 1, 0), begin, begin + 1, (begin + end) // 2, end - 1, end, end + 7})
-        for step in steps:
-            got = _call(answer, step, final, begin, end, what="schedule")
-            expected = prune.zhu_gupta(step, final_sparsity=final, begin_step=begin, end_step=end)
-            if abs(_number(got, "schedule") - expected) > 1e-9:
-                raise Wrong(f"schedule gave {_short(got)} at step {step} of a schedule from {begin} to {end}")
+    for shape, width, sparsity in (((1, 28, 28), 8, 0.5), ((3, 16, 12), 6, 0.25), ((1, 9, 9), 5, 0.7)):
+        got = _call(answer, shape, width, sparsity, what="vgg_pruned_macs")
+        model = models.build("vgg_small", input_shape=shape, width=width, seed=0)
+        expected = measure.model(prune.channels(model, sparsity)).macs
+        if _number(got, "vgg_pruned_macs") != expected:
+            raise Wrong(f"for input {shape}, width {width}, sparsity {sparsity}: {_short(got)} is not "
+                        "the pruned model's MACs")
     return True
 
 

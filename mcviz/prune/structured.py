@@ -3,7 +3,9 @@
 Unstructured pruning leaves a dense model full of zeros: the same matrices, the same MACs, the
 same latency. ``channels`` instead deletes the lowest-scoring output channels of every Conv2d
 and hidden Linear layer, and the matching inputs of the layer that reads them, producing a
-smaller dense ``nn.Sequential`` whose MACs and latency fall.
+smaller dense ``nn.Sequential`` whose MACs and latency fall. A BatchNorm between a layer and the
+next one (Conv2d -> BatchNorm2d -> ReLU -> Conv2d, as in VGG) loses the entries of the removed
+channels (their weight, bias, running mean and variance), as in MIT 6.5940's lab 1.
 
 Channels are scored by the L1 or L2 norm of their incoming weights (Li et al., 2017, "Pruning
 Filters for Efficient ConvNets"). Here ``sparsity`` is the fraction of channels removed from each
@@ -31,8 +33,9 @@ from mcviz.prune.masks import NORMS, channel_scores
 from mcviz.registry import register
 
 FRACTION = Range(0, 1, high_open=True)  # of a layer's channels: at least one always stays
-SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten)
-_SUPPORTED_TEXT = "Conv2d, Linear, ReLU, MaxPool2d, Flatten"
+SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.BatchNorm2d, nn.BatchNorm1d)
+_SUPPORTED_TEXT = "Conv2d, Linear, ReLU, MaxPool2d, Flatten, BatchNorm2d, BatchNorm1d"
+NORMS_BN = (nn.BatchNorm2d, nn.BatchNorm1d)
 
 
 def channels(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm: str = "l1") -> nn.Module:
@@ -40,16 +43,18 @@ def channels(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm
 
     ``model`` is left unchanged. Every Conv2d and every Linear layer but the last (the output
     layer, whose outputs are the classes) loses ``floor(sparsity * channels)`` output channels;
-    the next Conv2d or Linear layer loses the matching inputs (after a Flatten, each conv channel
-    owns ``H * W`` consecutive input columns of the Linear layer).
+    a BatchNorm that follows it loses the same entries, and the next Conv2d or Linear layer loses
+    the matching inputs (after a Flatten, each conv channel owns ``H * W`` consecutive input
+    columns of the Linear layer).
 
     Other weight layers (Conv1d, ConvTranspose2d...) are kept as they are, with one warning naming
     them; the layer whose outputs they read keeps all its channels too. A model without a Conv2d
     or Linear layer is refused.
 
     Args:
-        model: an ``nn.Sequential`` of Conv2d, Linear, ReLU, MaxPool2d and Flatten layers (the
-            mcviz models seed_cnn, lenet5, lenet300 and mlp are), and other weight layers.
+        model: an ``nn.Sequential`` of Conv2d, Linear, ReLU, MaxPool2d, Flatten and BatchNorm
+            layers (the mcviz models seed_cnn, lenet5, lenet300, mlp and vgg_small are), and
+            other weight layers.
         sparsity: fraction of output channels removed from each prunable layer, in [0, 1); or a
             dict {layer name: fraction} for some layers (the others are left whole).
         norm: "l1" or "l2": channels with the smallest norm of incoming weights go first.
@@ -216,6 +221,15 @@ def _check_link(name, layer, between, next_name, nxt) -> None:
     out = _layers.weight(layer).shape[0]
     kinds = [_kind(m) for m in between]
     flat = nn.Flatten in kinds
+    for i, m in enumerate(between):
+        if isinstance(m, NORMS_BN):
+            expected = nn.BatchNorm2d if isinstance(layer, nn.Conv2d) else nn.BatchNorm1d
+            if type(m) is not expected or m.num_features != out or nn.Flatten in kinds[:i]:
+                raise ValueError(
+                    f"channels cannot follow the outputs of {name!r} through {m}: a BatchNorm must "
+                    f"come right after it, before any Flatten, with its {out} channels "
+                    f"({expected.__name__})"
+                )
     if isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.Conv2d):
         ok = not flat and nxt.in_channels == out
     elif isinstance(layer, nn.Conv2d):
@@ -241,6 +255,9 @@ def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
     inputs: torch.Tensor | None = None  # kept input indices of the next Conv2d/Linear layer
     width = None  # output channels of the previous Conv2d/Linear layer
     for name, m in model.named_children():
+        if isinstance(m, NORMS_BN) and inputs is not None:
+            layers[name] = _slice_batchnorm(m, inputs)  # the entries of the kept channels
+            continue
         if not isinstance(m, (nn.Conv2d, nn.Linear)):
             layers[name] = copy.deepcopy(m)
             continue
@@ -263,3 +280,17 @@ def _rebuild(model: nn.Sequential, kept: dict[str, list[int]]) -> nn.Sequential:
         out.input_shape = model.input_shape
     out.train(model.training)
     return out
+
+
+def _slice_batchnorm(bn: nn.Module, keep: torch.Tensor) -> nn.Module:
+    """Returns a BatchNorm like ``bn`` with only the entries ``keep`` (affine weights, running stats)."""
+    new = type(bn)(len(keep), eps=bn.eps, momentum=bn.momentum, affine=bn.affine,
+                   track_running_stats=bn.track_running_stats)  # fmt: skip
+    with torch.no_grad():
+        for attr in ("weight", "bias", "running_mean", "running_var"):
+            old = getattr(bn, attr)
+            if old is not None:
+                getattr(new, attr).copy_(old[keep])
+        if bn.num_batches_tracked is not None:
+            new.num_batches_tracked.copy_(bn.num_batches_tracked)
+    return new.train(bn.training)

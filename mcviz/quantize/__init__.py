@@ -1,5 +1,7 @@
 """Quantization: ``mcv.quantize``.
 
+- ``integer``: integer-only Linear arithmetic by hand (``integer_linear``, fixed-point
+  requantization) and BatchNorm folding (``fold_batchnorm``).
 - ``tensor``: linear quantization math (``qrange``, ``qparams``, ``quantize``, ``dequantize``,
   ``fake_quantize``) and half-precision storage (``fp16``, ``FP16Config``).
 - for language models (any model of Linear layers): ``groupwise`` (group-wise RTN, the storage of
@@ -31,6 +33,7 @@ from mcviz.quantize.groupwise import (
     groupwise,
 )
 from mcviz.quantize.int8 import Int8Config, int8
+from mcviz.quantize.integer import fixed_point_multiplier, fold_batchnorm, integer_linear, torch_int8_linear
 from mcviz.quantize.kmeans import KMeansConfig, KMeansConv2d, KMeansLinear, kmeans, kmeans_codebook
 from mcviz.quantize.layers import QuantConv2d, QuantLinear
 from mcviz.quantize.observers import OBSERVERS
@@ -83,8 +86,11 @@ __all__ = [
     "WeightsConfig",
     "dequantize",
     "fake_quantize",
+    "fixed_point_multiplier",
+    "fold_batchnorm",
     "fp16",
     "int8",
+    "integer_linear",
     "kmeans",
     "kmeans_codebook",
     "ptq",
@@ -93,5 +99,6 @@ __all__ = [
     "qrange",
     "quantize",
     "ste_fake_quantize",
+    "torch_int8_linear",
     "weights",
 ]
