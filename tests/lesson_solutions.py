@@ -150,11 +150,6 @@ def pareto_labels(df, cost, metric):
             front.add(label)
             best = value
     return front""",
-    "07.select": """\
-def best_under(df, cost, budget):
-    fits = df[df[cost] <= budget]
-    ranked = fits.sort_values(["accuracy", cost], ascending=[False, True], kind="stable")
-    return ranked["label"].iloc[0]""",
     # lesson 08
     "08.huffman_length": """\
 def huffman_average_length(counts):

@@ -20,7 +20,8 @@ def test_template_declares_its_parameters():
     ]  # fmt: skip
     defaults = reports.validate("deep_compression")
     assert defaults["sparsity"] == [0.95] and defaults["bits"] == [4] and defaults["scope"] == "global"
-    assert params["model"].choices == mcv.models.NAMES
+    # vgg_small's BatchNorm layers cannot be stored in the packed file (pack refuses them)
+    assert params["model"].choices == tuple(n for n in mcv.models.NAMES if n != "vgg_small")
     assert set(params["scope"].choices) == set(mcv.deep_compression.SCOPES)
     assert params["bits"].allowed == "a list of int, each in [2, 8]"
     assert params["sparsity"].allowed == "a list of float, each in [0, 1]"

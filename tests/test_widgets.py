@@ -54,7 +54,7 @@ def test_layers_explorer_takes_the_learners_models(small_models):
 
 def test_reference_models_are_distinct_and_untrained_builds():
     zoo = widgets.reference_models()
-    assert list(zoo) == ["seed_cnn", "lenet300", "lenet5", "mlp-64", "small_cnn"]
+    assert list(zoo) == ["seed_cnn", "lenet300", "lenet5", "mlp-64", "small_cnn", "vgg_small"]
     assert mcv.measure.model(zoo["mlp-64"]).params != mcv.measure.model(zoo["lenet300"]).params
 
 
