@@ -156,7 +156,7 @@ def _control(model: str, s: dict) -> str:
     return ""
 
 
-def _render(model_id: str, states: dict, parts: list, figure) -> None:
+def _render(model_id: str, states: dict, parts: list) -> None:
     """Appends the widget's static parts: ("html", text) or ("figure", plotly dict)."""
     entry = states.get(model_id)
     if entry is None:
@@ -164,12 +164,12 @@ def _render(model_id: str, states: dict, parts: list, figure) -> None:
     name = entry.get("model_name", "")
     s = _decode(entry)
     if s.get("_anywidget_id", "").endswith("FigureWidget") and "_widget_data" in s:
-        figure({"data": s["_widget_data"], "layout": s.get("_widget_layout", {})})
+        parts.append(("figure", {"data": s["_widget_data"], "layout": s.get("_widget_layout", {})}))
         return
     if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel"):
         inner: list = []
         for child in s.get("children", []):
-            _render(str(child).removeprefix("IPY_MODEL_"), states, inner, lambda fig: inner.append(("figure", fig)))
+            _render(str(child).removeprefix("IPY_MODEL_"), states, inner)
         if any(kind == "figure" for kind, _ in inner):  # a figure is its own output: no wrapper around it
             parts.extend(inner)
             return
@@ -202,7 +202,7 @@ def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 outputs.append(out)
                 continue
             parts: list = []
-            _render(view["model_id"], states, parts, lambda fig: parts.append(("figure", fig)))
+            _render(view["model_id"], states, parts)
             outputs.extend(_outputs(parts))
         cell.outputs = outputs if cell.cell_type == "code" else cell.get("outputs", [])
     nb.metadata.pop("widgets", None)
@@ -282,7 +282,7 @@ def build(
         raise ValueError("two lessons share a file name; pages would overwrite each other")
     cache = Path(cache) if cache is not None else train.cache_dir() / "book"
     executed = [execute(p, cache=cache, timeout=timeout) for p in paths]
-    pages = [(f"{p.stem}.html", title(nb, p.stem)) for p, nb in zip(paths, executed)]
+    pages = [(f"{p.stem}.html", title(nb, p.stem)) for p, nb in zip(paths, executed, strict=True)]
     site = Path(out)
     site.mkdir(parents=True, exist_ok=True)
     written = [site / "index.html"]
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mcviz.book [--lessons DIR] [--out DIR] [NAMES...]``: builds the book; returns 0."""
     parser = argparse.ArgumentParser(prog="python -m mcviz.book", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="lesson file names or stems (default: every lesson)")
-    parser.add_argument("--lessons", default="lessons", help="folder of NN_*.ipynb lessons (default: lessons)")
+    parser.add_argument("--lessons", default="lessons", help="folder of NN_*.ipynb lessons")
     parser.add_argument("--out", default="book", help="folder of the site (default: book)")
     args = parser.parse_args(argv)
     try:
@@ -306,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_name = {p.stem: p for p in found} | {p.name: p for p in found}
             unknown = [n for n in args.names if n not in by_name]
             if unknown:
-                raise FileNotFoundError(f"no lesson {unknown[0]!r}; known: {', '.join(p.stem for p in found)}")
+                known = ", ".join(p.stem for p in found)
+                raise FileNotFoundError(f"no lesson {unknown[0]!r}; known: {known}")
             found = [by_name[n] for n in args.names]
         pages = build(found, args.out)
     except (FileNotFoundError, ValueError) as e:

@@ -23,9 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from mcviz import _layers
+from mcviz import _layers, measure, train
 from mcviz import data as _data
-from mcviz import measure, train
 from mcviz._checks import check_choice, check_number
 
 HELDOUT = 300
@@ -126,7 +125,8 @@ class GateResult:
         return (
             f"{self.split}: {self.size_bytes:,} bytes = {self.fraction:.1%} of the baseline's "
             f"{self.baseline_bytes:,} (limit {self.max_fraction:.0%}: {'ok' if self.size_ok else 'OVER'}); "
-            f"accuracy {self.accuracy:.3f} vs {self.baseline_accuracy:.3f}, {self.drop_points:+.1f} points lost "
+            f"accuracy {self.accuracy:.3f} vs {self.baseline_accuracy:.3f}, "
+            f"{self.drop_points:+.1f} points lost "
             f"(limit {self.max_drop_points:g}: {'ok' if self.accuracy_ok else 'TOO MANY'})"
         )
 
@@ -198,7 +198,7 @@ def forbid(*functions: Callable) -> Iterator[None]:
             raise TypeError(f"forbid cannot replace {fn.__qualname__}: it is a closure")
     saved = [(fn, fn.__code__) for fn in functions]
     try:
-        for fn, code in saved:
+        for fn, _ in saved:
             fn.__code__ = _forbidden.__code__.replace(co_name=f"{fn.__module__}.{fn.__qualname__}")
         yield
     finally:

@@ -18,7 +18,8 @@ from mcviz import book
 LESSONS = {
     "00_first.ipynb": [
         "# 00 · A figure\n\nA plotly figure, shown as in a lesson.",
-        "import plotly.graph_objects as go\nfig = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 4]))\nfig.show()",
+        "import plotly.graph_objects as go\n"
+        "fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 4]))\nfig.show()",
     ],
     "01_second.ipynb": [
         "# 01 · A widget\n\nAn explorer: controls above a FigureWidget.",

@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 import torch
-from classroom import ASSIGNMENTS, WRONG, new_course, nbgrader, scores, source, submit, wrong
+from classroom import ASSIGNMENTS, WRONG, nbgrader, new_course, scores, source, submit, wrong
 from torch import nn
 
 import mcviz as mcv
@@ -55,7 +55,7 @@ def test_source_notebooks_follow_nbgraders_format(assignment):
     assert any("### BEGIN HIDDEN TESTS" in c.source for c in tests), "each assignment has hidden tests"
     solutions = [c for c in code if c.metadata.get("nbgrader", {}).get("solution")]
     assert solutions and all("### BEGIN SOLUTION" in c.source for c in solutions)
-    manual = [c for c in nb.cells if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+    manual = [c for c in _grade_cells(nb) if c.cell_type == "markdown"]
     assert manual, "each assignment has a free-response answer graded by hand"
     assert all("Rubric" in c.source and "### BEGIN SOLUTION" in c.source for c in manual)
     assert not re.search(r"/(home|root|work|tmp)/", "".join(c.source for c in nb.cells)), "no absolute paths"
@@ -110,7 +110,8 @@ def test_forbid_refuses_what_it_cannot_replace():
 def test_heldout_images_are_never_in_the_students_data():
     student, held = course.gate_data(), course.heldout_data()
     assert len(held.test) == course.HELDOUT and len(student) == 1797 - course.HELDOUT
-    seen = {x.numpy().tobytes() for part in (student.train, student.val, student.test) for x in part.tensors[0]}
+    parts = (student.train, student.val, student.test)
+    seen = {x.numpy().tobytes() for part in parts for x in part.tensors[0]}
     # digits has a few exact duplicate images; none of the held-out images may be among the student's
     # unless an identical copy is itself in the student's part of the set
     held_images = [x.numpy().tobytes() for x in held.test.tensors[0]]
@@ -158,7 +159,8 @@ def test_layer_masks_reads_pruned_and_plain_layers():
     model = mcv.models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=0)
     pruned = mcv.prune.magnitude(model, 0.5, scope="global")
     masks = course.layer_masks(pruned)
-    assert set(masks) == {"fc1", "fc2"} and sum(int((~m).sum()) for m in masks.values()) == round(0.5 * (64 * 16 + 160))
+    assert set(masks) == {"fc1", "fc2"}
+    assert sum(int((~m).sum()) for m in masks.values()) == round(0.5 * (64 * 16 + 160))
     plain = course.layer_masks(model)
     assert all(m.all() for m in plain.values())
 
