@@ -21,6 +21,7 @@ import base64
 import copy
 import hashlib
 import html
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -63,11 +64,28 @@ def cache_key(lesson: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+# Run after the lesson's last cell, in its kernel: each live plotly FigureWidget as the figure it
+# shows. The saved widget state holds only a FigureWidget's first data (traces added or updated
+# later travel as messages), so the page draws the figure from this snapshot.
+_SNAPSHOT = """\
+import json as _mcviz_json
+try:
+    import plotly.graph_objects as _mcviz_go
+    from ipywidgets.widgets.widget import _instances as _mcviz_widgets
+    print(_mcviz_json.dumps({_id: _mcviz_json.loads(_w.to_json()) for _id, _w in list(_mcviz_widgets.items())
+                             if isinstance(_w, _mcviz_go.FigureWidget)}))
+except ImportError:
+    print("{}")
+"""
+FIGURES = "mcviz_book_figures"
+
+
 def execute(lesson: Path, *, cache: Path, timeout: int = 600) -> nbformat.NotebookNode:
     """Returns ``lesson`` executed (from ``cache`` when it ran before); the lesson file is unchanged.
 
     The kernel runs in the lesson's folder with the report environment (plotly's mimetype
-    renderer, one thread, no progress bars); widget state is saved in the notebook.
+    renderer, one thread, no progress bars); widget state is saved in the notebook, and the
+    figure of every FigureWidget in its metadata (``FIGURES``, by widget model id).
     """
     from nbclient import NotebookClient
 
@@ -77,11 +95,15 @@ def execute(lesson: Path, *, cache: Path, timeout: int = 600) -> nbformat.Notebo
     if cached.exists():
         return nbformat.read(cached, as_version=4)
     nb = nbformat.read(lesson, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(_SNAPSHOT))
     client = NotebookClient(
         nb, kernel_name="python3", timeout=timeout, store_widget_state=True,
         resources={"metadata": {"path": str(lesson.parent)}},
     )
     client.execute(env={**os.environ, **KERNEL_ENV})
+    snapshot = nb.cells.pop()
+    printed = "".join(o.get("text", "") for o in snapshot.outputs if o.output_type == "stream")
+    nb.metadata[FIGURES] = json.loads(printed or "{}")
     cache.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
     nbformat.write(nb, partial)
@@ -156,20 +178,23 @@ def _control(model: str, s: dict) -> str:
     return ""
 
 
-def _render(model_id: str, states: dict, parts: list) -> None:
+def _render(model_id: str, states: dict, parts: list, figures: dict) -> None:
     """Appends the widget's static parts: ("html", text) or ("figure", plotly dict)."""
     entry = states.get(model_id)
     if entry is None:
         return
     name = entry.get("model_name", "")
     s = _decode(entry)
+    if model_id in figures:  # a FigureWidget, as it showed at the end of the run
+        parts.append(("figure", figures[model_id]))
+        return
     if s.get("_anywidget_id", "").endswith("FigureWidget") and "_widget_data" in s:
         parts.append(("figure", {"data": s["_widget_data"], "layout": s.get("_widget_layout", {})}))
         return
     if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel"):
         inner: list = []
         for child in s.get("children", []):
-            _render(str(child).removeprefix("IPY_MODEL_"), states, inner)
+            _render(str(child).removeprefix("IPY_MODEL_"), states, inner, figures)
         if any(kind == "figure" for kind, _ in inner):  # a figure is its own output: no wrapper around it
             parts.extend(inner)
             return
@@ -188,10 +213,12 @@ def _render(model_id: str, states: dict, parts: list) -> None:
 
 def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Returns a copy of ``nb`` whose widget outputs are static HTML (and plotly figures) showing
-    the widgets' saved initial state; ``nb`` is unchanged. A widget without saved state keeps its
+    the widgets' saved state; ``nb`` is unchanged. A FigureWidget is drawn from the snapshot
+    :func:`execute` saved, else from its first data. A widget without saved state keeps its
     plain-text representation."""
     nb = copy.deepcopy(nb)
     states = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    figures = nb.metadata.get(FIGURES, {})
     for cell in nb.cells:
         outputs = []
         for out in cell.get("outputs", []):
@@ -202,10 +229,11 @@ def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 outputs.append(out)
                 continue
             parts: list = []
-            _render(view["model_id"], states, parts)
+            _render(view["model_id"], states, parts, figures)
             outputs.extend(_outputs(parts))
         cell.outputs = outputs if cell.cell_type == "code" else cell.get("outputs", [])
     nb.metadata.pop("widgets", None)
+    nb.metadata.pop(FIGURES, None)
     return nb
 
 

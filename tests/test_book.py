@@ -26,6 +26,10 @@ LESSONS = {
         "import mcviz as mcv\nm = {'tiny': mcv.models.build('mlp', input_shape=(64,), hidden=(8,), seed=0)}\n"
         "mcv.widgets.layers_explorer(m, value='macs', input_shape=(64,))",
         "import ipywidgets as w\nw.IntSlider(7, min=1, max=9, description='bits')",
+        # a FigureWidget filled after it was made (its saved state holds only the first data)
+        "import plotly.graph_objects as go\nlate = go.FigureWidget()\n"
+        "late.add_bar(x=['a', 'b'], y=[3, 4], name='added later')\n"
+        "w.VBox([w.HTML('<b>bars</b>'), late])",
     ],
 }
 URL_ATTRS = {"script": "src", "link": "href", "img": "src", "iframe": "src", "a": "href", "source": "src"}
@@ -106,6 +110,8 @@ def test_figures_are_inlined_once_and_widgets_show_their_initial_state(site):
     slider = re.search(r'<input[^>]*type="range"[^>]*>', second).group(0)
     assert all(a in slider for a in ('disabled=""', 'min="1"', 'max="9"', 'value="7"')), slider
     assert second.index("<option selected") < second.index('id="mcviz-fig-0"')  # controls above the figure
+    assert '"name":"added later"' in second.replace(": ", ":")
+    assert "<b>bars</b>" in second
     assert "widget-view+json" not in second and "jupyter-widgets" not in second
 
 
