@@ -28,6 +28,7 @@ from mcviz import (
     quantize,
     registry,
     sweeps,
+    timing,
     tradeoff,
     train,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "registry",
     "seed",
     "sweeps",
+    "timing",
     "tradeoff",
     "train",
 ]

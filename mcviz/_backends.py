@@ -11,6 +11,8 @@ Everything here is eager-mode post-training quantization on the CPU (the x86 / f
 - ``static(model, batches)``: a ``nn.Sequential`` wrapped in QuantStub / DeQuantStub, Conv2d
   / Linear + ReLU pairs fused, observers calibrated on ``batches``, then converted to int8
   kernels with per-channel weights and uint8 activations.
+- ``float_island(layer)``: a layer that stays float32 inside a static model (dequantize, the
+  layer, quantize again).
 - ``describe(module)``: what a converted layer stores, for measurement.
 """
 
@@ -83,6 +85,16 @@ def static(layers: list[tuple[str, nn.Module]], batches, fuse: list[list[str]]) 
     for m in model.modules():
         m.__dict__.pop("qconfig", None)  # observers' settings: not needed after convert
     return model
+
+
+def float_island(layer: nn.Module) -> nn.Sequential:
+    """Returns ``nn.Sequential(dequant, layer, quant)``: in a model ``static`` converts, ``layer``
+    (used up: it is given ``qconfig = None``, so it is not converted) computes in float32 on
+    dequantized input, and its output is quantized again with a scale calibrated like the others."""
+    layer.qconfig = None
+    return nn.Sequential(
+        OrderedDict([("dequant", _tq.DeQuantStub()), ("layer", layer), ("quant", _tq.QuantStub())])
+    )
 
 
 class Stored(NamedTuple):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ BOUNDS: dict[str, Range] = {
     "calibration_batches": Range(1, 1000),
     "width": Range(1, 4096),
     "temperature": Range(0, 100, low_open=True),
-    "alpha": Range(0, 1),
+    "alpha": Range(0.0, 1.0),
     "threads": Range(1, 256),
     "repeats": Range(3, 10_000),
     "warmup": Range(0, 10_000),
@@ -82,6 +82,9 @@ def shorten(value, limit: int = 80) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 20]}... ({len(text):,} characters)"
+
+
+PATH_LIMIT = 4200  # a path is never cut short: PATH_MAX (4096) plus its quotes and escapes
 
 
 def check_int(value, name: str, *, bounds: Range | None = None, low=None, high=None) -> int:
@@ -214,3 +217,157 @@ def check_model(value, name: str = "model", *, dtypes=MODEL_DTYPES):
                 "convert it with model.float()"
             )
     return value
+
+
+# ---- V3 (reports, CLI): shared by the report helpers and, after the merge, plots/tradeoff/explorers
+
+
+def check_frame(value, name: str, columns: Iterable[str] = ()):
+    """Returns ``value`` if it is a pandas DataFrame holding every column in ``columns``.
+
+    Raises:
+        TypeError: not a DataFrame. ValueError: a column is missing (the message lists the columns).
+    """
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(value).__name__}")
+    have = [str(c) for c in value.columns]
+    for column in columns:
+        if column not in have:
+            raise ValueError(f"{name} needs a column {shorten(column)}; its columns: {shorten(have, 200)}")
+    return value
+
+
+# ---------------------------------------------------------------- V2: techniques and widgets
+# Bounds of the options of the pruning and quantization methods and of the explorers' controls,
+# and the checks of values they share (sparsities, DataBundles, seeds derived from a seed).
+
+BOUNDS.update({
+    "sparsity": Range(0.0, 1.0),  # the fraction of zero weights
+    "rounds": Range(1, 100),  # prune / retrain rounds (iterative pruning, lottery tickets)
+    "rate": Range(0, 1, low_open=True, high_open=True),  # the fraction pruned per round
+    "num_classes": Range(2, 1000),  # outputs of a model the explorers build
+    # one example's number of values (C * H * W) that explorers build and run models for
+    "input_size": Range(1, 2**18),
+    # input values of one timed batch (batch size x input size): 64 MB of float32
+    "batch_values": Range(1, 2**24),
+})  # fmt: skip
+
+
+# ---- V1 (core: data, models, train, measure, engine, tradeoff): the bounds of the options they add
+BOUNDS.update(
+    {
+        # classes of a data set (and outputs of a model): at least two; 1,000 is ImageNet's count
+        "num_classes": Range(2, 1000),
+        "labels": Range(0, 1, low_open=True),  # the fraction of training labels a student sees (kd)
+        "jitter": Range(0, 8),  # pixels a kd training image is shifted by
+    }
+)
+
+
+def check_sparsity(value, name: str = "sparsity", *, bounds: Range | None = None) -> float:
+    """Returns ``value`` as a float if it is a float (numpy floats too) in ``bounds`` (default
+    ``BOUNDS["sparsity"]``, [0, 1]).
+
+    An int, even 0 or 1, is refused: ``torch.nn.utils.prune`` reads ``amount=1`` as one weight,
+    mcviz never reads a sparsity as a count.
+
+    Raises:
+        TypeError: not a float. ValueError: NaN, infinite or outside the bounds.
+    """
+    rng = bounds if bounds is not None else BOUNDS["sparsity"]
+    if isinstance(value, bool) or not isinstance(value, (float, np.floating)):
+        count = isinstance(value, numbers.Integral)
+        hint = " (write 0.0 or 1.0: an int is never read as a count)" if count else ""
+        raise TypeError(f"{name} must be a float{_with(rng)}, got {shorten(value)}{hint}")
+    if not math.isfinite(value) or float(value) not in rng:
+        raise ValueError(f"{name} must be a float{_with(rng)}, got {shorten(value)}")
+    return float(value)
+
+
+def check_data(value, name: str = "data"):
+    """Returns ``value`` if it is a ``mcviz.data.DataBundle``.
+
+    Raises:
+        TypeError: anything else (None, a DataLoader, a tuple of tensors).
+    """
+    import sys
+
+    # looked up, not imported: mcviz.data imports this module (a value can only be a DataBundle
+    # once mcviz.data is loaded)
+    data_module = sys.modules.get("mcviz.data")
+    if data_module is None or not isinstance(value, data_module.DataBundle):
+        raise TypeError(
+            f"{name} must be a DataBundle from mcv.data.load or mcv.data.from_arrays, "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def check_shape(value, name: str = "input_shape") -> tuple[int, ...]:
+    """Returns ``value`` as a tuple of 1 to 3 ints >= 1 (one example's shape: ``(1, 28, 28)``,
+    ``(64,)``, ``(1, 64)`` for a Conv1d) whose product is within ``BOUNDS["input_size"]``.
+
+    Raises:
+        TypeError: not a tuple or list of ints. ValueError: not 1 to 3 sizes, a size < 1, or too
+            many values in all.
+    """
+    wanted = f"{name} must be a tuple of 1 to 3 ints such as (1, 28, 28), got {shorten(value)}"
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(wanted)
+    if not 1 <= len(value) <= 3:
+        raise ValueError(wanted)
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in value):
+        raise TypeError(wanted)
+    shape = tuple(int(s) for s in value)
+    if min(shape) < 1:
+        raise ValueError(f"{name} must have sizes >= 1, got {shorten(value)}")
+    size, rng = math.prod(shape), BOUNDS["input_size"]
+    if size not in rng:
+        raise ValueError(
+            f"{name} must hold at most {rng.high:,} values per example (C * H * W), got {shorten(value)}: "
+            f"{size:,}"
+        )
+    return shape
+
+
+def check_sequence(value, name: str, *, most: int, items: str) -> list:
+    """Returns ``value`` as a list if it is a sequence (list, tuple, range; not a str) of 1 to
+    ``most`` items (``items`` says what they are, e.g. "floats in [0, 1]"; the caller checks each).
+
+    Raises:
+        TypeError: not a sequence (a str, a number, a set). ValueError: empty or too long.
+    """
+    wanted = f"{name} must be a list of 1 to {most:,} {items}"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{wanted}, got {shorten(value)}")
+    if not 1 <= len(value) <= most:
+        raise ValueError(f"{wanted}, got {shorten(value)}")
+    return list(value)
+
+
+def offset_seed(seed: int, offset: int) -> int:
+    """Returns ``seed + offset`` wrapped into [0, 2**32 - 1], so a seed derived from a valid seed
+    (round k trains with seed + k) is valid too; below the top of the range it is just the sum."""
+    return (seed + offset) % (SEED_MAX + 1)
+
+
+def check_list(value, name: str, item=None, *, what: str = "values", empty: bool = False) -> list:
+    """Returns ``value`` as a list if it is a list, tuple, range or 1-D array (never a str) whose
+    every item passes ``item(v, f"{name}[{i}]")`` (a check of this module, or None).
+
+    ``what`` describes the items in messages ("numbers in [0, 1]"); ``empty`` allows no items.
+
+    Raises:
+        TypeError: not a list, or an item of the wrong type. ValueError: empty, or a bad item.
+    """
+    ok = isinstance(value, (list, tuple, range)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    if not ok:
+        raise TypeError(f"{name} must be a list of {what}, got {shorten(value)}")
+    items = list(value)
+    if not items and not empty:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got {shorten(value)}")
+    if item is not None:
+        items = [item(v, f"{name}[{i}]") for i, v in enumerate(items)]
+    return items

@@ -14,9 +14,11 @@ from plotly.subplots import make_subplots
 from torch import nn
 
 from mcviz import distill
+from mcviz._checks import BOUNDS, check_data, check_int, check_model, check_number
 from mcviz._explorer import Explorer
 
-T_MIN, T_MAX = 0.1, 100.0  # the slider's range: from sharper than T = 1 to almost uniform
+# the slider's range: from sharper than T = 1 to almost uniform (a log slider cannot start at 0)
+T_MIN, T_MAX = 0.1, float(BOUNDS["temperature"].high)
 
 
 def temperature_explorer(teacher: nn.Module, data, *, index: int = 0, temperature: float = 4.0) -> Explorer:
@@ -34,23 +36,15 @@ def temperature_explorer(teacher: nn.Module, data, *, index: int = 0, temperatur
         index: the starting test image, an int in [0, number of test images).
         temperature: the starting T, a number in [0.1, 100].
     """
-    if not isinstance(teacher, nn.Module):
-        raise ValueError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
-    if not hasattr(getattr(data, "test", None), "tensors"):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
+    check_model(teacher, "teacher")
+    check_data(data)
     X, y = data.test.tensors
     n = len(y)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-        raise ValueError(f"index must be an int in [0, {n - 1}] (a test image), got {index!r}")
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not T_MIN <= temperature <= T_MAX
-    ):
-        raise ValueError(f"temperature must be a number in [{T_MIN:g}, {T_MAX:g}], got {temperature!r}")
+    index = check_int(index, "index", low=0, high=n - 1)  # a test image
+    temperature = check_number(temperature, "temperature", low=T_MIN, high=T_MAX)
 
     t_slider = widgets.FloatLogSlider(
-        value=float(temperature),
+        value=temperature,
         base=10,
         min=math.log10(T_MIN),
         max=math.log10(T_MAX),

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mcviz import plots, tradeoff
+from mcviz._checks import check_number, shorten
 from mcviz._explorer import Explorer
 
 FRACTION_MIN, FRACTION_MAX = 1e-3, 1.0  # from 1,000x smaller than the baseline up to the baseline
@@ -52,16 +53,15 @@ def budget_explorer(
     """
     _check_table(table, metric, baseline)
     costs = _costs(table, baseline)
-    if not isinstance(cost, str) or cost not in costs:
-        shown = ", ".join(costs) if costs else "none"
-        raise ValueError(f"cost must be a cost column of the table ({shown}), got {cost!r}")
-    ok = isinstance(fraction, (int, float)) and not isinstance(fraction, bool)
-    if not ok or not FRACTION_MIN <= fraction <= FRACTION_MAX:
-        allowed = f"[{FRACTION_MIN:g}, {FRACTION_MAX:g}]"
-        raise ValueError(f"fraction must be a number in {allowed}, got {fraction!r}")
+    shown = ", ".join(costs) if costs else "none"
+    if not isinstance(cost, str):
+        raise TypeError(f"cost must be a cost column of the table ({shown}), got {shorten(cost)}")
+    if cost not in costs:
+        raise ValueError(f"cost must be a cost column of the table ({shown}), got {shorten(cost)}")
+    fraction = check_number(fraction, "fraction", low=FRACTION_MIN, high=FRACTION_MAX)
 
     slider = widgets.FloatLogSlider(
-        value=float(fraction),
+        value=fraction,
         base=10,
         min=math.log10(FRACTION_MIN),
         max=math.log10(FRACTION_MAX),
@@ -136,13 +136,20 @@ def _costs(table: pd.DataFrame, baseline: str) -> list[str]:
 
 
 def _check_table(table, metric, baseline) -> None:
-    if not isinstance(table, pd.DataFrame) or not len(table):
-        got = "an empty DataFrame" if isinstance(table, pd.DataFrame) else type(table).__name__
-        raise ValueError(f"table must be a non-empty measurement table (mcv.measure.table), got {got}")
+    wanted = "table must be a non-empty measurement table (mcv.measure.table)"
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{wanted}, got {type(table).__name__}")
+    if not len(table):
+        raise ValueError(f"{wanted}, got an empty DataFrame")
+    for name, value in (("metric", metric), ("baseline", baseline)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, got {shorten(value)}")
     for column in ("label", metric):
-        if not isinstance(column, str) or column not in table.columns:
+        if column not in table.columns:
             raise ValueError(
-                f"the table has no column {column!r}; its columns: {', '.join(map(str, table.columns))}"
+                f"the table has no column {shorten(column)}; its columns: {shorten(list(table.columns), 200)}"
             )
-    if not isinstance(baseline, str) or not (table["label"] == baseline).any():
-        raise ValueError(f"no row is labelled {baseline!r}; baseline must name the table's reference row")
+    if not (table["label"] == baseline).any():
+        raise ValueError(
+            f"baseline must name the table's reference row, got {shorten(baseline)}: no row is labelled so"
+        )

@@ -18,17 +18,24 @@ Policies (every helper follows them; a caller that wants something else says so)
 - nothing here changes its inputs, except the layer :func:`copy_into` fills and the model
   :func:`replace` edits.
 
-This module imports only torch: every technique may import it, and it imports none of them.
+This module imports only torch (and ``mcviz._checks``): every technique may import it, and it
+imports none of them.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
+from mcviz._checks import shorten
+
 KINDS = (nn.Linear, nn.Conv2d)
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def kind(layer: nn.Module | type) -> type:
@@ -184,11 +191,91 @@ def unsupported(model: nn.Module) -> list[str]:
     this returns unchanged with one warning naming them, and refuses a model that has no Linear /
     Conv2d layer at all.
     """
-    names = []
-    for name, m in model.named_modules():
-        if isinstance(m, KINDS) or getattr(m, "mcviz_layer", False):
-            continue
-        w = m._parameters.get("weight")
-        if isinstance(w, torch.Tensor) and w.dim() >= 2:
-            names.append(f"{name or '(the model)'} ({type(m).__name__})")
-    return names
+    modules = model.named_modules()
+    return [f"{name or '(the model)'} ({type(m).__name__})" for name, m in modules if unhandled(m)]
+
+
+def unhandled(module: nn.Module) -> bool:
+    """Returns True when ``module`` itself holds a weight matrix (a 2-D or larger ``weight``
+    Parameter) and is not a Linear / Conv2d nor an mcviz layer: one :func:`unsupported` lists."""
+    if isinstance(module, KINDS) or getattr(module, "mcviz_layer", False):
+        return False
+    w = module._parameters.get("weight")
+    return isinstance(w, torch.Tensor) and w.dim() >= 2
+
+
+class UnsupportedLayersWarning(UserWarning):
+    """The warning a method gives once for the weight layers it leaves uncompressed
+    (:func:`unsupported`); a UserWarning, so ``warnings.simplefilter`` on either silences it."""
+
+
+def transformable(
+    model: nn.Module,
+    method: str,
+    *,
+    warn: bool = True,
+    action: str = "compresses",
+    rest: str = "stay as they are",
+) -> list[tuple[str, nn.Module]]:
+    """Returns ``(name, layer)`` of every Linear / Conv2d layer of ``model`` (subclasses included),
+    in ``named_modules`` order; ``model`` is left unchanged.
+
+    This is the one rule every method follows: it transforms these layers; the weight layers
+    :func:`unsupported` names (Conv1d, Embedding...) are left uncompressed, with ONE
+    :class:`UnsupportedLayersWarning` naming them (unless ``warn`` is False: a method calling
+    another one, or itself again, warns once at the top); and a model with no Linear / Conv2d
+    layer at all is refused. The warning reads "``method`` ``action`` Linear and Conv2d layers
+    only; N other weight layer(s) ``rest``: names".
+
+    Raises:
+        ValueError: the model has no Linear / Conv2d layer; the message names the layer types it has.
+    """
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, KINDS)]
+    if not found:
+        kinds = list(dict.fromkeys(type(m).__name__ for _, m in model.named_modules() if m is not model))
+        has = listed(kinds, 8) if kinds else f"no layers (a bare {type(model).__name__})"
+        raise ValueError(f"model must have a Linear or Conv2d layer for {method}; it has {has}")
+    if warn:
+        warn_unsupported(model, method, action=action, rest=rest)
+    return found
+
+
+def warn_unsupported(
+    model: nn.Module, method: str, *, action: str = "compresses", rest: str = "stay as they are"
+) -> None:
+    """Gives the one warning of :func:`transformable` when ``model`` has layers :func:`unsupported`
+    names (for a method that checks everything else first, and warns only then), pointing at the
+    first caller outside mcviz."""
+    others = unsupported(model)
+    if others:
+        warnings.warn(
+            f"{method} {action} Linear and Conv2d layers only; {len(others)} other weight layer(s) "
+            f"{rest}: {listed(others, 5)}",
+            UnsupportedLayersWarning,
+            stacklevel=_outside_mcviz(),
+        )
+
+
+def _outside_mcviz() -> int:
+    """The ``stacklevel`` of the first frame outside the mcviz package, seen from the function
+    that calls ``warnings.warn`` (level 1)."""
+    frame, level = sys._getframe(2), 2  # the caller of warn_unsupported: level 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def check_names(option: str, given, layers) -> None:
+    """Refuses a per-layer dict ``option`` (``{layer name: value}``) naming something that is not
+    one of ``layers`` (the names of the Linear / Conv2d layers a method transforms)."""
+    unknown = [name for name in given if name not in layers]
+    if unknown:
+        raise ValueError(
+            f"{option} names no Linear/Conv2d layer {shorten(unknown[0])}; layers: {listed(list(layers), 20)}"
+        )
+
+
+def listed(names: list[str], most: int) -> str:
+    """``names`` joined by commas, at most ``most`` of them and the count of the others."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most:,} more"

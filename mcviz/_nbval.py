@@ -22,6 +22,8 @@ from __future__ import annotations
 import copy
 import re
 
+import pytest
+
 from mcviz import reproduce
 
 _NUMBER = re.compile(r"[-+]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -111,6 +113,7 @@ def _masked(cell, outputs):
     return out
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist has no such hook: nothing to register then
 def pytest_xdist_make_scheduler(config, log):
     """With ``pytest -n N --dist loadgroup``, keeps each notebook's cells on one worker.
 

@@ -1,4 +1,4 @@
-"""Report parameters: parse a template's ``parameters`` cell and validate values against it.
+"""Report parameters: the grammar of a template's ``parameters`` cell, and its parser.
 
 The parameters cell of a report template is the one place that declares each parameter.
 Every line is a plain literal assignment followed by a ``# help`` comment::
@@ -7,7 +7,7 @@ Every line is a plain literal assignment followed by a ``# help`` comment::
     lr = 0.001  # (0, 1] learning rate
     model = "seed_cnn"  # {seed_cnn, lenet300, lenet5, mlp} network to train
     methods = ["fp16"]  # spec: compression configurations, e.g. "magnitude:sparsity=0.9 + int8"
-    root = None  # path, required if dataset is "idx": folder of MNIST-format IDX files
+    root = None  # folder, required if dataset is "idx": folder of MNIST-format IDX files
     latency = True  # measure CPU latency (machine-dependent)
     bits = [32, 8]  # {2, 4, 8, 32} bit widths, 32 = not quantized
     budget = None  # (0, ) not with fraction: absolute cost limit (None: no limit)
@@ -20,131 +20,100 @@ Grammar of the comment (``help`` is free text and must not be empty)::
     range      := ("[" | "(") number? "," number? ("]" | ")")    # int/float/each int; empty = unbounded
     choices    := "{" word ("," word)* "}"                         # str/int, or each list element
     kind       := "spec:"                                          # str/list: mcv.registry specs
-                | "path" (", required if" NAME "is" '"' value '"')? ":"   # None-able folder/file
+                | ("folder" | "file" | "path") (", required if" NAME "is" '"' value '"')? ":"
+                                                                   # None-able existing folder/file/either
     exclusion  := "not with" NAME ":"                              # at most one of the two is set
 
 The type comes from the literal: ``int``, ``float``, ``str``, ``bool``, ``list`` (of str, or of
 int when a range or int choices bound each element: ``bits = [8, 4]  # [2, 8] bit widths``, or
 of float, each written with a dot, when a range bounds each element: ``sparsities = [0.5, 0.9]
 # [0, 1] ...``; an int element of a list of float is rejected, never read as a float). ``None``
-is allowed for a ``path`` (which then accepts a str or None) and for an optional number: a
-``None`` literal with a range is a ``float`` (an int is accepted as a number) that may also be
-None (``none``/``null`` on the command line). Choices whose words are all ints apply to an int
-or to each element of a list of int.
+is allowed for a ``folder``, ``file`` or ``path`` (which then accept an existing, readable folder,
+regular file, or either, or None) and for an optional number: a ``None`` literal with a range is
+a ``float`` (an int is accepted as a number) that may also be None (``none``/``null`` on the
+command line). Choices whose words are all ints apply to an int or to each element of a list of
+int. A list holds at most 100 items (``MAX_ITEMS``), and at least one when its default is not
+empty (an empty sweep would only fail mid-run).
+
+Shared bounds: a declared range of a parameter named like an option with shared bounds
+(``mcviz._checks.BOUNDS``: ``epochs``, ``batch_size``, ``lr``...) is tightened to them, and an
+int parameter named ``seed`` or ``*_seed`` always gets the seed bounds ([0, 2**32 - 1], what
+numpy, scikit-learn and torch all accept), so a value the library would refuse mid-run is refused
+before the run: ``seed = 0  # [0, ] seed`` allows [0, 4294967295].
 
 An exclusion makes two parameters mutually exclusive (declared on either one; both become
 None-able and at most one may default to a value): giving both is an error naming both values,
 and giving one explicitly sets the other, if it was left at its default, to None.
+
+One parameter (:class:`Param`) and its values (``from_text``, ``check``, ``validate``) live in
+``mcviz._param_values``; this module parses the cell into them and re-exports them.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import io
-import math
-import numbers
 import re
 import tokenize
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-import yaml
+from mcviz._checks import BOUNDS, Range
+from mcviz._param_values import (  # re-exported: this module is the parameters' public face
+    MAX_ITEMS,
+    PATH_KINDS,
+    Param,
+    ParameterError,
+    ParameterTypeError,
+    _is_int,
+    check,
+    from_text,
+    from_yaml,
+    validate,
+)
 
-__all__ = ["Param", "ParameterError", "parse_cell", "check", "from_text", "validate"]
+__all__ = [  # the value side's names, re-exported, and the parser
+    "MAX_ITEMS",
+    "PATH_KINDS",
+    "Param",
+    "ParameterError",
+    "ParameterTypeError",
+    "check",
+    "from_text",
+    "from_yaml",
+    "parse_cell",
+    "validate",
+]
 
 TYPES = ("int", "float", "str", "bool", "list", "path")
-
 _RANGE = re.compile(r"^([\[(])\s*([^,\s]*)\s*,\s*([^\]\)\s]*)\s*([\])])\s*(.*)$")
 _CHOICES = re.compile(r"^\{([^}]*)\}\s*(.*)$")
 _SPEC = re.compile(r"^spec:\s*(.*)$")
-_PATH = re.compile(r'^path(?:\s*,\s*required if\s+(\w+)\s+is\s+"([^"]*)")?\s*:\s*(.*)$')
+_PATH = re.compile(r'^(folder|file|path)(?:\s*,\s*required if\s+(\w+)\s+is\s+"([^"]*)")?\s*:\s*(.*)$')
 _NOT_WITH = re.compile(r"^not with\s+(\w+)\s*:\s*(.*)$")
 _INT_WORD = re.compile(r"^[+-]?\d+$")
-_NONE_WORDS = ("", "none", "null", "~")
 
 
-class ParameterError(ValueError):
-    """A report parameter (or a template's parameters cell) is invalid; the message is one line."""
+def _shared(name: str, ptype: str, item: str) -> Range | None:
+    """Return the shared bounds (``_checks.BOUNDS``) a numeric parameter called ``name`` obeys."""
+    if ptype not in ("int", "float") and item not in ("int", "float"):
+        return None
+    if name == "seed" or name.endswith("_seed"):
+        return BOUNDS["seed"]
+    return BOUNDS.get(name)
 
 
-@dataclass(frozen=True)
-class Param:
-    """One declared report parameter.
-
-    Attributes:
-        name: Python identifier assigned in the parameters cell.
-        type: one of ``int, float, str, bool, list, path``.
-        default: the literal value in the cell.
-        help: the help text of the comment (without the constraint).
-        choices: allowed values (str, or each element of a list), or None.
-        low, high: numeric bounds (None = unbounded); ``low_open``/``high_open`` exclude them.
-        spec: values are ``mcv.registry`` method specs.
-        item: the element type of a ``list``: ``"str"``, ``"int"`` or ``"float"`` (a list of
-            int or float has a range, or int choices).
-        required_if: ``(other_param, value)``: a path that must be given when other == value.
-        optional: None is allowed besides the typed values (an optional number, or one of an
-            exclusive pair).
-        excludes: the other parameter of an exclusive pair (at most one of the two is set).
-    """
-
-    name: str
-    type: str
-    default: Any
-    help: str
-    choices: tuple[str, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    spec: bool = False
-    required_if: tuple[str, str] | None = None
-    item: str = "str"
-    optional: bool = False
-    excludes: str | None = None
-
-    @property
-    def allowed(self) -> str:
-        """Return a short phrase saying what values are allowed, e.g. ``an int in [1, 200]``."""
-        if self.type == "path":
-            text = "an existing path or None"
-            if self.required_if:
-                other, value = self.required_if
-                text += f' (required if {other} is "{value}")'
-            return text + self._excluding
-        return self._typed + (" or None" if self.optional else "") + self._excluding
-
-    @property
-    def _excluding(self) -> str:
-        return f" (not with {self.excludes})" if self.excludes else ""
-
-    @property
-    def _typed(self) -> str:
-        base = {"int": "an int", "float": "a float", "str": "a str", "bool": "a bool"}.get(
-            self.type, f"a list of {self.item}"
-        )
-        if self.choices is not None:
-            each = " each" if self.type == "list" else ""
-            return f"{base},{each} one of {{{', '.join(self.choices)}}}"
-        if self.spec:
-            what = "a list of method specs" if self.type == "list" else "a method spec"
-            return f"{what} (see mcv.registry.describe())"
-        lo, hi = self.low, self.high
-        if self.type == "list" and (lo is not None or hi is not None):
-            base += ", each"
-        if lo is not None and hi is not None:
-            lb, hb = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{base} in {lb}{_num(lo)}, {_num(hi)}{hb}"
-        if lo is not None:
-            return f"{base} {'>' if self.low_open else '>='} {_num(lo)}"
-        if hi is not None:
-            return f"{base} {'<' if self.high_open else '<='} {_num(hi)}"
-        return base
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(x)
+def _tighten(kw: dict, shared: Range) -> None:
+    """Narrow the range in ``kw`` (low, high, low_open, high_open) to ``shared`` where it is tighter."""
+    lo, hi = kw.get("low"), kw.get("high")
+    if shared.low is not None and (lo is None or shared.low > lo):
+        kw["low"], kw["low_open"] = shared.low, shared.low_open
+    elif shared.low is not None and shared.low == lo:
+        kw["low_open"] = kw.get("low_open", False) or shared.low_open
+    if shared.high is not None and (hi is None or shared.high < hi):
+        kw["high"], kw["high_open"] = shared.high, shared.high_open
+    elif shared.high is not None and shared.high == hi:
+        kw["high_open"] = kw.get("high_open", False) or shared.high_open
 
 
 def _bound(text: str, where: str) -> float | None:
@@ -175,10 +144,6 @@ def _literal_type(name: str, value: Any, ranged: bool = False, int_choices: bool
         f"parameter {name}: default must be an int, float, str, bool, list of str, list of int "
         f"or of float with a [range], or None (for a path or a number with a range), got {value!r}"
     )
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _comments(source: str) -> dict[int, str]:
@@ -265,9 +230,10 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
         text = m[1]
     elif m := _PATH.match(comment):
         ptype = "path"
-        if m[1]:
-            kw["required_if"] = (m[1], m[2])
-        text = m[3]
+        kw["kind"] = m[1]
+        if m[2]:
+            kw["required_if"] = (m[2], m[3])
+        text = m[4]
     else:
         text = comment
     if m := _NOT_WITH.match(text):
@@ -277,13 +243,14 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
         raise ParameterError(f"{where}: {name} needs a `# help` comment after its constraint")
     if ptype == "path":
         if default is not None:
-            raise ParameterError(f"{where}: path parameter {name} must default to None")
+            raise ParameterError(f"{where}: {kw['kind']} parameter {name} must default to None")
     elif default is None and "low" in kw:
         ptype = "float"  # an optional number: None, or a number in the range
         kw["optional"] = True
     elif default is None:
         raise ParameterError(
-            f"{where}: {name} = None is only allowed for a `path:` parameter or a number with a range"
+            f"{where}: {name} = None is only allowed for a `folder:`, `file:` or `path:` parameter "
+            "or a number with a range"
         )
     else:
         ptype = _literal_type(name, default, ranged="low" in kw, int_choices=int_choices)
@@ -299,191 +266,10 @@ def _param(name: str, default: Any, comment: str, where: str) -> Param:
         raise ParameterError(f"{where}: {{choices}} on int {name} must all be ints, got {{{words}}}")
     if kw.get("spec") and ptype not in ("str", "list"):
         raise ParameterError(f"{where}: spec: on {name} needs a str or list, not {ptype}")
+    shared = _shared(name, ptype, kw.get("item", "str"))
+    if shared is not None and ("low" in kw or shared is BOUNDS["seed"]):
+        _tighten(kw, shared)  # e.g. seed = 0  # [0, ] -> [0, 2**32 - 1]
     param = Param(name=name, type=ptype, default=default, help=text.strip(), **kw)
     if ptype != "path" and not kw.get("spec") and default is not None:
         check(param, default, where=where)  # the declared default must satisfy its own rule
     return param
-
-
-def from_text(param: Param, text: str) -> Any:
-    """Return a command-line value converted for ``param``; strings are kept verbatim.
-
-    ``int``/``float``/``bool`` values are read as YAML scalars (so ``-p epochs 3`` is 3); a ``str``
-    stays exactly what was typed (``001`` stays ``"001"``); a ``list`` accepts a YAML flow
-    sequence (``[fp16, int8]``, every element kept as a str) or a single item; a ``path`` accepts
-    ``none``/``null`` for None, and so does an optional number. The result still has to pass
-    :func:`check`.
-    """
-    if param.optional and text.strip().lower() in _NONE_WORDS:
-        return None
-    if param.type == "str":
-        return text
-    if param.type == "path":
-        return None if text.strip().lower() in _NONE_WORDS else text
-    if param.type == "list":
-        stripped = text.strip()
-        # a list of str keeps every scalar a str; a list of int reads YAML scalars (check() types them)
-        loader = yaml.BaseLoader if param.item == "str" else yaml.SafeLoader
-        if stripped.startswith("["):
-            try:
-                value = yaml.load(stripped, Loader=loader)
-            except yaml.YAMLError:
-                raise ParameterError(
-                    f"{param.name} must be {param.allowed}, got {text!r} (not a YAML list)"
-                ) from None
-            return value
-        if param.item != "str":
-            try:
-                return [yaml.safe_load(stripped)]
-            except yaml.YAMLError:
-                return [text]
-        return [text]
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text  # check() reports it with the allowed values
-    if param.type == "float" and isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a str
-        except ValueError:
-            pass
-    return value
-
-
-def check(param: Param, value: Any, *, where: str | None = None) -> Any:
-    """Return ``value`` normalized for ``param`` (float for int input, list for a scalar item,
-    absolute str for a path), or raise ParameterError naming the parameter and what is allowed.
-    """
-    name = f"{where}: {param.name}" if where else param.name
-    given = value  # messages show the value as given, before any normalization
-
-    def bad() -> ParameterError:
-        return ParameterError(f"{name} must be {param.allowed}, got {given!r}")
-
-    t = param.type
-    if value is None and param.optional:
-        return None
-    if t == "bool":
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if t in ("int", "float"):
-        # numbers.* also admits numpy scalars, which become plain int / float (papermill would
-        # inject them as strings)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise bad()
-        if t == "int":
-            if not isinstance(value, numbers.Integral):
-                raise bad()
-            value = int(value)
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise bad()
-        if not _in_range(param, value) or not _in_choices(param, value):
-            raise bad()
-        return value
-    if t == "path":
-        if value is None:
-            return None
-        if isinstance(value, Path):
-            value = str(value)
-        if not isinstance(value, str):
-            raise bad()
-        path = Path(value).expanduser()
-        if not path.exists():
-            raise ParameterError(f"{name} must be {param.allowed}, got {value!r} (not found)")
-        return str(path.resolve())
-    if t == "list" and param.item == "int":  # a single int is a one-element list
-        value = [value] if _is_int(value) else list(value) if isinstance(value, tuple) else value
-        if not isinstance(value, list) or not all(
-            _is_int(v) and _in_range(param, v) and _in_choices(param, v) for v in value
-        ):
-            raise bad()
-        return [int(v) for v in value]
-    if t == "list" and param.item == "float":  # floats only: an int is not read as a float here
-        value = [value] if isinstance(value, float) else list(value) if isinstance(value, tuple) else value
-        if not isinstance(value, list) or not all(
-            isinstance(v, float) and math.isfinite(v) and _in_range(param, v) for v in value
-        ):
-            raise bad()
-        return [float(v) for v in value]
-    if t == "str":
-        items = [value]
-        if not isinstance(value, str):
-            raise bad()
-    else:  # list of str; a single str is a one-element list
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise bad()
-        items = value
-    for item in items:
-        if param.choices is not None and item not in param.choices:
-            raise bad()
-        if param.spec:
-            _check_spec(name, item)
-    return list(value) if t == "list" else value
-
-
-def _in_choices(param: Param, value) -> bool:
-    """Return whether a number is one of the int choices (always true without choices)."""
-    return param.choices is None or str(value) in param.choices
-
-
-def _in_range(param: Param, value) -> bool:
-    lo, hi = param.low, param.high
-    if lo is not None and (value < lo or (param.low_open and value == lo)):
-        return False
-    return not (hi is not None and (value > hi or (param.high_open and value == hi)))
-
-
-def _check_spec(name: str, spec: str) -> None:
-    from . import registry  # lazy: reports sit above the registry
-
-    try:
-        registry.parse(spec)
-    except (ValueError, TypeError) as exc:
-        msg = " ".join(str(exc).split())
-        raise ParameterError(f"{name}: bad method spec {spec!r}: {msg}") from None
-
-
-def validate(params: list[Param], values: dict[str, Any], template: str = "template") -> dict:
-    """Return every parameter's value (defaults filled in), checked and normalized.
-
-    A parameter of an exclusive pair given explicitly (not None) sets the other one to None
-    when that one was left at its default.
-
-    Raises:
-        ParameterError: unknown name, wrong type, out of range, bad spec, missing path, or both
-            parameters of an exclusive pair given.
-    """
-    declared = {p.name: p for p in params}
-    for key in values:
-        if key not in declared:
-            close = difflib.get_close_matches(str(key), declared, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ParameterError(
-                f"unknown parameter {key!r} for {template}{hint}; allowed: {', '.join(declared)}"
-            )
-    out = {}
-    for p in params:
-        out[p.name] = check(p, values[p.name]) if p.name in values else p.default
-    for p in params:
-        other = p.excludes
-        if not other or p.name > other or out[p.name] is None or out[other] is None:
-            continue  # each pair once; nothing to do unless both are set
-        if p.name in values and other in values:
-            raise ParameterError(
-                f"give {p.name} or {other}, not both: got {p.name}={values[p.name]!r} and "
-                f"{other}={values[other]!r}"
-            )
-        out[other if p.name in values else p.name] = None  # the one given wins over a default
-    for p in params:
-        if p.required_if and out[p.name] is None:
-            other, want = p.required_if
-            if str(out.get(other)) == want:
-                raise ParameterError(f'{p.name} is required when {other} is "{want}" ({p.help}), got None')
-    return out

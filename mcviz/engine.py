@@ -10,8 +10,11 @@ computed out. Two things make it cheap to call again:
   chain would;
 - with ``cache=`` (what names the baseline), every measured row is kept as a JSON file in
   ``mcv.train.cache_dir()`` under the sha256 of everything that decides it. When every row is
-  cached the baseline is not even loaded. Files are written atomically; an unreadable one is
-  recomputed with a warning.
+  cached the baseline is not even loaded. Files are written atomically. A row is trusted only
+  when its file holds its own key and format and every field passes the checks a fresh
+  ``Measurement`` passes (types, ranges, finite values); any other file is recomputed with a
+  warning and overwritten. A cache folder that cannot be written degrades to no cache, with one
+  warning (``mcviz._cache``).
 
 Example:
     >>> table, models = run(model, data, ["", "fp16", "magnitude:sparsity=0.9 + int8"])  # doctest: +SKIP
@@ -19,12 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -34,13 +34,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mcviz import measure, registry, train
+from mcviz import _cache, measure, registry, train
+from mcviz._checks import check_bool, check_data, check_model, shorten
 from mcviz.data import DataBundle
 
 __all__ = ["CACHE_FORMAT", "Applied", "cache_key", "cache_path", "run"]
 
 CACHE_FORMAT = 3  # bump when compressing or measuring changes what a cached row means (3: gzip level 6)
 # 2: rows are keyed by the configs a spec names (not its text) and by what names the baseline
+ROW_LIMIT = 2**20  # bytes: a row file is under 1 KB; a larger one is refused unread
 
 
 class Applied(NamedTuple):
@@ -89,20 +91,21 @@ def run(
         ``(table, models)`` as an :class:`Applied`.
 
     Raises:
-        ValueError: a bad argument (a spec that does not parse, a label naming two specs...),
-            before anything is computed.
+        TypeError, ValueError: a bad argument (a spec that does not parse, a label naming two
+            specs, a float64 model...), before anything is computed.
     """
-    if not isinstance(baseline, nn.Module) and not callable(baseline):
-        raise ValueError(
+    if isinstance(baseline, nn.Module):
+        check_model(baseline, "baseline")
+    elif not callable(baseline):
+        raise TypeError(
             f"baseline must be a torch.nn.Module or a function returning one, got {type(baseline).__name__}"
         )
-    train._check_data(data)
+    check_data(data)
     chains, texts = _chains(specs)
     labels = _labels(labels, chains, texts)
     _check_cache(cache)
-    for flag, value in (("latency", latency), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{flag} must be True or False, got {value!r}")
+    check_bool(latency, "latency")
+    check_bool(progress, "progress")
     rows_of: dict[str, tuple] = {}  # label -> (chain, spec text), first occurrence
     for label, chain, text in zip(labels, chains, texts, strict=True):
         if label in rows_of and _key(rows_of[label][0]) != _key(chain):
@@ -146,7 +149,7 @@ def cache_key(cache: dict[str, Any], data: DataBundle, spec) -> str:
     """
     _check_cache(cache)
     if cache is None:
-        raise ValueError("cache must be a dict naming the baseline, got None")
+        raise TypeError("cache must be a dict naming the baseline, got None")
     (chain,), _ = _chains([spec])
     return _cache_key(cache, data, chain)
 
@@ -177,7 +180,7 @@ def cache_path(key: str) -> Path:
 def _chains(specs) -> tuple[list[tuple], list[str]]:
     """Returns the config tuple and the spec text of every spec (checked, nothing computed)."""
     if isinstance(specs, (str, bytes)) or not isinstance(specs, (list, tuple)):
-        raise ValueError(f"specs must be a list of method specs such as ['', 'fp16'], got {specs!r}")
+        raise TypeError(f"specs must be a list of method specs such as ['', 'fp16'], got {shorten(specs)}")
     chains, texts = [], []
     for spec in specs:
         if isinstance(spec, str):
@@ -186,15 +189,15 @@ def _chains(specs) -> tuple[list[tuple], list[str]]:
         elif isinstance(spec, (tuple, list)):
             for config in spec:
                 if type(config) not in registry.METHODS.values():
-                    raise ValueError(
-                        f"{config!r} is not a registered compression config; registered methods: "
+                    raise TypeError(
+                        f"{shorten(config)} is not a registered compression config; registered methods: "
                         f"{', '.join(sorted(registry.METHODS))}"
                     )
             chains.append(tuple(spec))
             texts.append(registry.label(spec))
         else:
-            raise ValueError(
-                f"a spec must be a method spec string or a tuple of registered configs, got {spec!r}"
+            raise TypeError(
+                f"a spec must be a method spec string or a tuple of registered configs, got {shorten(spec)}"
             )
     return chains, texts
 
@@ -202,11 +205,14 @@ def _chains(specs) -> tuple[list[tuple], list[str]]:
 def _labels(labels, chains, texts) -> list[str]:
     if labels is None:
         return [text if chain else "baseline" for chain, text in zip(chains, texts, strict=True)]
-    if isinstance(labels, str) or not isinstance(labels, (list, tuple)) or len(labels) != len(chains):
-        raise ValueError(f"labels must be None or a list of {len(chains)} str (one per spec), got {labels!r}")
+    allowed = f"labels must be None or a list of {len(chains)} str (one per spec), got {shorten(labels)}"
+    if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+        raise TypeError(allowed)
+    if len(labels) != len(chains):
+        raise ValueError(allowed)
     for label in labels:
         if not isinstance(label, str):
-            raise ValueError(f"labels must hold str, got {label!r}")
+            raise TypeError(f"labels must hold str, got {shorten(label)}")
     return list(labels)
 
 
@@ -231,8 +237,8 @@ def _apply(prefixes: dict[tuple, nn.Module], chain: tuple, data) -> nn.Module:
 def _call(baseline) -> nn.Module:
     model = baseline()
     if not isinstance(model, nn.Module):
-        raise ValueError(f"the baseline function must return a torch.nn.Module, got {type(model).__name__}")
-    return model
+        raise TypeError(f"the baseline function must return a torch.nn.Module, got {type(model).__name__}")
+    return check_model(model, "the baseline function's model")
 
 
 # ---------------------------------------------------------------- the row cache
@@ -242,45 +248,53 @@ def _check_cache(cache) -> None:
     if cache is None:
         return
     if not isinstance(cache, dict) or not all(isinstance(k, str) for k in cache):
-        raise ValueError(
-            f"cache must be None or a dict naming the baseline such as {{'model': 'mlp'}}, got {cache!r}"
+        raise TypeError(
+            f"cache must be None or a dict naming the baseline such as {{'model': 'mlp'}}, "
+            f"got {shorten(cache)}"
         )
     reserved = sorted({"data", "spec", "torch", "format", "train_format"} & set(cache))
     if reserved:
         raise ValueError(f"cache must not set {reserved[0]!r}; the engine adds it to every key")
     try:
-        json.dumps(cache)
+        json.dumps(cache, allow_nan=False)
     except (TypeError, ValueError):
-        raise ValueError(f"cache must hold plain JSON values (str, numbers, lists), got {cache!r}") from None
+        raise TypeError(
+            f"cache must hold plain JSON values (str, finite numbers, lists), got {shorten(cache)}"
+        ) from None
 
 
 def _load(key: str, label: str) -> measure.Measurement | None:
     """Returns the cached row for ``key`` labelled ``label``, or None when there is none or it is
-    unreadable (with a warning; the caller recomputes and overwrites it)."""
+    not exactly a row of ``key`` (with a warning; the caller recomputes and overwrites it)."""
     path = cache_path(key)
-    if not path.exists():
-        return None
     try:
-        entry = json.loads(path.read_text())
-        if entry["key"] != key or set(entry["row"]) != set(measure.FIELDS):
-            raise KeyError("key or fields differ")
-        row = measure.Measurement(**entry["row"])
-    except Exception as e:  # noqa: BLE001 - any unreadable entry is recomputed
-        warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); recomputing", stacklevel=3)
+        raw = _cache.read(path, ROW_LIMIT)
+        if raw is None:
+            return None
+        row = _row(json.loads(raw), key)
+    except Exception as e:  # noqa: BLE001 - any entry that is not exactly right is recomputed
+        warnings.warn(f"cache entry {path} is unreadable ({_cache.reason(e)}); recomputing", stacklevel=3)
         return None
     return dataclasses.replace(row, label=label)  # the label names the row, it does not decide it
 
 
+def _row(entry, key: str) -> measure.Measurement:
+    """Returns the Measurement a cache entry holds, checked as a fresh one is; raises otherwise."""
+    if not isinstance(entry, dict) or set(entry) != {"key", "format", "row"}:
+        raise _cache.Invalid("not a row entry")
+    if entry["key"] != key or entry["format"] != CACHE_FORMAT:
+        raise _cache.Invalid("its key or format is not the one asked for")
+    fields = entry["row"]
+    if not isinstance(fields, dict) or set(fields) != set(measure.FIELDS):
+        raise _cache.Invalid("its fields are not a measurement's")
+    row = measure.Measurement(**fields)  # checks every field's type and range
+    if row.accuracy is None or row.macs is None or row.latency_ms is not None:
+        raise _cache.Invalid("a cached row has accuracy and MACs and no timings")
+    return row
+
+
 def _store(key: str, row: measure.Measurement) -> None:
-    """Writes ``row`` under ``key`` atomically (a temporary file, then ``os.replace``)."""
-    path = cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "format": CACHE_FORMAT, "row": dataclasses.asdict(row)}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Writes ``row`` under ``key`` atomically; a folder that cannot be written is skipped with one
+    warning (``mcviz._cache.write``)."""
+    text = json.dumps({"key": key, "format": CACHE_FORMAT, "row": dataclasses.asdict(row)}, allow_nan=False)
+    _cache.write(cache_path(key), lambda f: f.write(text.encode()))

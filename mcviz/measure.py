@@ -7,6 +7,12 @@ and ``file_bytes`` / ``gzip_bytes`` (the saved state_dict, raw and gzipped).
 Stored widths come from the tensors' dtypes, unless a module describes its own storage with a
 method ``mcviz_storage(self) -> list[StorageRow]`` (quantized or sparse layers do, in the
 technique modules), so new formats plug in without changing this module.
+
+MACs and sparsity count the Linear / Conv2d layers (and layers that describe themselves): a model
+with other weight layers (Conv1d, Embedding...) gets one warning naming them, and
+:func:`layers` lists them with their parameters and no MACs, so a table never undercounts silently.
+Every :class:`Measurement` checks its own fields (types, ranges, finite), so a row read back from
+a cache is held to the same rules as a fresh one.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import numbers
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
@@ -22,6 +30,19 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from mcviz._checks import (
+    BOUNDS,
+    Range,
+    check_bool,
+    check_data,
+    check_int,
+    check_model,
+    check_number,
+    check_option,
+    shorten,
+)
+from mcviz._layers import unsupported
 
 TIMING_FIELDS = ("latency_ms", "latency_iqr_ms")
 # gzip's own default level, as `gzip file` and zip tools use: level 9 took 0.7 s per pruned
@@ -48,8 +69,38 @@ class Measurement:
     batch_size: int | None
     threads: int | None
 
+    def __post_init__(self):
+        """Checks every field (a wrong type: TypeError, out of range: ValueError) and stores ints
+        and floats as Python ``int`` and ``float``."""
+        if not isinstance(self.label, str):
+            raise TypeError(f"label must be a str, got {shorten(self.label)}")
+        ints, floats = _COUNTS, _RATIOS
+        for name, value in ((f, getattr(self, f)) for f in FIELDS[1:]):
+            if value is None and name in _OPTIONAL:
+                continue
+            if name in ints:
+                value = check_int(value, name, bounds=ints[name])
+            else:
+                value = check_number(value, name, bounds=floats[name])
+            object.__setattr__(self, name, value)
+        if self.nonzero_params > self.params:
+            raise ValueError(f"nonzero_params must be <= params ({self.params}), got {self.nonzero_params}")
+        timed = [getattr(self, f) is not None for f in (*TIMING_FIELDS, "batch_size", "threads")]
+        if any(timed) and not all(timed):
+            raise ValueError("latency_ms, latency_iqr_ms, batch_size and threads must be all set or all None")
+
 
 FIELDS = tuple(f.name for f in fields(Measurement))
+_COUNTS = {  # int fields and their ranges
+    **dict.fromkeys(("params", "nonzero_params", "size_bytes", "file_bytes", "gzip_bytes", "macs"), Range(0)),
+    "batch_size": BOUNDS["batch_size"],
+    "threads": BOUNDS["threads"],
+}
+_RATIOS = {  # float fields and their ranges
+    "sparsity": Range(0, 1), "bits": Range(0, 64), "accuracy": Range(0, 1), "latency_ms": Range(0),
+    "latency_iqr_ms": Range(0),
+}  # fmt: skip
+_OPTIONAL = {"macs", "accuracy", "latency_ms", "latency_iqr_ms", "batch_size", "threads"}
 
 
 class Cost(NamedTuple):
@@ -112,17 +163,26 @@ def model(
         latency: time ``repeats`` forward passes of ``batch_size`` examples after ``warmup``
             passes, with the current torch thread count; reports median and interquartile range.
         input_shape: shape of one example, when neither ``data`` nor ``model.input_shape`` give it.
+
+    MACs and sparsity count the Linear / Conv2d layers; other weight layers get one warning
+    naming them (see :func:`layers`).
+
+    Raises:
+        TypeError, ValueError: a bad argument (a float64 or meta-device model too), before
+            anything is measured.
     """
     from mcviz import train  # train imports nothing from here; deferred to keep imports light
 
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
+    if data is not None:
+        check_data(data)
     if not isinstance(label, str):
-        raise ValueError(f"label must be a str, got {label!r}")
-    for name, value, low in (("batch_size", batch_size, 1), ("repeats", repeats, 3), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        raise TypeError(f"label must be a str, got {shorten(label)}")
+    check_bool(latency, "latency")
+    for name, value in (("batch_size", batch_size), ("repeats", repeats), ("warmup", warmup)):
+        check_option(name, value)
     shape = _input_shape(model, data, input_shape)
+    _warn_uncounted(model)
     weights = [w for _, m in _layers(model) for w in [_dense(m.weight)]]
     n_weights = sum(w.numel() for w in weights)
     zero_weights = sum(int((w == 0).sum()) for w in weights)
@@ -146,7 +206,7 @@ def model(
         size_bytes=sum(r.nbytes for r in rows),
         file_bytes=len(raw),
         gzip_bytes=len(gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)),
-        macs=macs(model, shape) if shape is not None else None,
+        macs=sum(_layer_macs(model, shape).values()) if shape is not None else None,
         accuracy=accuracy,
         latency_ms=lat,
         latency_iqr_ms=iqr,
@@ -160,23 +220,31 @@ def table(records) -> pd.DataFrame:
     records = list(records)
     for r in records:
         if not isinstance(r, Measurement):
-            raise ValueError(f"table takes Measurement records, got {type(r).__name__}")
+            raise TypeError(f"table takes Measurement records, got {type(r).__name__}")
     return pd.DataFrame([asdict(r) for r in records], columns=list(FIELDS))
 
 
 def layers(model: nn.Module, *, input_shape: tuple[int, ...] | None = None) -> pd.DataFrame:
-    """Returns one row per Linear / Conv2d layer: layer, kind, params, nonzero_params, sparsity,
-    bits, size_bytes and macs (None without an input shape)."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    """Returns one row per weight layer, in the model's order: layer, kind, params, nonzero_params,
+    sparsity, bits, size_bytes and macs; the model is left unchanged.
+
+    The Linear / Conv2d layers have their MACs (None without an input shape); the weight layers
+    mcviz does not count (Conv1d, Embedding...: ``mcviz._layers.unsupported``) are listed too,
+    with macs None, so a sum over the table shows what it leaves out.
+    """
+    check_model(model)
     shape = _input_shape(model, None, input_shape)
     per_layer = _layer_macs(model, shape) if shape is not None else {}
     rows_by_layer: dict[str, list[StorageRow]] = {}
     for r in storage(model):
         rows_by_layer.setdefault(r.layer, []).append(r)
+    counted, other = dict(_layers(model)), set(_uncounted(model))
     out = []
-    for name, m in _layers(model):
-        tensors = [_dense(m.weight)] + ([_dense(m.bias)] if m.bias is not None else [])
+    for name, m in model.named_modules():
+        if name not in counted and name not in other:
+            continue
+        bias = getattr(m, "bias", None)
+        tensors = [_dense(m.weight)] + ([_dense(bias)] if isinstance(bias, torch.Tensor) else [])
         w = tensors[0]
         rows = rows_by_layer.get(name, [])
         wrows = [r for r in rows if r.role == "weight"]
@@ -234,8 +302,31 @@ def serialized(model: nn.Module) -> bytes:
 
 def macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Returns the multiply-accumulates of one forward pass of one example through the Linear and
-    Conv2d layers (exact; activations, pooling and biases are not counted)."""
-    return sum(v for v in _layer_macs(model, tuple(input_shape)).values())
+    Conv2d layers (exact; activations, pooling and biases are not counted); other weight layers
+    get one warning naming them."""
+    check_model(model)
+    shape = _input_shape(model, None, input_shape)
+    if shape is None:
+        raise TypeError("input_shape must be a tuple of positive ints, got None")
+    _warn_uncounted(model)
+    return sum(_layer_macs(model, shape).values())
+
+
+def _uncounted(model: nn.Module) -> dict[str, str]:
+    """Returns {module name: "name (Kind)"} of the weight layers MACs and sparsity do not count."""
+    return {text.rsplit(" (", 1)[0].replace("(the model)", ""): text for text in unsupported(model)}
+
+
+def _warn_uncounted(model: nn.Module) -> None:
+    names = list(_uncounted(model).values())
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        warnings.warn(
+            f"MACs and sparsity count the Linear and Conv2d layers only; not counted: {shown} "
+            "(mcv.measure.layers lists them)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _layer_macs(model: nn.Module, input_shape) -> dict[str, int]:
@@ -334,7 +425,12 @@ def _count_params(model: nn.Module) -> tuple[int, int]:
 
 def _input_shape(model, data, input_shape):
     if input_shape is not None:
-        return tuple(input_shape)
+        ok = isinstance(input_shape, (tuple, list, torch.Size)) and len(input_shape) > 0
+        if not ok or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) for n in input_shape):
+            raise TypeError(f"input_shape must be a tuple of positive ints, got {shorten(input_shape)}")
+        if min(input_shape) < 1:
+            raise ValueError(f"input_shape must be a tuple of positive ints, got {shorten(input_shape)}")
+        return tuple(int(n) for n in input_shape)
     if data is not None:
         return tuple(data.input_shape)
     shape = getattr(model, "input_shape", None)

@@ -6,6 +6,7 @@ function also accepts a user's own ``nn.Module`` built from Linear and Conv2d la
 
 from __future__ import annotations
 
+import numbers
 import operator
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -14,7 +15,13 @@ from math import prod
 import torch
 from torch import nn
 
+from mcviz._checks import BOUNDS, check_int, check_list, check_option, check_seed, shorten
+
 NAMES = ("seed_cnn", "lenet300", "lenet5", "mlp", "small_cnn")
+# A model larger than this is a typo (a width of 40960), not a lesson: 50M float32 parameters are
+# 200 MB, and Adam keeps two more copies while training. LeNet-5 has 431K.
+MAX_PARAMS = 50_000_000
+MAX_HIDDEN_LAYERS = 16
 
 
 def build(
@@ -33,22 +40,29 @@ def build(
         num_classes: number of outputs.
         seed: initialize with this seed (without touching global RNG state); None draws from the
             global generator, which ``mcv.seed`` controls.
-        options: "mlp" takes ``hidden``, "small_cnn" takes ``width``; the others take none.
+        options: "mlp" takes ``hidden`` (at most 16 layers of 1 to 4,096 units), "small_cnn" takes
+            ``width`` (1 to 4,096); the others take none.
 
     The model records ``model.input_shape`` so that MACs can be counted without data.
+
+    Raises:
+        TypeError, ValueError: a bad argument, or a model of more than :data:`MAX_PARAMS`
+            parameters; nothing is allocated then.
     """
-    if name not in NAMES:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(NAMES)}")
+    check_name(name)
     shape = _check_shape(input_shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes")
     allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}}.get(name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         allowed_text = ", ".join(sorted(allowed)) or "none"
-        raise ValueError(f"model {name!r} got unknown option {unknown[0]!r}; allowed: {allowed_text}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be None or an int >= 0, got {seed!r}")
+        raise ValueError(f"model {name!r} got unknown option {shorten(unknown[0])}; allowed: {allowed_text}")
+    if seed is not None:
+        seed = check_seed(seed)
+    if "hidden" in options:
+        options["hidden"] = _check_hidden(options["hidden"])
+    if "width" in options:
+        options["width"] = check_option("width", options["width"])
     maker = {
         "seed_cnn": _seed_cnn,
         "lenet300": _lenet300,
@@ -56,6 +70,14 @@ def build(
         "mlp": _mlp,
         "small_cnn": _small_cnn,
     }[name]
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # counts: allocates and draws nothing
+        params = sum(p.numel() for p in maker(shape, num_classes, **options).parameters())
+    if params > MAX_PARAMS:
+        given = ", ".join(f"{k}={shorten(v, 40)}" for k, v in options.items())
+        raise ValueError(
+            f"model {name!r} with input_shape {shape}{', ' + given if given else ''} would have "
+            f"{params:,} parameters; at most {MAX_PARAMS:,} are allowed (models.MAX_PARAMS)"
+        )
     if seed is None:
         model = maker(shape, num_classes, **options)
     else:
@@ -66,15 +88,27 @@ def build(
     return model
 
 
+def check_name(name, what: str = "model") -> str:
+    """Returns ``name`` if it is one of :data:`NAMES`; raises TypeError (not a str) or ValueError
+    ("unknown model 'vgg'; choose one of ...") naming ``what`` it is."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be one of {', '.join(NAMES)}, got {shorten(name)}")
+    if name not in NAMES:
+        raise ValueError(f"unknown {what} {shorten(name)}; choose one of {', '.join(NAMES)}")
+    return name
+
+
 def _check_shape(input_shape) -> tuple[int, ...]:
     try:
-        if isinstance(input_shape, str):
+        if isinstance(input_shape, (str, bytes)) or any(isinstance(s, bool) for s in input_shape):
             raise TypeError
         shape = tuple(operator.index(s) for s in input_shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"input_shape must be a tuple of positive ints, got {input_shape!r}") from None
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of positive ints, got {shorten(input_shape)}") from None
     if not shape or min(shape) < 1 or len(shape) not in (1, 3):
-        raise ValueError(f"input_shape must be (C, H, W) or (D,) with positive sizes, got {input_shape!r}")
+        raise ValueError(
+            f"input_shape must be (C, H, W) or (D,) with positive sizes, got {shorten(input_shape)}"
+        )
     return shape
 
 
@@ -131,15 +165,18 @@ def _lenet300(shape, k):
     return _mlp(shape, k, hidden=(300, 100))
 
 
-def _mlp(shape, k, hidden=(300, 100)):
-    if isinstance(hidden, int) and not isinstance(hidden, bool):
+def _check_hidden(hidden) -> tuple[int, ...]:
+    if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
         hidden = (hidden,)
-    try:
-        hidden = tuple(hidden)
-    except TypeError:
-        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}") from None
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+    what = "hidden sizes (ints in [1, 4096])"
+    hidden = tuple(check_list(hidden, "hidden", lambda h, n: check_int(h, n, bounds=BOUNDS["width"]),
+                              what=what, empty=True))  # fmt: skip
+    if len(hidden) > MAX_HIDDEN_LAYERS:
+        raise ValueError(f"hidden must hold at most {MAX_HIDDEN_LAYERS} sizes, got {len(hidden)}")
+    return hidden
+
+
+def _mlp(shape, k, hidden=(300, 100)):
     layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
     width = prod(shape)
     for i, h in enumerate(hidden, start=1):
@@ -151,8 +188,6 @@ def _mlp(shape, k, hidden=(300, 100)):
 
 def _small_cnn(shape, k, width=8):
     c, h, w = _image(shape, "small_cnn")
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be an int >= 1, got {width!r}")
     if h < 4 or w < 4:
         raise ValueError(f"model 'small_cnn' needs inputs of at least 4x4, got {h}x{w}")
     h2, w2 = h // 2 // 2, w // 2 // 2

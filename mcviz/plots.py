@@ -6,13 +6,12 @@ No function here shows its figure; the notebook displays what it returns. Tests 
 
 from __future__ import annotations
 
-import numbers
-
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mcviz import measure
+from mcviz._checks import check_bool, check_number
 
 
 def history(df: pd.DataFrame, *, title: str = "Training history") -> go.Figure:
@@ -34,6 +33,7 @@ def accuracy_vs_size(table: pd.DataFrame, *, cost: str = "size_bytes", metric: s
     """Returns a scatter of ``metric`` against ``cost``, one labelled point per row of a
     ``mcv.measure.table``."""
     _need(table, ["label", cost, metric], "accuracy_vs_size")
+    check_bool(log_x, "log_x")
     fig = go.Figure(go.Scatter(
         x=table[cost], y=table[metric], mode="markers+text", text=table["label"],
         textposition="top center", marker={"size": 12},
@@ -128,6 +128,7 @@ def layer_bars(df: pd.DataFrame, *, by: str, value: str, log_y: bool = False, y_
         >>> layer_bars(mcv.sweeps.layer_sparsity(models), by="label", value="sparsity")  # doctest: +SKIP
     """
     _need(df, ["layer", by, value], "layer_bars")
+    check_bool(log_y, "log_y")
     fig = go.Figure()
     for key, group in df.groupby(by, sort=False):
         fig.add_trace(go.Bar(x=group["layer"], y=group[value], name=str(key),
@@ -157,7 +158,7 @@ def _title(column: str) -> str:
 
 def _need(df, columns, what):
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")
+        raise TypeError(f"plots.{what} takes a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"plots.{what} needs column {missing[0]!r}; the DataFrame has "
@@ -181,13 +182,15 @@ def pareto(table: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accu
     if front is None:
         front = tradeoff.pareto(table, cost=cost, metric=metric)
     _need(front, ["label", cost, metric], "pareto")
-    if choice is not None and (not isinstance(choice, pd.Series)
-                               or any(c not in choice.index for c in ("label", cost, metric))):
+    if choice is not None and not isinstance(choice, pd.Series):
+        raise TypeError(f"choice must be a row (pd.Series) with label, {cost} and {metric}, "
+                        f"got {type(choice).__name__}")
+    if choice is not None and any(c not in choice.index for c in ("label", cost, metric)):
         raise ValueError(f"choice must be a row (pd.Series) with label, {cost} and {metric}, "
-                         f"got {type(choice).__name__}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Real)
-                              or not limit > 0):
-        raise ValueError(f"limit must be a number > 0, got {limit!r}")
+                         f"got one with {', '.join(map(str, choice.index))}")
+    if limit is not None:
+        check_number(limit, "limit", low=0, low_open=True)
+    check_bool(log_x, "log_x")
     hover = "%{text}<br>" + cost + "=%{x:,}<br>" + metric + "=%{y:.4f}<extra></extra>"
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=table[cost], y=table[metric], mode="markers", name="configurations",

@@ -27,6 +27,16 @@ import torch
 from torch import nn
 
 from mcviz import engine, measure, registry, train
+from mcviz._checks import (
+    BOUNDS,
+    check_bool,
+    check_int,
+    check_list,
+    check_model,
+    check_number,
+    check_seed,
+    shorten,
+)
 
 __all__ = [
     "NONE",
@@ -56,6 +66,10 @@ def run(baseline: nn.Module, data, plan, baseline_row: dict[str, Any], *, latenc
     ["label"]``, then one per distinct label of ``plan``, in order (a row given twice is measured
     once). ``models`` maps label -> model; the baseline's is ``baseline`` itself.
     """
+    if not isinstance(baseline_row, dict) or not isinstance(baseline_row.get("label"), str):
+        raise TypeError(f"baseline_row must be a dict with a str 'label', got {shorten(baseline_row)}")
+    plan = check_list(plan, "plan", what="(row, configs) pairs", empty=True)
+    check_bool(latency, "latency")
     rows = {baseline_row["label"]: (baseline_row, ())}
     for row, configs in plan:
         rows.setdefault(row["label"], (row, tuple(configs)))
@@ -80,6 +94,9 @@ def quantization_specs(methods, bits, granularities) -> list[tuple[dict[str, Any
     Raises:
         ValueError: a spec has no method taking ``bits``, or a value is rejected by its config.
     """
+    methods = check_list(methods, "methods", what="method specs such as 'weights'")
+    bits = check_list(bits, "bits", check_int, what="bit widths")
+    granularities = check_list(granularities, "granularities", what="granularities such as 'per_channel'")
     out = []
     for spec in methods:
         configs = registry.parse(spec)
@@ -124,8 +141,9 @@ def layer_errors(reference: nn.Module, models: dict[str, nn.Module]) -> pd.DataF
     """
     from mcviz.measure import _dense
 
-    if not isinstance(reference, nn.Module):
-        raise ValueError(f"reference must be a torch.nn.Module, got {type(reference).__name__}")
+    check_model(reference, "reference")
+    if not isinstance(models, dict):
+        raise TypeError(f"models must be a dict of label -> model, got {type(models).__name__}")
     ref_layers = [(n, m) for n, m in reference.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     out = []
     for label, model in models.items():
@@ -162,13 +180,20 @@ def pruning_specs(sparsities, methods, scopes, *, seed: int = 0,
     Raises:
         ValueError: an unknown method, one without a sparsity option, or a value its config rejects.
     """
-    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
-        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    check_int(fine_tune_epochs, "fine_tune_epochs", bounds=BOUNDS["fine_tune_epochs"])
+    check_seed(seed)
+    sparsities = check_list(sparsities, "sparsities", lambda v, n: check_number(v, n, low=0, high=1),
+                            what="numbers in [0, 1]")  # fmt: skip
+    methods = check_list(methods, "methods", what="method names such as 'magnitude'")
+    scopes = check_list(scopes, "scopes", what="scopes ('layer', 'global')", empty=True)
     tune = (train.FineTuneConfig(epochs=fine_tune_epochs, seed=seed),) if fine_tune_epochs else ()
     out = []
     for name in methods:
+        if not isinstance(name, str):
+            raise TypeError(f"methods must hold method names, got {shorten(name)}")
         if name not in registry.METHODS:
-            raise ValueError(f"unknown method {name!r}; allowed: {', '.join(sorted(registry.METHODS))}")
+            allowed = ", ".join(sorted(registry.METHODS))
+            raise ValueError(f"unknown method {shorten(name)}; allowed: {allowed}")
         cls = registry.METHODS[name]
         fields = {f.name for f in dataclasses.fields(cls)}
         if "sparsity" not in fields:
@@ -214,6 +239,8 @@ def layer_sparsity(models: dict[str, nn.Module]) -> pd.DataFrame:
     nonzero_params, sparsity (from ``mcv.measure.layers``).
     """
     cols = ["label", "layer", "params", "nonzero_params", "sparsity"]
+    if not isinstance(models, dict):
+        raise TypeError(f"models must be a dict of label -> model, got {type(models).__name__}")
     frames = []
     for label, model in models.items():
         df = measure.layers(model)
@@ -337,11 +364,12 @@ def _points(change: float) -> str:
 def _summary(table: pd.DataFrame, words: _Words, *, baseline: str, tolerance: float) -> str:
     """Returns the tolerance sentences of a sweep table: the best model within ``tolerance``
     points of the baseline, then one sentence per group on how far it stays within."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{words.name} takes a pandas DataFrame, got {type(table).__name__}")
+    check_number(tolerance, "tolerance", low=0)  # percentage points
     missing = [c for c in words.need if c not in table.columns]
     if missing:
         raise ValueError(f"{words.name} needs column {missing[0]!r}, got {list(table.columns)}")
-    if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a number >= 0 (percentage points), got {tolerance!r}")
     if table["accuracy"].isna().any():
         raise ValueError(f"{words.name} needs accuracy on every row (measure with data)")
     base_rows = table[table["label"] == baseline]

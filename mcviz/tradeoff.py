@@ -27,6 +27,18 @@ import pandas as pd
 from torch import nn
 
 from mcviz import _search, engine, measure, models, registry, train
+from mcviz._checks import (
+    BOUNDS,
+    check_bool,
+    check_choice,
+    check_data,
+    check_int,
+    check_list,
+    check_number,
+    check_option,
+    check_seed,
+    shorten,
+)
 from mcviz.data import DataBundle
 
 __all__ = [
@@ -42,7 +54,7 @@ __all__ = [
     "select",
 ]
 
-COSTS = tuple(measure.COSTS)  # the cost column names, in mcv.measure.COSTS's order
+COSTS = _search.COSTS  # the cost column names, in mcv.measure.COSTS's order
 PENALTIES = _search.PENALTIES
 
 
@@ -61,7 +73,7 @@ def pareto(df: pd.DataFrame, *, cost: str = "size_bytes", metric: str = "accurac
     Example:
         >>> front = pareto(table, cost="macs")  # doctest: +SKIP
     """
-    c, m = _numbers(df, cost, metric)
+    c, m = _search.numbers(df, cost, metric)
     ok = np.flatnonzero(~(np.isnan(c) | np.isnan(m)))
     if not len(ok):
         raise ValueError(f"no row has both a {cost} and a {metric} value; pareto needs at least one")
@@ -88,13 +100,13 @@ def limit(
     ``cost``) and ``fraction`` (> 0, relative to the row labelled ``baseline``; above 1 admits
     models bigger than the baseline).
     """
-    _check_table(df)
-    _check_cost(df, cost)
-    _check_limit(cost, budget, fraction)
+    _search.check_table(df)
+    _search.check_cost(df, cost)
+    _search.check_limit(cost, budget, fraction)
     if budget is not None:
         return float(budget)
     if "label" not in df.columns:
-        raise ValueError(f"the table has no column 'label'; its columns: {_columns(df)}")
+        raise ValueError(f"the table has no column 'label'; its columns: {_search.columns(df)}")
     rows = df[df["label"] == baseline]
     if not len(rows):
         labels = ", ".join(repr(v) for v in df["label"].tolist())
@@ -125,7 +137,7 @@ def select(
             the cheapest row.
     """
     lim = limit(df, cost=cost, budget=budget, fraction=fraction, baseline=baseline)
-    c, m = _numbers(df, cost, metric)
+    c, m = _search.numbers(df, cost, metric)
     fits = np.flatnonzero((c <= lim) & ~np.isnan(m))
     if not len(fits):
         given = f"budget={budget!r}" if budget is not None else f"fraction={fraction!r} of {baseline!r}"
@@ -133,7 +145,7 @@ def select(
         cheapest = ""
         if len(priced):
             i = priced[np.argmin(c[priced])]
-            cheapest = f"; the cheapest is {_name(df, i)} with {cost} {_fmt(c[i])}"
+            cheapest = f"; the cheapest is {_search.row_name(df, i)} with {cost} {_fmt(c[i])}"
         raise NothingFits(f"no configuration has {cost} <= {_fmt(lim)} ({given}){cheapest}")
     best = fits[np.lexsort((fits, c[fits], -m[fits]))[0]]
     return df.iloc[best]
@@ -224,19 +236,23 @@ def lagrangian(
         the ``mcv.measure.table`` with the columns "lambda" and "penalty" added, or
         ``(table, models)`` when ``return_models`` is true.
     """
-    train._check_data(data)
-    lams = _search.check_lambdas(lambdas)
-    if not isinstance(penalty, str) or penalty not in PENALTIES:
-        raise ValueError(f"penalty must be 'l1' or 'l0', got {penalty!r}")
-    train._check_int("epochs", epochs, 1)
-    train._check_int("seed", seed, 0)
-    train._check_lr(lr)
-    if not _search.is_number(threshold) or not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be a number in [0, 1), got {threshold!r}")
+    models.check_name(model_name)
+    check_data(data)
+    lams = check_list(lambdas, "lambdas", lambda v, n: check_number(v, n, low=0), what="numbers >= 0")
+    labels = [f"{v:g}" for v in lams]
+    repeated = [v for i, v in enumerate(labels) if v in labels[:i]]
+    if repeated:
+        raise ValueError(f"lambdas holds {repeated[0]} more than once; each lambda is one row")
+    check_choice(penalty, "penalty", PENALTIES)
+    check_option("epochs", epochs)
+    check_seed(seed)
+    check_option("lr", lr)
+    check_number(threshold, "threshold", low=0, high=1, high_open=True)
     if model_options is not None and not isinstance(model_options, dict):
-        raise ValueError(
-            f"model_options must be a dict of models.build options or None, got {model_options!r}"
+        raise TypeError(
+            f"model_options must be a dict of models.build options or None, got {shorten(model_options)}"
         )
+    check_bool(return_models, "return_models")
     options = dict(model_options or {})
     build = lambda: models.build(  # noqa: E731
         model_name, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed, **options
@@ -275,17 +291,16 @@ def grid(
         >>> grid(sparsities=(0.9,), bits=(4,))
         ['magnitude:sparsity=0.9,scope=global + kmeans:bits=4']
     """
-    sparsities = _search.unique(
-        "sparsities", sparsities, lambda s: _search.is_number(s) and 0 <= s <= 1, "numbers in [0, 1]"
-    )
-    bits = _search.unique("bits", bits, lambda b: isinstance(b, int) and not isinstance(b, bool), "ints")
-    kd = _search.unique("kd", kd, lambda k: isinstance(k, bool), "True / False values")
+    fraction = lambda v, n: check_number(v, n, low=0, high=1)  # noqa: E731
+    sparsities = list(dict.fromkeys(check_list(sparsities, "sparsities", fraction, what="numbers in [0, 1]")))
+    bits = list(dict.fromkeys(check_list(bits, "bits", check_int, what="ints (32: no quantization)")))
+    kd = list(dict.fromkeys(check_list(kd, "kd", check_bool, what="True / False values")))
     prune_name, prune_rest = _search.one_method("prune", prune, "sparsity")
     quant_name, quant_rest = _search.one_method("quantize", quantize, "bits")
-    train._check_int("finetune_epochs", finetune_epochs, 0)
+    check_int(finetune_epochs, "finetune_epochs", bounds=BOUNDS["fine_tune_epochs"])
     if not isinstance(kd_options, str):
-        raise ValueError(
-            f"kd_options must be a str of options such as 'student=mlp,epochs=2', got {kd_options!r}"
+        raise TypeError(
+            f"kd_options must be a str of options such as 'student=mlp,epochs=2', got {shorten(kd_options)}"
         )
     specs = []
     for distil, s, b in itertools.product(kd, sparsities, bits):
@@ -346,30 +361,27 @@ def search(
         latency: also time every model (needed for ``cost="latency_ms"``).
         progress: show a progress bar over the configurations.
     """
-    train._check_data(data)
-    if model_name not in models.NAMES:
-        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(models.NAMES)}")
-    if isinstance(space, str) or not isinstance(space, (list, tuple)):
-        raise ValueError(f"space must be a list of method specs such as ['fp16'], got {space!r}")
+    check_data(data)
+    models.check_name(model_name)
+    space = check_list(space, "space", what="method specs such as ['fp16']", empty=True)
     for spec in space:
         registry.parse(spec)
     repeated = [s for i, s in enumerate(space) if s in space[:i]]
     if repeated:
         raise ValueError(f"space names {repeated[0]!r} more than once; each spec is one row")
-    if not isinstance(cost, str) or cost not in COSTS:
-        raise ValueError(f"unknown cost column {cost!r}; choose one of {', '.join(COSTS)}")
+    _search.check_cost(None, cost)
     if not isinstance(metric, str) or metric not in measure.FIELDS[1:]:
-        raise ValueError(
-            f"unknown metric {metric!r}; choose a measurement column: {', '.join(measure.FIELDS[1:])}"
+        error = ValueError if isinstance(metric, str) else TypeError
+        raise error(
+            f"unknown metric {shorten(metric)}; choose a measurement column: {', '.join(measure.FIELDS[1:])}"
         )
-    for flag, value in (("latency", latency), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise ValueError(f"{flag} must be True or False, got {value!r}")
+    check_bool(latency, "latency")
+    check_bool(progress, "progress")
     if cost in measure.TIMING_FIELDS and not latency:
         raise ValueError(f"cost {cost!r} needs latency=True (timings are measured only when asked)")
-    _check_limit(cost, budget, fraction, required=False)
-    train._check_int("epochs", epochs, 1)
-    train._check_int("seed", seed, 0)
+    _search.check_limit(cost, budget, fraction, required=False)
+    check_option("epochs", epochs)
+    check_seed(seed)
 
     load = lambda: train.baseline(model_name, data, epochs=epochs, seed=seed, progress=False)  # noqa: E731
     names = {"model": model_name, "epochs": epochs, "seed": seed}  # with the data: what decides the baseline
@@ -377,50 +389,7 @@ def search(
     return decide(table, cost=cost, metric=metric, budget=budget, fraction=fraction)
 
 
-# ---------------------------------------------------------------- checks and formatting
-
-
-def _check_table(df) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(
-            f"the table must be a pandas DataFrame such as mcv.measure.table(...), got {type(df).__name__}"
-        )
-    if not len(df):
-        raise ValueError("the table is empty; it needs at least one row")
-
-
-def _columns(df) -> str:
-    return ", ".join(map(str, df.columns))
-
-
-def _check_cost(df, cost) -> None:
-    if not isinstance(cost, str) or cost not in COSTS:
-        raise ValueError(f"unknown cost column {cost!r}; choose one of {', '.join(COSTS)}")
-    if cost not in df.columns:
-        raise ValueError(f"the table has no column {cost!r}; its columns: {_columns(df)}")
-
-
-def _numbers(df, cost, metric) -> tuple[np.ndarray, np.ndarray]:
-    _check_table(df)
-    _check_cost(df, cost)
-    if not isinstance(metric, str) or metric not in df.columns:
-        raise ValueError(f"the table has no column {metric!r}; its columns: {_columns(df)}")
-    as_float = lambda col: pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)  # noqa: E731
-    return as_float(cost), as_float(metric)
-
-
-def _check_limit(cost, budget, fraction, *, required: bool = True) -> None:
-    if budget is not None and fraction is not None:
-        raise ValueError(
-            f"give either budget or fraction, not both (budget={budget!r}, fraction={fraction!r})"
-        )
-    if budget is None and fraction is None:
-        if required:
-            raise ValueError(f"give a budget (absolute {cost} limit) or a fraction of the baseline's {cost}")
-        return
-    name, value = ("budget", budget) if budget is not None else ("fraction", fraction)
-    if not _search.is_number(value) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+# ---------------------------------------------------------------- formatting (the checks are in _search)
 
 
 def _fmt(x: float) -> str:
@@ -429,6 +398,3 @@ def _fmt(x: float) -> str:
         return f"{x:,.0f}"
     return f"{x:,.1f}" if abs(x) >= 1000 else f"{x:,.6g}"
 
-
-def _name(df, i: int) -> str:
-    return repr(df["label"].iloc[i]) if "label" in df.columns else f"row {df.index[i]!r}"

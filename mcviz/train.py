@@ -15,10 +15,9 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
 import numbers
-import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,14 +29,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mcviz import models
-from mcviz.data import DataBundle
+from mcviz import _cache, models
+from mcviz._checks import (
+    check_bool,
+    check_choice,
+    check_data,
+    check_model,
+    check_option,
+    check_seed,
+    shorten,
+)
+from mcviz.data import SPLITS, DataBundle
 from mcviz.registry import register  # registry imports nothing from mcviz
 
-CACHE_FORMAT = 1  # bump when the training loop changes what a cached entry means
+# bump when the training loop changes what a cached entry means (2: an entry holds its key and format)
+CACHE_FORMAT = 2
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
 # what fit's ``loss`` hook returns: the loss, or the loss and its named components
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+class NonFiniteLoss(FloatingPointError):
+    """Training stopped because a batch's loss was NaN or infinite (the message names the epoch and step)."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +97,15 @@ def fit(
     ``on_step``. Without hooks it is the plain cross-entropy loop; every hook is optional.
 
     Args:
-        model: any classifier taking ``(N, *data.input_shape)`` and returning logits.
+        model: any classifier taking ``(N, *data.input_shape)`` and returning logits, with
+            float32 (or float16) CPU tensors (``mcv._checks.check_model``).
         data: a DataBundle (``mcv.data.load``).
-        epochs: passes over the training split, >= 1.
-        lr: Adam learning rate, > 0.
-        batch_size: examples per step.
-        seed: fixes the shuffling order (and any randomness inside the model).
+        epochs: passes over the training split, in [1, 200] (the shared ``BOUNDS``).
+        lr: Adam learning rate, in (0, 10].
+        batch_size: examples per step, in [1, 4096].
+        seed: fixes the shuffling order (and any randomness inside the model), in [0, 2**32 - 1].
         progress: show a tqdm progress bar (a widget in JupyterLab, text in a terminal).
-        threads: torch threads used while training; 1 keeps results bit-identical.
+        threads: torch threads used while training, in [1, 256]; 1 keeps results bit-identical.
         regularizer: None, or a function ``model -> scalar tensor`` added to every batch's loss
             (e.g. ``lambda m: lam * penalty(m)`` for a Lagrangian sweep); the history's ``loss``
             includes it.
@@ -112,19 +126,23 @@ def fit(
         on_step: None, or a function called after every optimizer step with the global step
             number (1, 2, ..., ``epochs`` times the steps per epoch), e.g. to prune on a
             schedule. Changing parameters in place there is allowed.
+
+    Raises:
+        TypeError, ValueError: a bad argument, before anything is trained (one line each).
+        NonFiniteLoss: a batch's loss was NaN or infinite (diverging training, or data or
+            weights with huge values); the message names the epoch and step, and the model keeps
+            the finite weights it had before that step.
     """
-    _check_model(model)
-    _check_data(data)
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("seed", seed, 0)
-    _check_int("threads", threads, 1)
-    _check_lr(lr)
+    check_model(model)
+    check_data(data)
+    epochs, batch_size = check_option("epochs", epochs), check_option("batch_size", batch_size)
+    seed, threads, lr = check_seed(seed), check_option("threads", threads), check_option("lr", lr)
+    check_bool(progress, "progress")
     if regularizer is not None and not callable(regularizer):
-        raise ValueError(f"regularizer must be None or a function of the model, got {regularizer!r}")
+        raise TypeError(f"regularizer must be None or a function of the model, got {shorten(regularizer)}")
     for name, hook in (("loss", loss), ("transform", transform), ("on_step", on_step)):
         if hook is not None and not callable(hook):
-            raise ValueError(f"{name} must be None or a function, got {hook!r}")
+            raise TypeError(f"{name} must be None or a function, got {shorten(hook)}")
     X, y = data.train.tensors
     n = len(y)
     extra = _check_extra_parameters(extra_parameters, model)
@@ -157,13 +175,20 @@ def fit(
                         parts, sums = list(components), dict.fromkeys(components, 0.0)
                 if regularizer is not None:
                     batch_loss = batch_loss + regularizer(model)
+                value = batch_loss.item()
+                if not math.isfinite(value):  # stop before the step: the weights stay finite
+                    raise NonFiniteLoss(
+                        f"training stopped: the loss is {value} at epoch {epoch} of {epochs}, step "
+                        f"{step + 1} (batch {start // batch_size + 1} of {steps}); the model keeps its "
+                        f"weights from before that step. Lower lr (now {lr:g}) or check the data and model"
+                    )
                 batch_loss.backward()
                 optimizer.step()
                 step += 1
                 if on_step is not None:
                     on_step(step)
                 k = len(idx)
-                total_loss += batch_loss.item() * k
+                total_loss += value * k
                 for name, value in components.items():
                     sums[name] += value.item() * k
                 if accuracy_mask is None:
@@ -199,16 +224,16 @@ def fine_tune(
     Args:
         model: a trained network, plain or compressed.
         data: a DataBundle; trained on its training split.
-        epochs: passes over the training split, an int >= 1.
+        epochs: passes over the training split, an int in [1, 200].
         lr: Adam learning rate, a number in (0, 10]; small, because the model is already trained.
-        seed: fixes the shuffling order, an int >= 0.
+        seed: fixes the shuffling order, an int in [0, 2**32 - 1].
 
     Example:
         >>> sparse = mcv.prune.magnitude(model, 0.9, scope="global")  # doctest: +SKIP
         >>> recovered = mcv.train.fine_tune(sparse, data, epochs=3)  # doctest: +SKIP
     """
-    _check_model(model)
-    _check_data(data)
+    check_model(model)
+    check_data(data)
     _check_fine_tune(epochs, lr, seed)
     out = copy.deepcopy(model)
     fit(out, data, epochs=epochs, lr=lr, seed=seed, progress=False)
@@ -239,10 +264,10 @@ def evaluate(
     model: nn.Module, data: DataBundle, split: str = "test", *, batch_size: int = 1000, threads: int = 1
 ) -> float:
     """Returns the accuracy of ``model`` on one split, in [0, 1]; the model is left in eval mode."""
-    _check_model(model)
-    _check_data(data)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("threads", threads, 1)
+    check_model(model)
+    check_data(data)
+    check_choice(split, "split", SPLITS)
+    batch_size, threads = check_option("batch_size", batch_size), check_option("threads", threads)
     X, y = data.split(split).tensors
     if len(y) == 0:
         raise ValueError(f"split {split!r} of {data.name!r} is empty")
@@ -271,51 +296,54 @@ def baseline(
     The cache key covers everything that affects the weights: model, data fingerprint, epochs,
     seed, lr, batch size, torch version and the cache format. The folder is ``$MCVIZ_CACHE_DIR``
     (default ``~/.cache/mcviz``); entries are written atomically and loaded with
-    ``weights_only=True``; a corrupt entry is retrained with a warning.
+    ``weights_only=True``. An entry is trusted only when it holds its own key and format, exactly
+    the model's tensors (names, shapes, dtypes, finite values) and a history of ``epochs`` rows
+    with finite values in range; any other entry is retrained with a warning and overwritten. A
+    folder that cannot be written leaves the model untrained-from-cache but returned: caching
+    degrades to none, with one warning.
 
     Returns:
         the model in eval mode, or ``(model, history)`` when ``return_history`` is true.
     """
-    _check_data(data)
-    model = models.build(
-        model_name,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        seed=_check_int("seed", seed, 0),
-    )
-    key = _cache_key(model_name, data, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size)
-    safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", data.name)  # a user's name may hold "/"
+    models.check_name(model_name)
+    check_data(data)
+    settings = {
+        "epochs": check_option("epochs", epochs),
+        "seed": check_seed(seed),
+        "lr": check_option("lr", lr),
+        "batch_size": check_option("batch_size", batch_size),
+    }
+    check_bool(progress, "progress")
+    check_bool(return_history, "return_history")
+
+    def build() -> nn.Module:
+        return models.build(
+            model_name, input_shape=data.input_shape, num_classes=data.num_classes, seed=settings["seed"]
+        )
+
+    model = build()
+    key = _cache_key(model_name, data, **settings)
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", data.name)[:60]  # a user's name may hold "/"
     path = cache_dir() / f"baseline-{model_name}-{safe_name}-{key[:20]}.pt"
     history = None
-    if path.exists():
-        try:
-            entry = torch.load(path, weights_only=True)
-            model.load_state_dict(entry["state_dict"])
-            history = pd.DataFrame(entry["history"], columns=list(HISTORY_COLUMNS))
-        except Exception as e:  # noqa: BLE001 - any unreadable entry is retrained
-            warnings.warn(f"cache entry {path} is unreadable ({type(e).__name__}); retraining", stacklevel=2)
-            model = models.build(
-                model_name, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed
-            )
-            history = None
+    try:
+        history = _cache.load_trained(path, key, CACHE_FORMAT, model, HISTORY_COLUMNS, settings["epochs"])
+    except Exception as e:  # noqa: BLE001 - any entry that is not exactly right is retrained
+        warnings.warn(f"cache entry {path} is unreadable ({_cache.reason(e)}); retraining", stacklevel=2)
+        model = build()
     if history is None:
-        history = fit(model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
-        _atomic_save({"state_dict": model.state_dict(), "history": history.to_dict(orient="list")}, path)
+        history = fit(model, data, **settings, progress=progress)
+        _cache.store_trained(path, key, CACHE_FORMAT, model, history)
     model.eval()
     return (model, history) if return_history else model
 
 
 def cache_dir() -> Path:
-    """Returns the folder of cached baselines: ``$MCVIZ_CACHE_DIR`` or ``~/.cache/mcviz``."""
-    env = os.environ.get("MCVIZ_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "mcviz"
+    """Returns the folder of cached baselines and rows: ``$MCVIZ_CACHE_DIR`` or ``~/.cache/mcviz``."""
+    return _cache.folder()
 
 
 def _cache_key(model_name, data, **settings) -> str:
-    _check_int("epochs", settings["epochs"], 1)
-    _check_int("batch_size", settings["batch_size"], 1)
-    lr = settings["lr"]
-    _check_lr(lr)
     blob = json.dumps(
         {
             "model": model_name,
@@ -329,19 +357,6 @@ def _cache_key(model_name, data, **settings) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager
@@ -363,18 +378,6 @@ def _progress_bar(total: int, show: bool):
     return tqdm(total=total, desc="training", unit="step", leave=False)
 
 
-def _check_model(model) -> None:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-
-
-def _check_data(data) -> None:
-    if not isinstance(data, DataBundle):
-        raise ValueError(
-            f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
-        )
-
-
 def _loss_output(out, parts: list[str] | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Returns ``(loss, components)`` from what a ``loss`` hook returned; raises on anything else,
     or when the component names differ from ``parts`` (those of the first step) or clash."""
@@ -389,19 +392,19 @@ def _loss_output(out, parts: list[str] | None) -> tuple[torch.Tensor, dict[str, 
     bad = [k for k in names if not isinstance(k, str) or not k or k in HISTORY_COLUMNS]
     if bad:
         raise ValueError(
-            f"loss components need names other than {', '.join(HISTORY_COLUMNS)}, got {bad[0]!r}"
+            f"loss components need names other than {', '.join(HISTORY_COLUMNS)}, got {shorten(bad[0])}"
         )
     return loss, found
 
 
 def _check_extra_parameters(extra, model: nn.Module) -> list[torch.Tensor]:
     if isinstance(extra, torch.Tensor) or not isinstance(extra, Iterable):
-        raise ValueError(f"extra_parameters must be an iterable of tensors, got {type(extra).__name__}")
+        raise TypeError(f"extra_parameters must be an iterable of tensors, got {type(extra).__name__}")
     extra, own = list(extra), {id(p) for p in model.parameters()}
     for p in extra:
         if not isinstance(p, torch.Tensor):
-            got = type(p).__name__
-        elif id(p) in own:
+            raise TypeError(f"extra_parameters must hold tensors, got {type(p).__name__}")
+        if id(p) in own:
             got = "one of the model's own parameters"
         elif not p.is_leaf or not p.requires_grad:
             got = f"a tensor with is_leaf={p.is_leaf}, requires_grad={p.requires_grad}"
@@ -416,10 +419,31 @@ def _check_extra_parameters(extra, model: nn.Module) -> list[torch.Tensor]:
 def _check_accuracy_mask(mask, n: int) -> None:
     if mask is None:
         return
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != (n,):
-        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            f"accuracy_mask must be None or a bool tensor of shape ({n},) (training split), got "
+            f"{type(mask).__name__}"
+        )
+    if mask.dtype != torch.bool or tuple(mask.shape) != (n,):
         raise ValueError(
-            f"accuracy_mask must be None or a bool tensor of shape ({n},) (training split), got {got}"
+            f"accuracy_mask must be None or a bool tensor of shape ({n},) (training split), got "
+            f"{mask.dtype} {tuple(mask.shape)}"
+        )
+
+
+def _check_fine_tune(epochs, lr, seed) -> None:
+    check_option("epochs", epochs)
+    check_option("lr", lr)
+    check_seed(seed)
+
+
+# ---- unchanged, only for prune/ and quantize/ until they call mcviz._checks (then delete all three)
+
+
+def _check_data(data) -> None:
+    if not isinstance(data, DataBundle):
+        raise ValueError(
+            f"data must be a DataBundle from mcv.data.load or mcv.data.from_arrays, got {type(data).__name__}"
         )
 
 
@@ -429,14 +453,7 @@ def _check_lr(lr) -> float:
     return lr
 
 
-def _check_fine_tune(epochs, lr, seed) -> None:
-    _check_int("epochs", epochs, 1)
-    _check_lr(lr)
-    _check_int("seed", seed, 0)
-
-
 def _check_int(name: str, value, minimum: int) -> int:
-    """Returns ``value`` as an int (numpy ints too) when it is >= ``minimum``; raises otherwise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)

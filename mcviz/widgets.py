@@ -9,7 +9,8 @@ a control and read the figure without a browser.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import warnings
 from collections.abc import Mapping, Sequence
 
 import ipywidgets as widgets
@@ -17,10 +18,24 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from mcviz import measure, models, plots, quantize, train
+from mcviz import _layers, measure, models, plots, quantize
+from mcviz._checks import (
+    BOUNDS,
+    Range,
+    check_choice,
+    check_data,
+    check_model,
+    check_option,
+    check_seed,
+    check_shape,
+    check_sparsity,
+    shorten,
+)
 from mcviz._explore_kd import temperature_explorer
+from mcviz._explore_latency import latency_explorer, latency_table
 from mcviz._explore_tradeoff import budget_explorer
-from mcviz._explorer import Explorer
+from mcviz._explorer import Explorer, check_models
+from mcviz.quantize.layers import GRANULARITIES
 
 __all__ = [
     "Explorer",
@@ -44,7 +59,13 @@ def reference_models(
 ) -> dict[str, nn.Module]:
     """Returns untrained reference models by name: those of ``mcv.models.NAMES``, with the
     "mlp" built as a small student (``hidden=(64,)``, named "mlp-64") since its default widths
-    repeat LeNet-300-100."""
+    repeat LeNet-300-100.
+
+    ``input_shape`` holds at most ``BOUNDS["input_size"]`` values and ``num_classes`` is within
+    ``BOUNDS["num_classes"]``, so the models fit in memory.
+    """
+    input_shape = check_shape(input_shape)
+    num_classes = check_option("num_classes", num_classes)
     out = {}
     for name in models.NAMES:
         options = {"hidden": (64,)} if name == "mlp" else {}
@@ -66,11 +87,12 @@ def layers_explorer(
         value: the quantity shown first, one of ``LAYER_VALUES``.
         input_shape: shape of one example, when the models do not carry ``input_shape``.
     """
-    model_set = dict(model_set) if model_set is not None else reference_models()
-    _check_models(model_set)
-    if value not in LAYER_VALUES:
-        raise ValueError(f"value must be one of {', '.join(LAYER_VALUES)}, got {value!r}")
-    shape = tuple(input_shape) if input_shape is not None else None
+    model_set = check_models(model_set) if model_set is not None else reference_models()
+    check_choice(value, "value", LAYER_VALUES)
+    shape = check_shape(input_shape) if input_shape is not None else None
+    for name, m in model_set.items():
+        if shape is None and getattr(m, "input_shape", None) is not None:
+            check_shape(m.input_shape, f"input_shape of {shorten(name)}")
     tables = {name: measure.layers(m, input_shape=shape) for name, m in model_set.items()}
     choose = widgets.Dropdown(options=list(model_set), description="model")
     quantity = widgets.ToggleButtons(options=list(LAYER_VALUES), value=value, description="show")
@@ -89,141 +111,17 @@ def layers_explorer(
     return Explorer({"model": choose, "value": quantity}, figure)
 
 
-def latency_explorer(
-    model_set: Mapping[str, nn.Module] | nn.Module,
-    data=None,
-    *,
-    batch_sizes: Sequence[int] = (1, 8, 64, 256),
-    batch_size: int = 64,
-    threads: int | None = None,
-    repeats: int = 10,
-) -> Explorer:
-    """Returns an explorer of latency per example: a batch-size slider and a threads toggle.
-
-    Every change re-measures all models with ``mcv.measure.model(..., latency=True)`` in the
-    same run, so the bars (median, with the interquartile range as error bar) can be compared
-    with each other; the note gives each model's time relative to the first one.
-
-    Args:
-        model_set: models by name (the first is the reference of the ratios), or one model.
-        data: a DataBundle, only for the input shape of models that do not carry
-            ``input_shape``. Inputs are random: dense layers take the same time on any values.
-        batch_sizes: the slider's stops.
-        batch_size: the starting batch size, one of ``batch_sizes``.
-        threads: the starting torch thread count (default: the current one).
-        repeats: timed forward passes per measurement (after warm-up).
-    """
-    if isinstance(model_set, nn.Module):
-        model_set = {"model": model_set}
-    model_set = dict(model_set)
-    _check_models(model_set)
-    sizes = list(batch_sizes)
-    if not sizes or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in sizes):
-        raise ValueError(f"batch_sizes must be ints >= 1, got {batch_sizes!r}")
-    if batch_size not in sizes:
-        raise ValueError(f"batch_size must be one of batch_sizes {sizes}, got {batch_size!r}")
-    max_threads = max(torch.get_num_threads(), os.cpu_count() or 1)
-    threads = torch.get_num_threads() if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= max_threads:
-        raise ValueError(f"threads must be an int in [1, {max_threads}], got {threads!r}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 3:
-        raise ValueError(f"repeats must be an int >= 3, got {repeats!r}")
-
-    slider = widgets.SelectionSlider(
-        options=sizes, value=batch_size, description="batch size", continuous_update=False
-    )
-    thread_choice = widgets.ToggleButtons(
-        options=list(range(1, max_threads + 1)), value=threads, description="threads"
-    )
-    note = widgets.HTML()
-    figure = go.FigureWidget()
-    figure.add_bar(
-        x=list(model_set),
-        y=[0.0] * len(model_set),
-        name="latency per example",
-        error_y={"type": "data", "array": [0.0] * len(model_set)},
-    )
-    figure.update_layout(height=350, yaxis_title="latency per example (µs)", xaxis_title="model")
-
-    def redraw(_change=None) -> None:
-        rows = latency_table(
-            model_set, data, batch_size=slider.value, threads=thread_choice.value, repeats=repeats
-        )
-        per_example = [r.latency_ms * 1000 / r.batch_size for r in rows]
-        spread = [r.latency_iqr_ms * 1000 / r.batch_size for r in rows]
-        with figure.batch_update():
-            figure.data[0].update(
-                y=per_example,
-                error_y={"type": "data", "array": spread},
-                text=[f"{v:.1f}" for v in per_example],
-                textposition="auto",
-            )
-            figure.layout.title = (
-                f"latency per example: batch {slider.value}, "
-                f"{thread_choice.value} thread(s), median of {repeats}"
-            )
-        ratios = ", ".join(f"{r.label} {r.latency_ms / rows[0].latency_ms:.2f}x" for r in rows[1:])
-        note.value = (
-            f"Measured together just now; time relative to {rows[0].label}: {ratios or 'only one model'}."
-        )
-
-    redraw()
-    slider.observe(redraw, names="value")
-    thread_choice.observe(redraw, names="value")
-    return Explorer({"batch_size": slider, "threads": thread_choice}, figure, note)
-
-
-def latency_table(
-    model_set: Mapping[str, nn.Module],
-    data=None,
-    *,
-    batch_size: int = 64,
-    threads: int = 1,
-    repeats: int = 10,
-) -> list[measure.Measurement]:
-    """Returns one Measurement with latency per model, all measured now with ``threads`` threads.
-
-    The torch thread count is restored afterwards.
-    """
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
-    with train.num_threads(threads):
-        return [
-            measure.model(
-                m,
-                label=name,
-                latency=True,
-                batch_size=batch_size,
-                repeats=repeats,
-                input_shape=_shape(m, data),
-            )
-            for name, m in model_set.items()
-        ]
-
-
 def _layers_figure(table, model_name: str, value: str) -> go.Figure:
     return plots.layers(table, value=value, title=f"{value} per layer of {model_name}")
 
 
-def _shape(model, data):
-    if data is not None:
-        return tuple(data.input_shape)
-    shape = getattr(model, "input_shape", None)
-    if shape is None:
-        raise ValueError(
-            "latency_explorer needs data= or models that carry input_shape (models from mcv.models.build do)"
-        )
-    return tuple(shape)
-
-
-def _check_models(model_set: dict) -> None:
-    if not model_set:
-        raise ValueError("model_set must hold at least one model")
-    for name, m in model_set.items():
-        if not isinstance(name, str) or not isinstance(m, nn.Module):
-            raise ValueError(
-                f"model_set must map str names to torch.nn.Module, got {name!r}: {type(m).__name__}"
-            )
+@contextlib.contextmanager
+def _quiet():
+    """A block in which the explorers' callbacks recompute without repeating the warning about
+    layers left uncompressed (each explorer gives it once, when it is built)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _layers.UnsupportedLayersWarning)
+        yield
 
 
 # ---- quantization ----------------------------------------------------------------------------
@@ -256,28 +154,23 @@ def quantization_explorer(
         data: a DataBundle (``mcv.data.load``).
         layer: the Linear / Conv2d layer whose weights are drawn, by name as in
             ``model.named_modules()``; default: the one with the most weights.
-        bits: the starting weight bits, an int in 2..8.
+        bits: the starting weight bits, an int in [2, 8] (the slider's range: ``BOUNDS["bits"]``).
         granularity: the starting granularity, "per_tensor" or "per_channel".
         observer: the starting observer: "weights only" or one of ``mcv.quantize.OBSERVERS``.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not hasattr(getattr(data, "test", None), "tensors"):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
-    found = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))}
-    if not found:
-        raise ValueError("model has no Linear or Conv2d layer to quantize")
+    check_model(model)
+    check_data(data)
+    bits = check_option("bits", bits)
+    check_choice(granularity, "granularity", GRANULARITIES)
+    observers = (WEIGHTS_ONLY, *quantize.OBSERVERS)
+    check_choice(observer, "observer", observers)
+    found = dict(_layers.transformable(model, "quantization_explorer", warn=False))
+    if layer is not None:
+        check_choice(layer, "layer", found)
+    # the one warning: the callbacks are quiet
+    _layers.warn_unsupported(model, "quantization_explorer", action="quantizes", rest="stay float32")
     if layer is None:
         layer = max(found, key=lambda n: found[n].weight.numel())
-    if layer not in found:
-        raise ValueError(f"layer must name a Linear/Conv2d layer ({', '.join(found)}), got {layer!r}")
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
-        raise ValueError(f"bits must be an int in 2..8, got {bits!r}")
-    if granularity not in ("per_tensor", "per_channel"):
-        raise ValueError(f"granularity must be 'per_tensor' or 'per_channel', got {granularity!r}")
-    observers = (WEIGHTS_ONLY, *quantize.OBSERVERS)
-    if observer not in observers:
-        raise ValueError(f"observer must be one of {', '.join(map(repr, observers))}, got {observer!r}")
 
     weight = found[layer].weight.detach().float()
     lo, hi = float(weight.min()), float(weight.max())
@@ -290,18 +183,22 @@ def quantization_explorer(
     def evaluate(b: int, g: str, o: str):
         key = (b, g, o)
         if key not in results:
-            if o == WEIGHTS_ONLY:
-                q = quantize.weights(model, b, granularity=g)
-            else:
-                q = quantize.ptq(model, data, b, granularity=g, observer=o)
-            qlayer = q.get_submodule(layer)
-            row = measure.model(q, data, label=f"{b}-bit {g}, {o}")
+            with _quiet():  # warned once above
+                if o == WEIGHTS_ONLY:
+                    q = quantize.weights(model, b, granularity=g)
+                else:
+                    q = quantize.ptq(model, data, b, granularity=g, observer=o)
+                qlayer = q.get_submodule(layer)
+                row = measure.model(q, data, label=f"{b}-bit {g}, {o}")
             results[key] = (row, qlayer.weight.detach().float(), _levels(qlayer))
         return results[key]
 
-    bits_slider = widgets.IntSlider(value=bits, min=2, max=8, description="bits", continuous_update=False)
+    low, high = BOUNDS["bits"].low, BOUNDS["bits"].high
+    bits_slider = widgets.IntSlider(
+        value=bits, min=low, max=high, description="bits", continuous_update=False
+    )
     granularity_choice = widgets.ToggleButtons(
-        options=["per_tensor", "per_channel"], value=granularity, description="granularity"
+        options=list(GRANULARITIES), value=granularity, description="granularity"
     )
     observer_choice = widgets.Dropdown(options=list(observers), value=observer, description="observer")
     note = widgets.HTML()
@@ -360,6 +257,7 @@ def _levels(qlayer) -> tuple[list[float], str]:
 # ---- pruning ---------------------------------------------------------------------------------
 
 PRUNE_METHODS = ("magnitude", "random")
+SPARSITY_SLIDER = Range(BOUNDS["sparsity"].low, 0.99)  # 1.0 would zero every weight: nothing to see
 
 
 def pruning_explorer(
@@ -382,29 +280,22 @@ def pruning_explorer(
     Args:
         model: a trained network.
         data: a DataBundle (``mcv.data.load``).
-        sparsity: the starting sparsity, a float in [0, 0.99].
+        sparsity: the starting sparsity, a float in [0, 0.99] (the slider's range).
         scope: the starting scope, "layer" or "global" (magnitude only: random pruning takes the
             same fraction of every layer).
         method: the starting method, "magnitude" or "random".
-        seed: the seed of random pruning, an int >= 0.
+        seed: the seed of random pruning, an int in [0, 2**32 - 1].
     """
     from mcviz import prune
 
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not hasattr(getattr(data, "test", None), "tensors"):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
-    if not any(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules()):
-        raise ValueError("model has no Linear or Conv2d layer to prune")
-    ok = isinstance(sparsity, float) and 0.0 <= sparsity <= 0.99
-    if not ok:
-        raise ValueError(f"sparsity must be a float in [0, 0.99], got {sparsity!r}")
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    if method not in PRUNE_METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, PRUNE_METHODS))}, got {method!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_model(model)
+    check_data(data)
+    sparsity = check_sparsity(sparsity, bounds=SPARSITY_SLIDER)
+    check_choice(scope, "scope", prune.unstructured.SCOPES)
+    check_choice(method, "method", PRUNE_METHODS)
+    check_seed(seed)
+    _layers.transformable(model, "pruning_explorer", warn=False)
+    _layers.warn_unsupported(model, "pruning_explorer", action="prunes")  # once: the callbacks are quiet
 
     dense = measure.model(model, data, label="dense")
     results: dict[tuple, tuple] = {}
@@ -412,18 +303,22 @@ def pruning_explorer(
     def evaluate(s: float, sc: str, m: str):
         key = (s, sc if m == "magnitude" else "layer", m)
         if key not in results:
-            if m == "magnitude":
-                pruned = prune.magnitude(model, s, scope=key[1])
-            else:
-                pruned = prune.random(model, s, seed=seed)
-            row = measure.model(pruned, data, label=f"{m} {s:.2f} ({key[1]})")
-            results[key] = (row, measure.layers(pruned))
+            with _quiet():  # warned once above
+                if m == "magnitude":
+                    pruned = prune.magnitude(model, s, scope=key[1])
+                else:
+                    pruned = prune.random(model, s, seed=seed)
+                row = measure.model(pruned, data, label=f"{m} {s:.2f} ({key[1]})")
+                results[key] = (row, measure.layers(pruned))
         return results[key]
 
     sparsity_slider = widgets.FloatSlider(
-        value=sparsity, min=0.0, max=0.99, step=0.01, description="sparsity", continuous_update=False
+        value=sparsity, min=SPARSITY_SLIDER.low, max=SPARSITY_SLIDER.high, step=0.01, description="sparsity",
+        continuous_update=False,
+    )  # fmt: skip
+    scope_choice = widgets.ToggleButtons(
+        options=list(prune.unstructured.SCOPES), value=scope, description="scope"
     )
-    scope_choice = widgets.ToggleButtons(options=["layer", "global"], value=scope, description="scope")
     method_choice = widgets.ToggleButtons(options=list(PRUNE_METHODS), value=method, description="method")
     note = widgets.HTML()
     figure = go.FigureWidget()

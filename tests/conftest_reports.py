@@ -60,3 +60,26 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def unprivileged() -> list[str]:
+    """Returns a command prefix under which folder permissions hold (root ignores them): none for
+    a normal user; for root, ``setpriv`` without the capabilities that override them. Skips the
+    test when neither works."""
+    import os
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: folder permissions cannot be enforced")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+SLOW_CELL = (
+    "import os, pathlib, time\n"
+    "pathlib.Path(os.environ['MCVIZ_TEST_MARK']).write_text(str(os.getpid()))  # the kernel's pid\n"
+    "time.sleep(120)"
+)

@@ -98,3 +98,54 @@ def test_unsupported_layers_are_named():
     )
     assert _layers.unsupported(net) == ["0 (Conv1d)", "4 (Embedding)"]
     assert _layers.unsupported(nn.Linear(2, 2)) == []
+
+
+# ---------------------------------------------------------------- V2: techniques and widgets
+
+
+def test_sparsity_is_a_float_never_a_count():
+    assert C.check_sparsity(np.float32(0.5)) == 0.5 and C.check_sparsity(1.0) == 1.0
+    with pytest.raises(TypeError) as info:
+        C.check_sparsity(1)
+    assert one_line(info) == (
+        "sparsity must be a float in [0, 1], got 1 (write 0.0 or 1.0: an int is never read as a count)"
+    )
+    for bad in (1.5, -0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match=r"sparsity must be a float in \[0, 1\], got"):
+            C.check_sparsity(bad)
+    with pytest.raises(ValueError, match=r"x must be a float in \[0, 1\), got 1.0"):
+        C.check_sparsity(1.0, "x", bounds=C.Range(0, 1, high_open=True))
+
+
+def test_data_must_be_a_data_bundle(digits):
+    assert C.check_data(digits) is digits
+    for bad in (None, "digits", (1, 2), digits.train):
+        with pytest.raises(TypeError) as info:
+            C.check_data(bad)
+        assert one_line(info).startswith("data must be a DataBundle from mcv.data.load or")
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("1,28,28", TypeError), ((1.0, 2), TypeError), ((True,), TypeError), ((), ValueError),
+     ((1, 2, 3, 4), ValueError), ((0, 28), ValueError), ((3, 4096, 4096), ValueError)],
+)  # fmt: skip
+def test_shapes_of_one_example_are_bounded(value, error):
+    assert C.check_shape([1, 28, 28]) == (1, 28, 28) and C.check_shape((64,)) == (64,)
+    with pytest.raises(error) as info:
+        C.check_shape(value)
+    assert one_line(info).startswith("input_shape must ")
+
+
+def test_sequences_are_bounded():
+    assert C.check_sequence(range(3), "xs", most=3, items="ints") == [0, 1, 2]
+    with pytest.raises(TypeError, match="xs must be a list of 1 to 3 ints, got 'abc'"):
+        C.check_sequence("abc", "xs", most=3, items="ints")
+    for bad in ([], [1, 2, 3, 4]):
+        with pytest.raises(ValueError, match="xs must be a list of 1 to 3 ints"):
+            C.check_sequence(bad, "xs", most=3, items="ints")
+
+
+def test_derived_seeds_wrap_into_the_seed_range():
+    assert C.offset_seed(0, 5) == 5 and C.offset_seed(C.SEED_MAX, 1) == 0
+    assert C.check_seed(C.offset_seed(C.SEED_MAX, 10_001)) == 10_000

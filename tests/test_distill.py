@@ -125,16 +125,24 @@ def test_kd_loss_leaves_its_inputs_unchanged_and_detaches_the_teacher():
     assert s.grad is not None and t.grad is None  # the teacher is a fixed target
 
 
-@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), float("inf"), True, "4", None])
-def test_kd_loss_rejects_bad_temperatures(temperature):
-    with pytest.raises(ValueError, match=r"temperature must be a number > 0, got") as e:
+@pytest.mark.parametrize(
+    ("temperature", "error"),
+    [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+     (101, ValueError), (True, TypeError), ("4", TypeError), (None, TypeError)],
+)  # fmt: skip
+def test_kd_loss_rejects_bad_temperatures(temperature, error):
+    with pytest.raises(error, match=r"temperature must be a (finite )?number in \(0, 100\], got") as e:
         distill.kd_loss(logits(), logits(), labels(), temperature=temperature, alpha=0.5)
     assert repr(temperature) in one_line(e)
 
 
-@pytest.mark.parametrize("alpha", [-0.1, 1.5, float("nan"), True, "0.5", None])
-def test_kd_loss_rejects_alpha_outside_zero_one(alpha):
-    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\], got") as e:
+@pytest.mark.parametrize(
+    ("alpha", "error"),
+    [(-0.1, ValueError), (1.5, ValueError), (float("nan"), ValueError), (True, TypeError), ("0.5", TypeError),
+     (None, TypeError)],
+)  # fmt: skip
+def test_kd_loss_rejects_alpha_outside_zero_one(alpha, error):
+    with pytest.raises(error, match=r"alpha must be a (finite )?number in \[0, 1\], got") as e:
         distill.kd_loss(logits(), logits(), labels(), temperature=4.0, alpha=alpha)
     assert repr(alpha) in one_line(e)
 
@@ -146,7 +154,7 @@ def test_kd_loss_rejects_mismatched_outputs():
     with pytest.raises(ValueError, match="student_logits must be a 2-D tensor") as e:
         distill.kd_loss(torch.zeros(10), logits(), labels(), temperature=4.0, alpha=0.5)
     one_line(e)
-    with pytest.raises(ValueError, match="teacher_logits must be a 2-D tensor") as e:
+    with pytest.raises(TypeError, match="teacher_logits must be a 2-D tensor") as e:
         distill.kd_loss(logits(), [[0.0] * 10], labels(), temperature=4.0, alpha=0.5)
     one_line(e)
 
@@ -197,18 +205,21 @@ def test_soft_targets_leave_the_teacher_unchanged(digits, teacher, training):
 
 
 @pytest.mark.parametrize(
-    "temperatures, match",
-    [((), "at least one"), ((1, 0), "temperature must be"), (float("nan"), "temperature must be"),
-     ((True,), "temperature must be")],
+    "temperatures, error, match",
+    [((), ValueError, "temperatures must be a non-empty list"),
+     ((1, 0), ValueError, r"temperatures\[1\] must be"),
+     (float("nan"), ValueError, r"temperatures\[0\] must be"),
+     ((True,), TypeError, r"temperatures\[0\] must be"),
+     ("4", TypeError, "temperatures must be a list of numbers > 0")],
 )  # fmt: skip
-def test_soft_targets_reject_bad_temperatures(digits, teacher, temperatures, match):
-    with pytest.raises(ValueError, match=match) as e:
+def test_soft_targets_reject_bad_temperatures(digits, teacher, temperatures, error, match):
+    with pytest.raises(error, match=match) as e:
         distill.soft_targets(teacher, digits.test.tensors[0][:2], temperatures=temperatures)
     one_line(e)
 
 
 def test_soft_targets_want_a_module(digits):
-    with pytest.raises(ValueError, match="teacher must be a torch.nn.Module, got str") as e:
+    with pytest.raises(TypeError, match="teacher must be a torch.nn.Module, got str") as e:
         distill.soft_targets("lenet5", digits.test.tensors[0][:2])
     one_line(e)
 
@@ -401,8 +412,11 @@ def test_hint_rejects_unknown_layers_and_leaves_no_hook(digits, teacher):
     with pytest.raises(ValueError, match=r"teacher has no layer 'conv9'; its layers: flatten, fc1") as e:
         fit(student, teacher, digits, hint=("relu2", "conv9"), hint_weight=1.0)
     one_line(e)
-    with pytest.raises(ValueError, match=r"hint must be \(student_layer, teacher_layer\)") as e:
+    with pytest.raises(TypeError, match=r"hint must be None or \(student_layer, teacher_layer\)") as e:
         fit(student, teacher, digits, hint="relu2", hint_weight=1.0)
+    one_line(e)
+    with pytest.raises(ValueError, match=r"hint must be None or \(student_layer, teacher_layer\)") as e:
+        fit(student, teacher, digits, hint=("relu2",), hint_weight=1.0)
     one_line(e)
     for net in (student, teacher):
         assert all(not m._forward_hooks for m in net.modules())
@@ -420,39 +434,53 @@ def test_fit_rejects_a_student_whose_outputs_differ(digits, teacher):
 
 
 @pytest.mark.parametrize(
-    "options, match",
+    "options, error, message",
     [
-        ({"temperature": 0}, r"temperature must be a number > 0, got 0"),
-        ({"temperature": float("nan")}, r"temperature must be a number > 0, got nan"),
-        ({"temperature": True}, r"temperature must be a number > 0, got True"),
-        ({"alpha": 1.2}, r"alpha must be a number in \[0, 1\], got 1.2"),
-        ({"alpha": False}, r"alpha must be a number in \[0, 1\], got False"),
-        ({"labels": 0}, r"labels must be a fraction in \(0, 1\], got 0"),
-        ({"labels": 1.5}, r"labels must be a fraction in \(0, 1\], got 1.5"),
-        ({"jitter": -1}, r"jitter must be an int >= 0, got -1"),
-        ({"jitter": 1.5}, r"jitter must be an int >= 0, got 1.5"),
-        ({"hint_weight": -1.0}, r"hint_weight must be a number > 0, got -1.0"),
-        ({"hint_weight": 0}, r"hint_weight must be a number > 0, got 0"),
-        ({"epochs": 0}, r"epochs must be an int >= 1, got 0"),
-        ({"lr": 0}, r"lr must be a number in \(0, 10\], got 0"),
-        ({"label_seed": -1}, r"seed must be an int >= 0, got -1"),
+        ({"temperature": 0}, ValueError, "temperature must be a finite number in (0, 100], got 0"),
+        ({"temperature": float("nan")}, ValueError, "temperature must be a finite number in (0, 100], got nan"),  # noqa: E501
+        ({"temperature": 1000}, ValueError, "temperature must be a finite number in (0, 100], got 1000"),
+        ({"temperature": True}, TypeError, "temperature must be a number in (0, 100], got True"),
+        ({"alpha": 1.2}, ValueError, "alpha must be a finite number in [0, 1], got 1.2"),
+        ({"alpha": False}, TypeError, "alpha must be a number in [0, 1], got False"),
+        ({"labels": 0}, ValueError, "labels must be a finite number in (0, 1], got 0"),
+        ({"labels": 1.5}, ValueError, "labels must be a finite number in (0, 1], got 1.5"),
+        ({"jitter": -1}, ValueError, "jitter must be an int in [0, 8], got -1"),
+        ({"jitter": 1.5}, TypeError, "jitter must be an int in [0, 8], got 1.5"),
+        ({"hint_weight": -1.0}, ValueError, "hint_weight must be a finite number > 0, got -1.0"),
+        ({"hint_weight": 0}, ValueError, "hint_weight must be a finite number > 0, got 0"),
+        ({"hint_weight": float("inf")}, ValueError, "hint_weight must be a finite number > 0, got inf"),
+        ({"epochs": 0}, ValueError, "epochs must be an int in [1, 200], got 0"),
+        ({"epochs": 10**9}, ValueError, "epochs must be an int in [1, 200], got 1000000000"),
+        ({"batch_size": 10**7}, ValueError, "batch_size must be an int in [1, 4096], got 10000000"),
+        ({"threads": 0}, ValueError, "threads must be an int in [1, 256], got 0"),
+        ({"lr": 0}, ValueError, "lr must be a finite number in (0, 10], got 0"),
+        ({"seed": 2**32}, ValueError, "seed must be an int in [0, 4,294,967,295], got 4294967296"),
+        ({"label_seed": -1}, ValueError, "label_seed must be an int in [0, 4,294,967,295], got -1"),
+        ({"label_seed": 8589934592}, ValueError, "label_seed must be an int in [0, 4,294,967,295], got 85"),
+        ({"progress": "no"}, TypeError, "progress must be True or False, got 'no'"),
     ],
 )
-def test_fit_rejects_bad_settings(digits, teacher, options, match):
-    with pytest.raises(ValueError, match=match) as e:
-        fit(student_for(digits), teacher, digits, **options)
-    one_line(e)
+def test_fit_rejects_bad_settings(digits, teacher, options, error, message):
+    student = student_for(digits)
+    before = state(student)
+    with pytest.raises(error) as e:
+        fit(student, teacher, digits, **options)
+    assert message in one_line(e)
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())  # nothing trained
 
 
 def test_fit_rejects_bad_models_and_data(digits, teacher):
-    with pytest.raises(ValueError, match="teacher must be a torch.nn.Module, got str") as e:
+    with pytest.raises(TypeError, match="teacher must be a torch.nn.Module, got str") as e:
         fit(student_for(digits), "lenet5", digits)
     one_line(e)
     with pytest.raises(ValueError, match="student and teacher must be different models") as e:
         fit(teacher, teacher, digits)
     one_line(e)
-    with pytest.raises(ValueError, match="data") as e:
+    with pytest.raises(TypeError, match="data") as e:
         fit(student_for(digits), teacher, None)
+    one_line(e)
+    with pytest.raises(ValueError, match="teacher must hold float32 or float16 tensors, got .*float64") as e:
+        fit(student_for(digits), copy.deepcopy(teacher).double(), digits)
     one_line(e)
 
 
@@ -490,20 +518,41 @@ def test_kd_config_through_compress_and_parse(digits, teacher):
 
 
 @pytest.mark.parametrize(
-    "options, match",
+    "options, error, message",
     [
-        ({"student": "resnet"}, "student must be one of"),
-        ({"width": 0}, r"width must be an int >= 1, got 0"),
-        ({"temperature": -2.0}, r"temperature must be a number > 0, got -2.0"),
-        ({"alpha": 2}, r"alpha must be a number in \[0, 1\], got 2"),
-        ({"labels": 0.0}, r"labels must be a fraction"),
-        ({"epochs": 0}, r"epochs must be an int >= 1"),
+        ({"student": "resnet"}, ValueError, "student must be one of"),
+        ({"student": 3}, TypeError, "student must be one of"),
+        ({"width": 0}, ValueError, "width must be an int in [1, 4096], got 0"),
+        ({"width": 10**6}, ValueError, "width must be an int in [1, 4096], got 1000000"),
+        ({"temperature": -2.0}, ValueError, "temperature must be a finite number in (0, 100], got -2.0"),
+        ({"alpha": 2}, ValueError, "alpha must be a finite number in [0, 1], got 2"),
+        ({"labels": 0.0}, ValueError, "labels must be a finite number in (0, 1], got 0.0"),
+        ({"epochs": 0}, ValueError, "epochs must be an int in [1, 200], got 0"),
+        ({"epochs": 10**9}, ValueError, "epochs must be an int in [1, 200], got 1000000000"),
+        ({"epochs": 2.0}, TypeError, "epochs must be an int in [1, 200], got 2.0"),
+        ({"jitter": 100}, ValueError, "jitter must be an int in [0, 8], got 100"),
+        ({"lr": 1e9}, ValueError, "lr must be a finite number in (0, 10], got 1000000000.0"),
+        ({"seed": 1180591620717411303424}, ValueError, "seed must be an int in [0, 4,294,967,295], got 1"),
     ],
 )
-def test_kd_config_validates_itself(options, match):
-    with pytest.raises(ValueError, match=match) as e:
+def test_kd_config_validates_itself(options, error, message):
+    with pytest.raises(error) as e:
         distill.KDConfig(**options)
-    one_line(e)
+    assert message in one_line(e)
+
+
+def test_kd_config_options_come_from_the_shared_bounds():
+    for option in ("width", "temperature", "alpha", "epochs", "lr", "labels", "jitter"):
+        high = mcv._checks.BOUNDS[option].high
+        distill.KDConfig(**{option: high})  # the bound itself is allowed
+        with pytest.raises(ValueError, match=option):
+            distill.KDConfig(**{option: high + 1})
+
+
+def test_distill_checks_every_option_before_building_the_student(digits, teacher, monkeypatch):
+    monkeypatch.setattr(distill, "_build_student", lambda *a: pytest.fail("built the student"))
+    with pytest.raises(ValueError, match="epochs must be an int in"):
+        distill.distill(teacher, digits, epochs=0)
 
 
 def test_fit_is_train_fit_with_a_distillation_loss(digits, teacher, monkeypatch):

@@ -151,31 +151,32 @@ def test_latency_bypasses_the_cache(digits, digits_mlp, cache_dir, counted):
 
 
 @pytest.mark.parametrize(
-    ("baseline", "specs", "kwargs", "message"),
+    ("baseline", "specs", "kwargs", "error", "message"),
     [
-        ("model", [""], {}, "baseline must be a torch.nn.Module or a function returning one, got str"),
-        (fail, "fp16", {}, "specs must be a list of method specs such as ['', 'fp16'], got 'fp16'"),
-        (fail, ["fp16", "bogus"], {}, "unknown method 'bogus'"),
-        (fail, [3], {}, "a spec must be a method spec string or a tuple of registered configs, got 3"),
-        (fail, [("fp16",)], {}, "'fp16' is not a registered compression config"),
-        (fail, ["fp16"], {"labels": ["a", "b"]}, "labels must be None or a list of 1 str (one per spec)"),
-        (fail, ["fp16"], {"labels": [1]}, "labels must hold str, got 1"),
-        (fail, ["fp16"], {"cache": "mlp"}, "cache must be None or a dict naming the baseline"),
-        (fail, ["fp16"], {"cache": {"spec": "x"}}, "cache must not set 'spec'"),
-        (fail, ["fp16"], {"cache": {"model": object()}}, "cache must hold plain JSON values"),
-        (fail, ["fp16"], {"latency": "yes"}, "latency must be True or False, got 'yes'"),
+        ("model", [""], {}, TypeError, "baseline must be a torch.nn.Module or a function returning one"),
+        (fail, "fp16", {}, TypeError, "specs must be a list of method specs such as ['', 'fp16'], got"),
+        (fail, ["fp16", "bogus"], {}, ValueError, "unknown method 'bogus'"),
+        (fail, [3], {}, TypeError, "a spec must be a method spec string or a tuple of registered configs"),
+        (fail, [("fp16",)], {}, TypeError, "'fp16' is not a registered compression config"),
+        (fail, ["fp16"], {"labels": ["a", "b"]}, ValueError, "labels must be None or a list of 1 str"),
+        (fail, ["fp16"], {"labels": [1]}, TypeError, "labels must hold str, got 1"),
+        (fail, ["fp16"], {"cache": "mlp"}, TypeError, "cache must be None or a dict naming the baseline"),
+        (fail, ["fp16"], {"cache": {"spec": "x"}}, ValueError, "cache must not set 'spec'"),
+        (fail, ["fp16"], {"cache": {"model": object()}}, TypeError, "cache must hold plain JSON values"),
+        (fail, ["fp16"], {"cache": {"lr": float("nan")}}, TypeError, "cache must hold plain JSON values"),
+        (fail, ["fp16"], {"latency": "yes"}, TypeError, "latency must be True or False, got 'yes'"),
     ],
-)
-def test_bad_input_fails_before_anything_runs(digits, baseline, specs, kwargs, message):
-    with pytest.raises(ValueError) as e:
+)  # fmt: skip
+def test_bad_input_fails_before_anything_runs(digits, baseline, specs, kwargs, error, message):
+    with pytest.raises(error) as e:
         engine.run(baseline, digits, specs, **kwargs)
     assert message in one_line(e)
 
 
 def test_bad_data_and_a_baseline_function_returning_no_model(digits):
-    with pytest.raises(ValueError, match="DataBundle"):
+    with pytest.raises(TypeError, match="DataBundle"):
         engine.run(fail, "digits", ["fp16"])
-    with pytest.raises(ValueError) as e:
+    with pytest.raises(TypeError) as e:
         engine.run(lambda: "model", digits, ["fp16"])
     assert one_line(e) == "the baseline function must return a torch.nn.Module, got str"
 
@@ -190,3 +191,9 @@ def test_the_engine_sits_below_the_views_and_reports():
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "mcviz"
                  for a in n.names}  # fmt: skip
         assert not names & {"plots", "widgets", "reports", "cli", "_params", "_html"}, module
+
+
+def test_cache_key_needs_a_dict(digits):
+    with pytest.raises(TypeError) as e:
+        engine.cache_key(None, digits, "fp16")
+    assert one_line(e) == "cache must be a dict naming the baseline, got None"

@@ -304,7 +304,7 @@ def test_table_of_nothing_has_the_columns():
 
 
 def test_table_rejects_other_records():
-    with pytest.raises(ValueError, match="dict") as e:
+    with pytest.raises(TypeError, match="dict") as e:
         measure.table([{"label": "x"}])
     one_line(e)
 
@@ -384,22 +384,27 @@ def test_macs_function_matches_model():
 
 
 def test_measure_rejects_non_module():
-    with pytest.raises(ValueError, match="OrderedDict") as e:
+    with pytest.raises(TypeError, match="OrderedDict") as e:
         measure.model(small().state_dict())
     one_line(e)
 
 
 @pytest.mark.parametrize(
-    ("kw", "pattern"),
+    ("kw", "error", "pattern"),
     [
-        ({"repeats": 2}, "repeats must be an int >= 3, got 2"),
-        ({"batch_size": 0}, "batch_size must be an int >= 1"),
-        ({"warmup": -1}, "warmup must be an int >= 0"),
-        ({"label": 3}, "label must be a str, got 3"),
+        ({"repeats": 2}, ValueError, "repeats must be an int in [3, 10000], got 2"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an int in [1, 4096], got 0"),
+        ({"batch_size": 10**7}, ValueError, "batch_size must be an int in [1, 4096], got 10000000"),
+        ({"warmup": -1}, ValueError, "warmup must be an int in [0, 10000], got -1"),
+        ({"label": 3}, TypeError, "label must be a str, got 3"),
+        ({"latency": "yes"}, TypeError, "latency must be True or False, got 'yes'"),
+        ({"input_shape": (1, 0, 8)}, ValueError, "input_shape must be a tuple of positive ints, got (1, 0"),
+        ({"input_shape": "1x8x8"}, TypeError, "input_shape must be a tuple of positive ints, got '1x8x8'"),
+        ({"data": "digits"}, TypeError, "data must be a DataBundle"),
     ],
 )
-def test_measure_rejects_bad_arguments(kw, pattern):
-    with pytest.raises(ValueError, match=re.escape(pattern)) as e:
+def test_measure_rejects_bad_arguments(kw, error, pattern):
+    with pytest.raises(error, match=re.escape(pattern)) as e:
         measure.model(small(), **kw)
     one_line(e)
 
@@ -470,7 +475,7 @@ def test_table_from_measurements_of_compressed_models(digits_mlp, digits):
 
 
 def test_layers_rejects_non_module():
-    with pytest.raises(ValueError, match="got str") as e:
+    with pytest.raises(TypeError, match="got str") as e:
         measure.layers("lenet5")
     one_line(e)
 

@@ -131,32 +131,53 @@ def test_unknown_option(name, option):
     one_line(e)
 
 
-@pytest.mark.parametrize("hidden", [(0,), (10, -1), (10, "a"), 2.5, True, (True,), None])
-def test_bad_hidden(hidden):
-    with pytest.raises(ValueError, match=re.escape(f"got {hidden!r}")) as e:
+@pytest.mark.parametrize(
+    ("hidden", "error", "message"),
+    [
+        ((0,), ValueError, "hidden[0] must be an int in [1, 4096], got 0"),
+        ((10, -1), ValueError, "hidden[1] must be an int in [1, 4096], got -1"),
+        ((10, 5000), ValueError, "hidden[1] must be an int in [1, 4096], got 5000"),
+        ((8,) * 17, ValueError, "hidden must hold at most 16 sizes, got 17"),
+        ((10, "a"), TypeError, "hidden[1] must be an int in [1, 4096], got 'a'"),
+        (2.5, TypeError, "hidden must be a list of hidden sizes (ints in [1, 4096]), got 2.5"),
+        (True, TypeError, "got True"),
+        ((True,), TypeError, "hidden[0] must be an int in [1, 4096], got True"),
+        (None, TypeError, "got None"),
+    ],
+)
+def test_bad_hidden(hidden, error, message):
+    with pytest.raises(error) as e:
         mcv.models.build("mlp", input_shape=DIGITS, hidden=hidden)
-    one_line(e)
+    assert message in one_line(e)
 
 
 @pytest.mark.parametrize(
-    "shape", [(1, 8), (0, 8, 8), (1, 8, -8), (), None, "abc", "188", (1, 8, 8, 8), (1, 8.5, 8)]
-)
-def test_bad_input_shape(shape):
-    with pytest.raises(ValueError, match=re.escape(repr(shape))) as e:
+    ("shape", "error"),
+    [((1, 8), ValueError), ((0, 8, 8), ValueError), ((1, 8, -8), ValueError), ((), ValueError),
+     ((1, 8, 8, 8), ValueError), (None, TypeError), ("abc", TypeError), ("188", TypeError),
+     ((1, 8.5, 8), TypeError), ((True, 8, 8), TypeError)],
+)  # fmt: skip
+def test_bad_input_shape(shape, error):
+    with pytest.raises(error, match=re.escape(repr(shape))) as e:
         mcv.models.build("mlp", input_shape=shape)
     one_line(e)
 
 
-@pytest.mark.parametrize("k", [1, 0, 2.0, True])
-def test_bad_num_classes(k):
-    with pytest.raises(ValueError, match=re.escape(f"got {k!r}")) as e:
+@pytest.mark.parametrize(
+    ("k", "error"),
+    [(1, ValueError), (0, ValueError), (1001, ValueError), (10**6, ValueError), (2.0, TypeError),
+     (True, TypeError)],
+)  # fmt: skip
+def test_bad_num_classes(k, error):
+    with pytest.raises(error, match=re.escape(f"num_classes must be an int in [2, 1000], got {k!r}")) as e:
         mcv.models.build("mlp", input_shape=DIGITS, num_classes=k)
     one_line(e)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.0, "0", False])
-def test_bad_seed(seed):
-    with pytest.raises(ValueError, match=re.escape(f"got {seed!r}")) as e:
+@pytest.mark.parametrize(("seed", "error"), [(-1, ValueError), (2**32, ValueError), (1.0, TypeError),
+                                             ("0", TypeError), (False, TypeError)])  # fmt: skip
+def test_bad_seed(seed, error):
+    with pytest.raises(error, match=re.escape(f"got {seed!r}")) as e:
         mcv.models.build("mlp", input_shape=DIGITS, seed=seed)
     one_line(e)
 
@@ -205,12 +226,36 @@ def test_small_cnn_is_a_47x_smaller_student_than_lenet5():
     assert wide(torch.zeros(3, *MNIST)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("width", [0, -1, 2.5, True])
-def test_small_cnn_rejects_bad_widths(width):
-    with pytest.raises(ValueError, match=r"width must be an int >= 1, got"):
+@pytest.mark.parametrize(("width", "error"), [(0, ValueError), (-1, ValueError), (4097, ValueError),
+                                              (2.5, TypeError), (True, TypeError)])  # fmt: skip
+def test_small_cnn_rejects_bad_widths(width, error):
+    with pytest.raises(error, match=r"width must be an int in \[1, 4096\], got"):
         mcv.models.build("small_cnn", input_shape=MNIST, width=width)
 
 
 def test_small_cnn_needs_4x4_inputs():
     with pytest.raises(ValueError, match="at least 4x4, got 3x3"):
         mcv.models.build("small_cnn", input_shape=(1, 3, 3))
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("small_cnn", {"width": 4096}), ("mlp", {"hidden": (4096,) * 4}), ("seed_cnn", {})],
+)
+def test_a_model_too_large_to_be_meant_is_refused_before_it_is_allocated(name, options, monkeypatch):
+    shape = (1, 2048, 2048) if name == "seed_cnn" else MNIST  # seed_cnn's linear layer grows with the image
+    real = torch.nn.init.kaiming_uniform_
+
+    def meta_only(tensor, *args, **kwargs):  # every layer initializes its weight through this
+        assert tensor.device.type == "meta", "a real tensor was allocated"
+        return real(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", meta_only)
+    with pytest.raises(ValueError) as e:
+        mcv.models.build(name, input_shape=shape, **options)
+    assert re.search(r"would have [\d,]+ parameters; at most 50,000,000 are allowed", one_line(e))
+
+
+def test_the_size_check_counts_the_real_model():
+    model = mcv.models.build("small_cnn", input_shape=MNIST, width=4096 // 8)  # 4.7M parameters: allowed
+    assert sum(p.numel() for p in model.parameters()) < mcv.models.MAX_PARAMS

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from mcviz import _params
-from mcviz._params import Param, ParameterError, check, from_text, parse_cell, validate
+from mcviz._params import Param, ParameterError, ParameterTypeError, check, from_text, parse_cell, validate
 
 CELL = """dataset = "mnist5k"  # {digits, mnist5k, idx} data set to load
 root = None  # path, required if dataset is "idx": folder of IDX files
@@ -49,7 +49,7 @@ def test_constraints_and_help_are_parsed(params):
     assert params["root"].help == "folder of IDX files"
     assert (params["epochs"].low, params["epochs"].high) == (1, 200)
     assert params["lr"].low_open and not params["lr"].high_open
-    assert params["seed"].high is None
+    assert params["seed"].high == 2**32 - 1  # "[0, ]" tightened to the shared seed bounds
     assert params["methods"].spec and params["methods"].default == ["fp16"]
     assert params["name"].help == "a free-form label" and params["name"].choices is None
 
@@ -57,10 +57,10 @@ def test_constraints_and_help_are_parsed(params):
 def test_allowed_phrases(params):
     assert params["epochs"].allowed == "an int in [1, 200]"
     assert params["lr"].allowed == "a float in (0, 1]"
-    assert params["seed"].allowed == "an int >= 0"
+    assert params["seed"].allowed == "an int in [0, 4,294,967,295]"
     assert params["dataset"].allowed == "a str, one of {digits, mnist5k, idx}"
     assert params["tags"].allowed == "a list of str, each one of {a, b}"
-    assert params["root"].allowed.startswith("an existing path or None")
+    assert params["root"].allowed.startswith("an existing file or folder or None")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_allowed_phrases(params):
         ("x = foo()  # help", "plain literal"),
         ("x = 1", "needs a `# help` comment"),
         ("x = 1  # [1, 5]", "needs a `# help` comment"),
-        ("x = None  # help", "only allowed for a `path:`"),
+        ("x = None  # help", "only allowed for a `folder:`, `file:` or `path:`"),
         ("a = b = 1  # help", "expected `name = literal"),
         ("import os", "expected `name = literal"),
         ("x = 1  # help\nx = 2  # again", "declared twice"),
@@ -136,7 +136,8 @@ def test_check_accepts_and_normalizes(params, name, value, expected):
         ("lr", 1.5, "got 1.5"),
         ("lr", math.nan, "got nan"),
         ("lr", math.inf, "got inf"),
-        ("seed", -1, "seed must be an int >= 0, got -1"),
+        ("seed", -1, "seed must be an int in [0, 4,294,967,295], got -1"),
+        ("seed", 2**32, "seed must be an int in [0, 4,294,967,295], got 4294967296"),
         ("latency", "yes", "latency must be a bool, got 'yes'"),
         ("latency", 1, "got 1"),
         ("dataset", "cifar", "dataset must be a str, one of {digits, mnist5k, idx}, got 'cifar'"),
@@ -144,7 +145,7 @@ def test_check_accepts_and_normalizes(params, name, value, expected):
         ("name", 1, "name must be a str, got 1"),
         ("tags", ["a", "c"], "each one of {a, b}"),
         ("tags", [1], "got [1]"),
-        ("root", 3, "root must be an existing path or None"),
+        ("root", 3, "root must be an existing file or folder or None"),
     ],
 )
 def test_check_rejects_with_one_line(params, name, value, message):
@@ -188,7 +189,6 @@ def test_method_specs_are_checked_by_the_registry(params):
     ("name", "text", "expected"),
     [
         ("epochs", "3", 3),
-        ("epochs", "001", 1),
         ("lr", "1e-3", 0.001),  # YAML 1.1 alone would read this as a str
         ("lr", "fast", "fast"),  # check() then rejects it
         ("lr", "0.01", 0.01),
@@ -375,8 +375,11 @@ def test_validate_an_exclusive_pair(limits):
             "a = None  # (0, ) not with b: h\nb = None  # (0, ) not with c: h\nc = None  # (0, ) h",
             "b is already `not with c`; pairs only",
         ),
-        ("a = None  # {x, y} help", "only allowed for a `path:` parameter or a number with a range"),
-        ("a = None  # not with b: help\nb = None  # (0, ) help", "only allowed for a `path:`"),
+        ("a = None  # {x, y} help", "only allowed for a `folder:`, `file:` or `path:` parameter or a number"),
+        (
+            "a = None  # not with b: help\nb = None  # (0, ) help",
+            "only allowed for a `folder:`, `file:` or `path:`",
+        ),
         ("a = 1  # {1, x} help", "{choices} on a need a str or list, not int"),
         ("a = [1]  # {1, x} help", "default must be"),
         ("a = None  # (0, ) not with b:  \nb = None  # (0, ) help", "a needs a `# help` comment"),
@@ -386,3 +389,192 @@ def test_malformed_optional_and_exclusive_declarations(source, message):
     with pytest.raises(ParameterError) as info:
         parse_cell(source)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- hardening (issue #11)
+
+
+def test_a_wrong_type_is_a_type_error_and_a_parameter_error(params):
+    for name, value in [("epochs", "3"), ("epochs", 3.0), ("latency", 1), ("dataset", 1), ("methods", [1])]:
+        with pytest.raises(ParameterTypeError) as info:
+            check(params[name], value)
+        assert isinstance(info.value, TypeError) and isinstance(info.value, ParameterError)
+    with pytest.raises(ParameterError) as info:  # a wrong value is not a TypeError
+        check(params["epochs"], 0)
+    assert not isinstance(info.value, TypeError)
+    with pytest.raises(ParameterTypeError, match="parameters must be a dict of name: value, got"):
+        validate(list(params.values()), [("epochs", 3)])
+
+
+SHARED = """seed = 0  # [0, ] seed
+split_seed = 0  # seed of the split, no range declared
+label_seed = 5  # [5, 10] a narrower range stays
+epochs = 3  # [1, 1000] more than the shared 200
+lr = 0.1  # (0, 100] learning rate
+batch_size = 8  # [1, 64] narrower than the shared 4096
+bits = [32, 8]  # {2, 4, 8, 32} choices are left alone
+"""
+
+
+def test_shared_bounds_tighten_what_a_template_declares():
+    ps = {p.name: p for p in parse_cell(SHARED)}
+    assert ps["seed"].allowed == ps["split_seed"].allowed == "an int in [0, 4,294,967,295]"
+    assert ps["label_seed"].allowed == "an int in [5, 10]"
+    assert ps["epochs"].allowed == "an int in [1, 200]"  # _checks.BOUNDS["epochs"]
+    assert ps["lr"].allowed == "a float in (0, 10]"
+    assert ps["batch_size"].allowed == "an int in [1, 64]"
+    assert check(ps["bits"], [32]) == [32]
+    for name, value in [("seed", 2**32), ("split_seed", 1180591620717411303424), ("epochs", 201), ("lr", 11)]:
+        with pytest.raises(ParameterError, match=f"{name} must be") as info:
+            check(ps[name], value)
+        assert "\n" not in str(info.value)
+
+
+PATHS = """data = None  # folder, required if use is "yes": a folder of IDX files
+config = None  # file: a configuration file
+anything = None  # path: a file or a folder
+use = "no"  # {yes, no} whether data is needed
+"""
+
+
+@pytest.fixture
+def paths(tmp_path, monkeypatch) -> dict[str, Param]:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "f.txt").write_text("x")
+    return {p.name: p for p in parse_cell(PATHS)}
+
+
+def test_path_kinds(paths, tmp_path):
+    assert (paths["data"].kind, paths["config"].kind, paths["anything"].kind) == ("folder", "file", "path")
+    assert paths["data"].allowed == 'an existing folder or None (required if use is "yes")'
+    assert paths["config"].allowed == "an existing file or None"
+    assert check(paths["data"], "dir") == str(tmp_path / "dir")
+    assert check(paths["config"], "f.txt") == str(tmp_path / "f.txt")
+    assert check(paths["anything"], "f.txt") == str(tmp_path / "f.txt")
+    assert check(paths["anything"], "dir") == str(tmp_path / "dir")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        (
+            "data",
+            "f.txt",
+            ParameterError,
+            'data must be an existing folder or None (required if use is "yes"), '
+            "got 'f.txt' (a file, not a folder)",
+        ),
+        (
+            "config",
+            "dir",
+            ParameterError,
+            "config must be an existing file or None, got 'dir' (a folder, not a file)",
+        ),
+        ("data", "missing", ParameterError, "got 'missing' (not found)"),
+        ("data", "", ParameterError, "got '' (an empty path)"),
+        ("data", "x\x00y", ParameterError, "(a NUL byte in a path)"),
+        ("data", "d" * 5000, ParameterError, "(over 4,096 characters)"),
+        ("data", 3, ParameterTypeError, "data must be an existing folder or None"),
+    ],
+)
+def test_paths_are_refused_by_kind_with_one_line(paths, name, value, error, message):
+    with pytest.raises(error) as info:
+        check(paths[name], value)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+def test_a_folder_parameter_from_the_command_line(paths):
+    assert from_text(paths["data"], "none") is None
+    assert validate(list(paths.values()), {"use": "yes", "data": "dir"})["data"].endswith("dir")
+    with pytest.raises(ParameterError, match=r"\(a file, not a folder\)"):
+        validate(list(paths.values()), {"use": "yes", "data": from_text(paths["data"], "f.txt")})
+
+
+# YAML 1.1's pitfalls, typed for the parameter: refused with one line, or read as written
+PITFALLS = [
+    (
+        "latency",
+        "yes",
+        ParameterTypeError,
+        "latency must be a bool, got 'yes' (yes/no/on/off are not booleans here",
+    ),
+    ("latency", "off", ParameterTypeError, "write true or false"),
+    ("latency", "1", ParameterTypeError, "latency must be a bool, got 1"),
+    ("epochs", "010", ParameterError, "epochs must be a decimal number without a leading zero, got '010'"),
+    ("epochs", "0x1F", ParameterError, "epochs must be a decimal number, got '0x1F'; write 31"),
+    ("epochs", "0o17", ParameterError, "write 15"),
+    ("epochs", "1:30", ParameterTypeError, "epochs must be an int in [1, 200], got '1:30'"),
+    ("epochs", "3.0", ParameterTypeError, "epochs must be an int in [1, 200], got 3.0"),
+    ("epochs", "1e3", ParameterTypeError, "got 1000.0"),
+    ("epochs", "[3]", ParameterTypeError, "got '[3]'"),
+    ("lr", ".inf", ParameterError, "lr must be a float in (0, 1], got inf"),
+    ("lr", ".nan", ParameterError, "got nan"),
+    ("lr", "2024-01-01", ParameterTypeError, "got '2024-01-01'"),
+    ("seed", "1180591620717411303424", ParameterError, "seed must be an int in [0, 4,294,967,295]"),
+    ("methods", "[fp16, [int8]]", ParameterTypeError, "got a nested value ['int8']"),
+    ("methods", "[fp16, {a: 1}]", ParameterTypeError, "got a nested value {'a': '1'}"),
+    ("methods", "[&a fp16, *a]", ParameterError, "anchors and aliases are not allowed"),
+    ("methods", "[!!str fp16]", ParameterError, "tags are not allowed"),
+    ("methods", "[" + "fp16, " * 101 + "fp16]", ParameterError, "with at most 100 items, got 102 items"),
+    ("name", "x" * 10_001, ParameterError, "name must be at most 10,000 characters, got 10,001"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error", "message"), PITFALLS, ids=[f"{n}={t[:20]}" for n, t, _, _ in PITFALLS]
+)
+def test_yaml_pitfalls_are_refused_with_one_line(params, name, text, error, message):
+    with pytest.raises(error) as info:
+        check(params[name], from_text(params[name], text))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert len(str(info.value)) < 400  # the value is shortened, never echoed whole
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("epochs", "1_0", 10),  # digit groups, as in Python
+        ("epochs", " 7 ", 7),
+        ("lr", "1e-3", 0.001),
+        ("lr", "5E-1", 0.5),
+        ("latency", "FALSE", False),
+        ("name", "010", "010"),  # a str parameter keeps what was typed
+        ("name", "yes", "yes"),
+        ("dataset", "digits", "digits"),
+        ("methods", "[fp16, 'weights:bits=4']", ["fp16", "weights:bits=4"]),
+    ],
+)
+def test_yaml_values_read_as_written(params, name, text, expected):
+    value = check(params[name], from_text(params[name], text))
+    assert value == expected and type(value) is type(expected)
+
+
+def test_from_yaml_reads_a_file_entry_as_from_text_reads_a_value(params):
+    from mcviz._param_values import from_yaml
+    from mcviz._yaml import Plain, load
+
+    loaded = load("epochs: 7\nname: 010\nlr: '0.5'\nmethods: [fp16, 'fp16 + fp16']\nlatency: false\n", "f")
+    values = {k: from_yaml(params[k], v) for k, v in loaded.items()}
+    assert values == {
+        "epochs": 7,
+        "name": "010",
+        "lr": "0.5",
+        "methods": ["fp16", "fp16 + fp16"],
+        "latency": False,
+    }
+    with pytest.raises(ParameterTypeError, match=r"lr must be a float in \(0, 1\], got '0.5'"):
+        check(params["lr"], values["lr"])  # quoted: a str, as YAML means
+    with pytest.raises(ParameterTypeError, match="epochs must be an int in \\[1, 200\\], got a list"):
+        from_yaml(params["epochs"], [Plain("3")])
+    with pytest.raises(ParameterTypeError, match="got a mapping"):
+        from_yaml(params["methods"], {"a": Plain("1")})
+
+
+def test_a_list_with_a_default_needs_an_item(params):
+    with pytest.raises(
+        ParameterError, match=r"methods must be a list of method specs .*, with at least one item, got \[\]"
+    ):
+        check(params["methods"], from_text(params["methods"], "[]"))
+    assert check(params["tags"], []) == []  # its default is empty: nothing is needed

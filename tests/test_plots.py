@@ -141,7 +141,7 @@ def test_layers_missing_value(layer_df):
 
 @pytest.mark.parametrize("function", [plots.history, plots.accuracy_vs_size, plots.layers])
 def test_rejects_non_dataframe(function):
-    with pytest.raises(ValueError, match="takes a pandas DataFrame, got list"):
+    with pytest.raises(TypeError, match="takes a pandas DataFrame, got list"):
         function([{"epoch": 1}])
 
 
@@ -217,16 +217,19 @@ def test_pareto_of_a_search_result(digits, cache_dir):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"choice": "int8"}, "choice must be a row (pd.Series) with label, size_bytes and accuracy, got str"),
-        ({"limit": 0}, "limit must be a number > 0, got 0"),
-        ({"limit": True}, "limit must be a number > 0, got True"),
-        ({"cost": "macs"}, "plots.pareto needs column 'macs'"),
+        ({"choice": "int8"}, TypeError, "choice must be a row (pd.Series) with label, size_bytes and accur"),
+        ({"choice": pd.Series({"label": "x"})}, ValueError, "choice must be a row (pd.Series) with label"),
+        ({"limit": 0}, ValueError, "limit must be a finite number > 0, got 0"),
+        ({"limit": float("inf")}, ValueError, "limit must be a finite number > 0, got inf"),
+        ({"limit": True}, TypeError, "limit must be a number > 0, got True"),
+        ({"log_x": "yes"}, TypeError, "log_x must be True or False, got 'yes'"),
+        ({"cost": "macs"}, ValueError, "plots.pareto needs column 'macs'"),
     ],
 )
-def test_pareto_bad_arguments(trade, kwargs, message):
-    with pytest.raises(ValueError) as e:
+def test_pareto_bad_arguments(trade, kwargs, error, message):
+    with pytest.raises(error) as e:
         plots.pareto(trade, **kwargs)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 

@@ -58,19 +58,20 @@ def test_zhu_gupta_is_monotone_and_front_loaded():
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, match, error",
     [
-        (dict(begin_step=5, end_step=5), "begin_step must be < end_step"),
-        (dict(begin_step=6, end_step=5), "begin_step must be < end_step"),
-        (dict(final_sparsity=1), "final_sparsity must be a float"),
-        (dict(final_sparsity=1.5), "final_sparsity must be a float"),
-        (dict(initial_sparsity=0.9), "initial_sparsity must be <= final_sparsity"),
-        (dict(begin_step=-1), "begin_step must be an int"),
+        (dict(begin_step=5, end_step=5), "begin_step must be < end_step", ValueError),
+        (dict(begin_step=6, end_step=5), "begin_step must be < end_step", ValueError),
+        (dict(final_sparsity=1), "final_sparsity must be a float", TypeError),
+        (dict(final_sparsity=1.5), "final_sparsity must be a float", ValueError),
+        (dict(initial_sparsity=0.9), "initial_sparsity must be <= final_sparsity", ValueError),
+        (dict(begin_step=-1), "begin_step must be an int", ValueError),
+        (dict(end_step=10.0), "end_step must be an int", TypeError),
     ],
 )
-def test_zhu_gupta_bad_input(kwargs, match):
+def test_zhu_gupta_bad_input(kwargs, match, error):
     options = dict(final_sparsity=0.8, begin_step=0, end_step=10) | kwargs
-    with pytest.raises(ValueError, match=match) as excinfo:
+    with pytest.raises(error, match=match) as excinfo:
         prune.zhu_gupta(3, **options)
     one_line(excinfo)
 
@@ -173,12 +174,16 @@ def test_gradual_is_one_training_run(digits, digits_mlp, monkeypatch):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(end_step=61), "end_step must be <= 60, the run's last optimizer step, got 61"),
-        (dict(end_step=0), "end_step must be an int >= 1, got 0"),
+        (dict(end_step=61), "end_step must be an int in [1, 60], got 61"),  # the run's last step
+        (dict(end_step=0), "end_step must be an int in [1, 60], got 0"),
         (dict(begin_step=40), "begin_step must be < end_step"),
         (dict(frequency=0), "frequency must be an int >= 1, got 0"),
-        (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),
-        (dict(epochs=1), "epochs must be an int >= 2, got 1"),
+        (dict(batch_size=0), "batch_size must be an int in [1, 4096], got 0"),
+        (dict(batch_size=10**7), "batch_size must be an int in [1, 4096], got 10000000"),
+        (dict(epochs=1), "epochs must be an int in [2, 200], got 1"),
+        (dict(epochs=10**9), "epochs must be an int in [2, 200], got 1000000000"),
+        (dict(lr=0.0), "lr must be a finite number in (0, 10], got 0.0"),
+        (dict(seed=2**32), "seed must be an int in [0, 4,294,967,295], got 4294967296"),
     ],
 )
 def test_gradual_bad_input(digits, digits_mlp, kwargs, match):
@@ -214,10 +219,12 @@ def test_iterative_reaches_exactly_the_target(digits, digits_mlp):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(sparsity=1), "sparsity must be a float"),
-        (dict(steps=0), "steps must be an int >= 1"),
-        (dict(fine_tune_epochs=0), "fine_tune_epochs must be an int >= 1"),
-        (dict(scope="net"), "scope must be 'layer' or 'global'"),
+        (dict(sparsity=1.5), "sparsity must be a float"),
+        (dict(steps=0), r"steps must be an int in \[1, 100\]"),
+        (dict(steps=10**6), r"steps must be an int in \[1, 100\]"),
+        (dict(fine_tune_epochs=0), r"fine_tune_epochs must be an int in \[1, 200\]"),
+        (dict(scope="net"), "scope must be one of 'layer', 'global'"),
+        (dict(seed=-1), "seed must be an int in"),
     ],
 )
 def test_iterative_bad_input(digits, digits_mlp, kwargs, match):
@@ -280,13 +287,16 @@ def test_rewound_restores_initial_values_on_kept_weights(digits):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(rate=0.0), "rate must be a float in \\(0, 1\\)"),
-        (dict(rate=1.0), "rate must be a float in \\(0, 1\\)"),
-        (dict(rounds=0), "rounds must be an int >= 1"),
+        (dict(rate=0.0), "rate must be a finite number in \\(0, 1\\)"),
+        (dict(rate=1.0), "rate must be a finite number in \\(0, 1\\)"),
+        (dict(rounds=0), "rounds must be an int in \\[1, 100\\]"),
+        (dict(rounds=10**9), "rounds must be an int in \\[1, 100\\]"),
         (dict(rewind="later"), "rewind must be 'init' or an int epoch"),
         (dict(rewind=5), "rewind must be 'init' or an int epoch"),
-        (dict(epochs=0), "epochs must be an int >= 1"),
-        (dict(scope="net"), "scope must be 'layer' or 'global'"),
+        (dict(epochs=0), "epochs must be an int in \\[1, 200\\]"),
+        (dict(scope="net"), "scope must be one of 'layer', 'global'"),
+        (dict(seed=2**40), "seed must be an int in"),
+        (dict(lr=float("nan")), "lr must be a finite number"),
     ],
 )
 def test_lottery_bad_input(digits, kwargs, match):

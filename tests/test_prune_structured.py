@@ -95,18 +95,19 @@ MODELS = {
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 def test_kept_channels_compute_what_they_computed(name, norm):
     """Layer by layer, the pruned model's outputs equal the kept channels' outputs of the
-    original with the removed channels' outgoing weights zeroed; the logits are equal too."""
-    model = MODELS[name]().double()
-    x = torch.rand(16, *model.input_shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    original with the removed channels' outgoing weights zeroed; the logits are equal too (within
+    float32 rounding: float64 models are refused, as by every method)."""
+    model = MODELS[name]()
+    x = torch.rand(16, *model.input_shape, generator=torch.Generator().manual_seed(1))
     pruned = prune.channels(model, 0.5, norm=norm)
     kept = prune.kept_channels(model, 0.5, norm=norm)
     got, want = activations(pruned, x), activations(masked_equivalent(model, kept), x)
     first = next(iter(kept))
     original = activations(model, x)
-    torch.testing.assert_close(got[first], original[first][:, kept[first]], rtol=0, atol=1e-9)
+    torch.testing.assert_close(got[first], original[first][:, kept[first]], rtol=0, atol=1e-6)
     for layer in got:
         expected = want[layer][:, kept[layer]] if layer in kept else want[layer]
-        torch.testing.assert_close(got[layer], expected, rtol=0, atol=1e-9, msg=layer)
+        torch.testing.assert_close(got[layer], expected, rtol=0, atol=1e-5, msg=layer)
 
 
 def test_logits_match_the_masked_model_in_float32(digits):
@@ -215,29 +216,29 @@ def test_config_through_compress_and_parse(digits_mlp):
 
 
 @pytest.mark.parametrize(
-    ("sparsity", "match"),
+    ("sparsity", "match", "error"),
     [
-        (1.0, "remove every channel"),
-        (1, "an int is never read as a count"),
-        (0, "an int is never read as a count"),
-        (float("nan"), "nan"),
-        (-0.1, "-0.1"),
-        (1.5, "1.5"),
-        ("0.5", "'0.5'"),
-        (True, "True"),
-        ({"fc1": 1.0}, "remove every channel"),
-        ({"fc1": 2}, "sparsity\\['fc1'\\]"),
-        ({}, "non-empty dict"),
-        ({1: 0.5}, "layer names"),
+        (1.0, r"sparsity must be a float in \[0, 1\), got 1.0", ValueError),  # would remove every channel
+        (1, "an int is never read as a count", TypeError),
+        (0, "an int is never read as a count", TypeError),
+        (float("nan"), "nan", ValueError),
+        (-0.1, "-0.1", ValueError),
+        (1.5, "1.5", ValueError),
+        ("0.5", "'0.5'", TypeError),
+        (True, "True", TypeError),
+        ({"fc1": 1.0}, r"sparsity\['fc1'\] must be a float in \[0, 1\)", ValueError),
+        ({"fc1": 2}, "sparsity\\['fc1'\\]", TypeError),
+        ({}, "non-empty dict", ValueError),
+        ({1: 0.5}, "layer names", TypeError),
     ],
 )
-def test_rejects_bad_sparsity(digits_mlp, sparsity, match):
-    with pytest.raises(ValueError, match=match) as e:
+def test_rejects_bad_sparsity(digits_mlp, sparsity, match, error):
+    with pytest.raises(error, match=match) as e:
         prune.channels(digits_mlp, sparsity)
     one_line(e)
 
 
-@pytest.mark.parametrize(("sparsity", "match"), [(1.0, "remove every channel"), (0.5, None)])
+@pytest.mark.parametrize(("sparsity", "match"), [(1.0, r"in \[0, 1\), got 1.0"), (0.5, None)])
 def test_config_validates(sparsity, match):
     if match is None:
         assert prune.ChannelsConfig(sparsity).sparsity == sparsity
@@ -247,17 +248,17 @@ def test_config_validates(sparsity, match):
     one_line(e)
 
 
-@pytest.mark.parametrize("norm", ["l3", "L1", None])
-def test_rejects_unknown_norm(digits_mlp, norm):
-    with pytest.raises(ValueError, match=f"norm must be .*got {norm!r}") as e:
+@pytest.mark.parametrize(("norm", "error"), [("l3", ValueError), ("L1", ValueError), (None, TypeError)])
+def test_rejects_unknown_norm(digits_mlp, norm, error):
+    with pytest.raises(error, match=f"norm must be .*got {norm!r}") as e:
         prune.channels(digits_mlp, 0.5, norm=norm)
     one_line(e)
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(error, match="norm"):
         prune.ChannelsConfig(norm=norm)
 
 
 @pytest.mark.parametrize(
-    ("key", "match"), [("fc9", "unknown layer 'fc9'"), ("fc2", "'fc2' is the output layer")]
+    ("key", "match"), [("fc9", "unknown layer 'fc9'"), ("fc2", r"'fc2' \(the output layer\)")]
 )
 def test_rejects_unknown_layer_in_dict(digits_mlp, key, match):
     with pytest.raises(ValueError, match=match) as e:
@@ -297,7 +298,7 @@ def test_rejects_non_sequential():
     ("model", "match"),
     [
         (nn.Sequential(nn.Flatten(), nn.Linear(64, 10)), "at least one Conv2d or hidden Linear"),
-        (nn.Sequential(nn.ReLU()), "at least one Conv2d or hidden Linear"),
+        (nn.Sequential(nn.ReLU()), "model must have a Linear or Conv2d layer for channels; it has ReLU"),
         (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten(), nn.Linear(144, 2)), "groups=2"),
         (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Linear(6, 2)), "cannot follow the outputs of '0'"),
         (nn.Sequential(nn.Linear(8, 4), nn.MaxPool2d(2), nn.Linear(2, 2)), "cannot follow"),
@@ -346,27 +347,28 @@ def test_sensitivity_of_a_cnn(digits):
 
 
 @pytest.mark.parametrize(
-    ("options", "match"),
+    ("options", "match", "error"),
     [
-        ({"sparsities": ()}, "non-empty sequence"),
-        ({"sparsities": 0.5}, "non-empty sequence"),
-        ({"sparsities": (0.5, 1)}, "an int is never read as a count"),
-        ({"sparsities": (float("nan"),)}, "nan"),
-        ({"method": "random"}, "method must be one of magnitude, got 'random'"),
-        ({"split": "dev"}, "split must be one of train, val, test, got 'dev'"),
+        ({"sparsities": ()}, r"sparsities must be a list of 1 to 100 floats in \[0, 1\], got", ValueError),
+        ({"sparsities": 0.5}, "must be a list of 1 to 100", TypeError),
+        ({"sparsities": (0.5,) * 101}, "must be a list of 1 to 100", ValueError),
+        ({"sparsities": (0.5, 1)}, "an int is never read as a count", TypeError),
+        ({"sparsities": (float("nan"),)}, "nan", ValueError),
+        ({"method": "random"}, "method must be one of 'magnitude', got 'random'", ValueError),
+        ({"split": "dev"}, "split must be one of 'train', 'val', 'test', got 'dev'", ValueError),
     ],
 )
-def test_sensitivity_rejects_bad_options(digits, digits_mlp, options, match):
-    with pytest.raises(ValueError, match=match) as e:
+def test_sensitivity_rejects_bad_options(digits, digits_mlp, options, match, error):
+    with pytest.raises(error, match=match) as e:
         prune.sensitivity(digits_mlp, digits, **options)
     one_line(e)
 
 
 def test_sensitivity_rejects_bad_model_and_data(digits, digits_mlp):
-    with pytest.raises(ValueError, match="at least one Linear or Conv2d") as e:
+    with pytest.raises(ValueError, match="model must have a Linear or Conv2d layer for sensitivity") as e:
         prune.sensitivity(nn.Sequential(nn.ReLU()), digits)
     one_line(e)
-    with pytest.raises(ValueError, match="DataBundle") as e:
+    with pytest.raises(TypeError, match="DataBundle") as e:
         prune.sensitivity(digits_mlp, None)
     one_line(e)
 
@@ -435,17 +437,18 @@ def test_allocate_unreachable_budget(scan):
 
 
 @pytest.mark.parametrize(
-    ("scan_value", "budget", "match"),
+    ("scan_value", "budget", "match", "error"),
     [
-        (None, 0.5, "scan must be a DataFrame"),
-        (pd.DataFrame({"layer": ["a"]}), 0.5, "with columns"),
-        (pd.DataFrame(columns=["layer", "sparsity", "accuracy", "drop", "weights"]), 0.5, "scan is empty"),
-        ("fixture", 1, "an int is never read as a count"),
-        ("fixture", math.nan, "nan"),
-        ("fixture", 1.2, "1.2"),
+        (None, 0.5, "scan must be a DataFrame", TypeError),
+        (pd.DataFrame({"layer": ["a"]}), 0.5, "with columns", ValueError),
+        (pd.DataFrame(columns=["layer", "sparsity", "accuracy", "drop", "weights"]), 0.5, "scan is empty",
+         ValueError),
+        ("fixture", 1, "an int is never read as a count", TypeError),
+        ("fixture", math.nan, "nan", ValueError),
+        ("fixture", 1.2, "1.2", ValueError),
     ],
-)
-def test_allocate_rejects_bad_input(scan, scan_value, budget, match):
-    with pytest.raises(ValueError, match=match) as e:
+)  # fmt: skip
+def test_allocate_rejects_bad_input(scan, scan_value, budget, match, error):
+    with pytest.raises(error, match=match) as e:
         prune.allocate(scan if isinstance(scan_value, str) else scan_value, budget_sparsity=budget)
     one_line(e)

@@ -257,21 +257,25 @@ def test_compress_matches_the_function(digits_mlp, digits, mode):
 
 
 @pytest.mark.parametrize(
-    "call, match",
+    "call, match, error",
     [
-        (lambda m, d: quantize.int8(m, mode="fast"), "mode must be 'dynamic' or 'static', got 'fast'"),
-        (lambda m, d: quantize.Int8Config(mode="fast"), "got 'fast'"),
-        (lambda m, d: quantize.int8(m, d, mode="static", calibration_batches=0), "calibration_batches"),
-        (lambda m, d: quantize.Int8Config(calibration_batches=True), "calibration_batches"),
-        (lambda m, d: quantize.int8(m, mode="static"), "mode='static' needs data="),
-        (lambda m, d: mcv.compress(m, quantize.Int8Config("static")), "needs data="),
-        (lambda m, d: quantize.int8(m, "digits", mode="static"), "DataBundle"),
-        (lambda m, d: quantize.int8("model"), "got str"),
-        (lambda m, d: quantize.int8(nn.Sequential(nn.Conv2d(1, 2, 3))), "has none"),
+        (lambda m, d: quantize.int8(m, mode="fast"), "mode must be one of 'dynamic', 'static', got 'fast'",
+         ValueError),
+        (lambda m, d: quantize.Int8Config(mode="fast"), "got 'fast'", ValueError),
+        (lambda m, d: quantize.int8(m, d, mode="static", calibration_batches=0), "calibration_batches",
+         ValueError),
+        (lambda m, d: quantize.int8(m, d, calibration_batches=10**6), r"calibration_batches .*\[1, 1000\]",
+         ValueError),
+        (lambda m, d: quantize.Int8Config(calibration_batches=True), "calibration_batches", TypeError),
+        (lambda m, d: quantize.int8(m, mode="static"), "mode='static' needs data=", ValueError),
+        (lambda m, d: mcv.compress(m, quantize.Int8Config("static")), "needs data=", ValueError),
+        (lambda m, d: quantize.int8(m, "digits", mode="static"), "DataBundle", TypeError),
+        (lambda m, d: quantize.int8("model"), "got str", TypeError),
+        (lambda m, d: quantize.int8(nn.Sequential(nn.Conv2d(1, 2, 3))), "has none", ValueError),
     ],
-)
-def test_bad_input(digits_mlp, digits, call, match):
-    with pytest.raises(ValueError, match=match) as e:
+)  # fmt: skip
+def test_bad_input(digits_mlp, digits, call, match, error):
+    with pytest.raises(error, match=match) as e:
         call(digits_mlp, digits)
     one_line(e)
 

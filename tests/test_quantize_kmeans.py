@@ -96,16 +96,16 @@ def test_codebook_leaves_input_unchanged():
 
 
 @pytest.mark.parametrize(
-    "w, match",
+    "w, match, error",
     [
-        (torch.tensor([1, 2, 3]), "floating-point"),
-        ([0.1, 0.2], "got list"),
-        (torch.tensor([0.1, float("nan")]), "finite"),
-        (torch.zeros(0), "at least one value"),
+        (torch.tensor([1, 2, 3]), "floating-point", ValueError),
+        ([0.1, 0.2], "got list", TypeError),
+        (torch.tensor([0.1, float("nan")]), "finite", ValueError),
+        (torch.zeros(0), "at least one value", ValueError),
     ],
 )
-def test_codebook_rejects_bad_tensors(w, match):
-    with pytest.raises(ValueError, match=match) as e:
+def test_codebook_rejects_bad_tensors(w, match, error):
+    with pytest.raises(error, match=match) as e:
         kmeans_codebook(w, 2)
     one_line(e)
 
@@ -292,26 +292,28 @@ def test_reexported():
 
 
 BAD = [
-    ({"bits": 1}, "bits must be an int in 2..8, got 1"),
-    ({"bits": 9}, "bits must be an int in 2..8, got 9"),
-    ({"bits": True}, "bits must be an int in 2..8, got True"),
-    ({"fine_tune_epochs": -1}, "fine_tune_epochs must be an int >= 0, got -1"),
-    ({"fine_tune_epochs": 1.0}, "fine_tune_epochs must be an int >= 0, got 1.0"),
-    ({"lr": 0}, "lr must be a number in (0, 10], got 0"),
-    ({"seed": -1}, "seed must be an int >= 0, got -1"),
+    ({"bits": 1}, "bits must be an int in [2, 8], got 1", ValueError),
+    ({"bits": 9}, "bits must be an int in [2, 8], got 9", ValueError),
+    ({"bits": True}, "bits must be an int in [2, 8], got True", TypeError),
+    ({"fine_tune_epochs": -1}, "fine_tune_epochs must be an int in [0, 200], got -1", ValueError),
+    ({"fine_tune_epochs": 10**9}, "fine_tune_epochs must be an int in [0, 200], got 1000000000", ValueError),
+    ({"fine_tune_epochs": 1.0}, "fine_tune_epochs must be an int in [0, 200], got 1.0", TypeError),
+    ({"lr": 0}, "lr must be a finite number in (0, 10], got 0", ValueError),
+    ({"seed": -1}, "seed must be an int in [0, 4,294,967,295], got -1", ValueError),
+    ({"seed": 2**32}, "seed must be an int in [0, 4,294,967,295], got 4294967296", ValueError),
 ]
 
 
-@pytest.mark.parametrize("options, message", BAD)
-def test_kmeans_rejects_bad_options(model, options, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+@pytest.mark.parametrize("options, message, error", BAD)
+def test_kmeans_rejects_bad_options(model, options, message, error):
+    with pytest.raises(error, match=re.escape(message)) as e:
         kmeans(model, **options)
     one_line(e)
 
 
-@pytest.mark.parametrize("options, message", BAD)
-def test_config_rejects_bad_options(options, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+@pytest.mark.parametrize("options, message, error", BAD)
+def test_config_rejects_bad_options(options, message, error):
+    with pytest.raises(error, match=re.escape(message)) as e:
         KMeansConfig(**options)
     one_line(e)
 
@@ -323,6 +325,6 @@ def test_kmeans_fine_tuning_needs_data(model):
 
 
 def test_kmeans_rejects_non_module():
-    with pytest.raises(ValueError, match="got str") as e:
+    with pytest.raises(TypeError, match="got str") as e:
         kmeans("model")
     one_line(e)

@@ -79,15 +79,16 @@ def test_ste_leaves_input_unchanged():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, message, error",
     [
-        ({"bits": 1}, "bits must be an int in 2..8, got 1"),
-        ({"bits": True}, "bits must be an int in 2..8, got True"),
-        ({"granularity": "per_row"}, "granularity must be 'per_tensor' or 'per_channel', got 'per_row'"),
+        ({"bits": 1}, "bits must be an int in [2, 8], got 1", ValueError),
+        ({"bits": True}, "bits must be an int in [2, 8], got True", TypeError),
+        ({"granularity": "per_row"}, "granularity must be one of 'per_tensor', 'per_channel', got 'per_row'",
+         ValueError),
     ],
-)
-def test_ste_rejects_bad_options(kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+)  # fmt: skip
+def test_ste_rejects_bad_options(kwargs, message, error):
+    with pytest.raises(error, match=re.escape(message)) as e:
         ste_fake_quantize(weight((3, 3)), **kwargs)
     one_line(e)
 
@@ -184,37 +185,40 @@ def test_reexported():
 
 
 BAD = [
-    ({"bits": 1}, "bits must be an int in 2..8, got 1"),
-    ({"bits": 9}, "bits must be an int in 2..8, got 9"),
-    ({"bits": True}, "bits must be an int in 2..8, got True"),
-    ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-    ({"lr": -1e-4}, "lr must be a number in (0, 10], got -0.0001"),
-    ({"granularity": "per_row"}, "granularity must be 'per_tensor' or 'per_channel', got 'per_row'"),
-    ({"seed": -1}, "seed must be an int >= 0, got -1"),
-]
+    ({"bits": 1}, "bits must be an int in [2, 8], got 1", ValueError),
+    ({"bits": 9}, "bits must be an int in [2, 8], got 9", ValueError),
+    ({"bits": True}, "bits must be an int in [2, 8], got True", TypeError),
+    ({"epochs": 0}, "epochs must be an int in [1, 200], got 0", ValueError),
+    ({"epochs": 10**9}, "epochs must be an int in [1, 200], got 1000000000", ValueError),
+    ({"lr": -1e-4}, "lr must be a finite number in (0, 10], got -0.0001", ValueError),
+    ({"granularity": "per_row"}, "granularity must be one of 'per_tensor', 'per_channel', got 'per_row'",
+     ValueError),
+    ({"seed": -1}, "seed must be an int in [0, 4,294,967,295], got -1", ValueError),
+    ({"seed": 2**70}, "seed must be an int in [0, 4,294,967,295], got 1180591620717411303424", ValueError),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("options, message", BAD)
-def test_qat_rejects_bad_options(model, digits, options, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+@pytest.mark.parametrize("options, message, error", BAD)
+def test_qat_rejects_bad_options(model, digits, options, message, error):
+    with pytest.raises(error, match=re.escape(message)) as e:
         qat(model, digits, **options)
     one_line(e)
 
 
-@pytest.mark.parametrize("options, message", BAD)
-def test_config_rejects_bad_options(options, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+@pytest.mark.parametrize("options, message, error", BAD)
+def test_config_rejects_bad_options(options, message, error):
+    with pytest.raises(error, match=re.escape(message)) as e:
         QATConfig(**options)
     one_line(e)
 
 
 def test_qat_rejects_missing_data(model):
-    with pytest.raises(ValueError, match="data must be a DataBundle .* got NoneType") as e:
+    with pytest.raises(TypeError, match="data must be a DataBundle .* got NoneType") as e:
         qat(model, None)
     one_line(e)
 
 
 def test_qat_rejects_non_module(digits):
-    with pytest.raises(ValueError, match="got str") as e:
+    with pytest.raises(TypeError, match="got str") as e:
         qat("model", digits)
     one_line(e)

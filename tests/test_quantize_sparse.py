@@ -338,17 +338,19 @@ def test_finetune_needs_data(digits_mlp):
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "message"),
     [
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-        ({"epochs": 1.5}, "epochs must be an int >= 1, got 1.5"),
-        ({"lr": 0}, "lr must be a number in (0, 10], got 0"),
-        ({"lr": "fast"}, "lr must be a number in (0, 10], got 'fast'"),
-        ({"seed": -1}, "seed must be an int >= 0, got -1"),
-        ({"seed": True}, "seed must be an int >= 0, got True"),
+        ({"epochs": 0}, ValueError, "epochs must be an int in [1, 200], got 0"),
+        ({"epochs": 10**9}, ValueError, "epochs must be an int in [1, 200], got 1000000000"),
+        ({"epochs": 1.5}, TypeError, "epochs must be an int in [1, 200], got 1.5"),
+        ({"lr": 0}, ValueError, "lr must be a finite number in (0, 10], got 0"),
+        ({"lr": "fast"}, TypeError, "lr must be a number in (0, 10], got 'fast'"),
+        ({"seed": -1}, ValueError, "seed must be an int in [0, 4,294,967,295], got -1"),
+        ({"seed": 8589934592}, ValueError, "seed must be an int in [0, 4,294,967,295], got 8589934592"),
+        ({"seed": True}, TypeError, "seed must be an int in [0, 4,294,967,295], got True"),
     ],
 )
-def test_finetune_config_rejects_bad_options(options, message):
-    with pytest.raises(ValueError, match=re.escape(message)) as e:
+def test_finetune_config_rejects_bad_options(options, error, message):
+    with pytest.raises(error, match=re.escape(message)) as e:
         FineTuneConfig(**options)
     one_line(e)

@@ -82,8 +82,8 @@ def test_pruning_specs_end_with_a_finetune_step():
     ("sparsities", "methods", "scopes", "message"),
     [([0.5], ["bogus"], ["layer"], "unknown method 'bogus'"),
      ([0.5], ["fp16"], ["layer"], "method 'fp16' has no sparsity option"),
-     ([1.5], ["magnitude"], ["layer"], "sparsity"),
-     ([0.5], ["magnitude"], ["local"], "scope must be 'layer' or 'global', got 'local'")],
+     ([1.5], ["magnitude"], ["layer"], r"sparsities\[0\] must be a finite number in \[0, 1\], got 1.5"),
+     ([0.5], ["magnitude"], ["local"], "scope must be one of 'layer', 'global', got 'local'")],
 )
 def test_pruning_configs_reject_bad_input(sparsities, methods, scopes, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -115,7 +115,7 @@ def test_pruning_fine_tunes_with_zeros_kept(digits, digits_mlp):
     for (_, a), (_, b) in zip(pruned.state_dict().items(), tuned.state_dict().items(), strict=True):
         if a.dim() > 1:  # weights: trained, and zero exactly where the pruned ones are
             assert not torch.equal(a, b) and torch.equal(a == 0, b == 0)
-    with pytest.raises(ValueError, match="fine_tune_epochs must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"fine_tune_epochs must be an int in \[0, 200\], got -1"):
         sweeps.pruning(digits_mlp, digits, [0.9], ["magnitude"], ["layer"], fine_tune_epochs=-1)
 
 
@@ -182,7 +182,7 @@ def test_pruning_summary_comes_from_the_numbers():
     ("table", "kwargs", "message"),
     [(_table([]).drop(columns="scope"), {}, "needs column 'scope'"),
      (_table([]), {"baseline": "dense"}, "needs a row labelled 'dense'"),
-     (_table([]), {"tolerance": -1}, "tolerance must be a number >= 0"),
+     (_table([]), {"tolerance": -1}, "tolerance must be a finite number >= 0"),
      (_table([("r", "random", "-", 0.5, None, 0.5, 1)]), {}, "needs accuracy on every row")],
 )
 def test_pruning_summary_rejects_bad_input(table, kwargs, message):

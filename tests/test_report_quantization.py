@@ -147,7 +147,7 @@ def test_layer_errors_are_relative_frobenius_norms(digits_mlp):
 def test_layer_errors_skip_missing_layers(digits_mlp):
     other = mcv.models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=0)  # other shapes
     assert sweeps.layer_errors(digits_mlp, {"x": other}).empty
-    with pytest.raises(ValueError, match="reference must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match="reference must be a torch.nn.Module"):
         sweeps.layer_errors("model", {})
 
 
@@ -197,14 +197,21 @@ def test_summary_when_nothing_stays_within_the_tolerance():
     [
         (_table([]).drop(columns="weight_bits"), {}, "needs column 'weight_bits'"),
         (_table([]), {"baseline": "fp32"}, "needs a row labelled 'fp32'"),
-        (_table([]), {"tolerance": -1}, "tolerance must be a number >= 0"),
-        (_table([]), {"tolerance": True}, "tolerance must be a number >= 0"),  # as pruning_summary
+        (_table([]), {"tolerance": -1}, "tolerance must be a finite number >= 0"),
         (_table([("w", "w", "-", 4, None, 10)]), {}, "needs accuracy on every row"),
     ],
 )
 def test_summary_rejects_bad_input(table, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sweeps.quantization_summary(table, **kwargs)
+
+
+@pytest.mark.parametrize("summary", [sweeps.quantization_summary, sweeps.pruning_summary])
+def test_summaries_refuse_arguments_of_the_wrong_type(summary):
+    with pytest.raises(TypeError, match="tolerance must be a number >= 0, got True"):
+        summary(_table([]), tolerance=True)
+    with pytest.raises(TypeError, match="takes a pandas DataFrame, got list"):
+        summary([], tolerance=1)
 
 
 # ---------------------------------------------------------------- plot builders
@@ -231,7 +238,7 @@ def test_layer_error_has_one_bar_series_per_bit_width():
     assert [t.name for t in fig.data] == ["8-bit", "2-bit"]
     assert list(fig.data[1].x) == ["fc1", "fc2"] and list(fig.data[1].y) == [0.5, 0.6]
     assert fig.layout.yaxis.type == "log" and fig.layout.barmode == "group"
-    with pytest.raises(ValueError, match="takes a pandas DataFrame"):
+    with pytest.raises(TypeError, match="takes a pandas DataFrame"):
         mcv.plots.layer_error(errors.to_dict())
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import nbformat
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from conftest_reports import listing, run_cli, write_template
+from conftest_reports import SLOW_CELL, listing, run_cli, unprivileged, write_template
 
 import mcviz as mcv
 from mcviz import _html, reports
@@ -163,7 +167,7 @@ def test_budget_summary_without_a_limit_names_the_front_and_how_to_set_one():
     [
         ({"budget": 1}, mcv.tradeoff.NothingFits, "no configuration has size_bytes <= 1 (budget=1)"),
         ({"budget": 1, "fraction": 0.5}, ValueError, "give either budget or fraction, not both"),
-        ({"budget": 0}, ValueError, "budget must be a number > 0, got 0"),
+        ({"budget": 0}, ValueError, "budget must be a finite number > 0, got 0"),
         ({"fraction": 0.5, "cost": "weight"}, ValueError, "unknown cost column 'weight'"),
         ({"fraction": 0.5, "baseline": "dense"}, ValueError, "no row is labelled 'dense'"),
     ],
@@ -229,8 +233,15 @@ def test_example_report_is_complete():
     ]
     results = json.loads((EXAMPLE / "results.json").read_text())
     assert set(results) >= {"template", "rows", "parameters", "seed", "started", "duration_s", "environment"}
-    assert set(results["environment"]) >= {"mcviz", "torch", "python", "platform", "cpu", "threads",
-                                           "cpu_capability"}
+    assert set(results["environment"]) >= {
+        "mcviz",
+        "torch",
+        "python",
+        "platform",
+        "cpu",
+        "threads",
+        "cpu_capability",
+    }
     assert results["environment"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NEON", "SVE256")
     assert [r["label"] for r in results["rows"]] == ["baseline", *reports.validate("compare")["methods"]]
     assert results["parameters"] == reports.validate("compare", EXAMPLE_PARAMETERS)
@@ -514,3 +525,254 @@ def test_compare_with_a_budget_nothing_fits_exits_2_and_writes_nothing(capsys, t
     )
     assert f"the most accurate is {choice['label']!r}" in text
     assert reports.budget_summary(table, fraction=0.3) in text
+
+
+# ---------------------------------------------------------------- hardening (issue #11): the runner
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"timeout": math.nan}, ValueError, "timeout must be a finite number in (0, 86400], got nan"),
+        ({"timeout": 0}, ValueError, "timeout must be a finite number in (0, 86400], got 0"),
+        ({"timeout": -1}, ValueError, "got -1"),
+        ({"timeout": math.inf}, ValueError, "got inf"),
+        ({"timeout": 86_401}, ValueError, "got 86401"),
+        ({"timeout": "5"}, TypeError, "timeout must be a number in (0, 86400], got '5'"),
+        ({"timeout": True}, TypeError, "got True"),
+        ({"progress": "yes"}, TypeError, "progress must be True or False, got 'yes'"),
+        ({"params": [("n", 3)]}, TypeError, "parameters must be a dict of name: value, got [('n', 3)]"),
+        ({"params": {"n": "3"}}, TypeError, "n must be an int in [1, 10], got '3'"),
+        ({"params": {"n": 11}}, ValueError, "n must be an int in [1, 10], got 11"),
+        ({"out_dir": 3}, TypeError, "out_dir must be a folder that is empty or can be created, got 3"),
+        ({"out_dir": ""}, ValueError, "got '' (an empty path)"),
+        ({"out_dir": "tiny.ipynb"}, ValueError, "got 'tiny.ipynb' (a file)"),
+    ],
+)
+def test_run_refuses_bad_arguments_before_anything(tmp_path, monkeypatch, kwargs, error, message):
+    template = write_template(tmp_path, "tiny")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error) as info:
+        reports.run(template, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert listing(tmp_path) == ["tiny.ipynb"]
+
+
+def test_run_refuses_a_template_of_the_wrong_type():
+    with pytest.raises(TypeError, match="template must be a name, an .ipynb path or a Template, got 3"):
+        reports.run(3)
+
+
+def _fail_in(monkeypatch, name: str, exc: BaseException):
+    from mcviz.reports import _runner
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(_runner, name, fail)
+
+
+@pytest.mark.parametrize(
+    ("step", "exc", "error"),
+    [
+        ("_kernel_manager", OSError(28, "No space left on device"), OSError),
+        ("_kernel_manager", RuntimeError("no kernel spec"), RuntimeError),
+        ("_inject", ValueError("bad cell"), ValueError),
+        ("_kernel_manager", KeyboardInterrupt(), reports.Interrupted),
+    ],
+)
+def test_an_error_before_the_kernel_starts_leaves_nothing(tmp_path, monkeypatch, step, exc, error):
+    template = write_template(tmp_path, "tiny")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where the kernel folder goes
+    _fail_in(monkeypatch, step, exc)
+    with pytest.raises(error) as info:
+        reports.run(template, {}, tmp_path / "out" / "deep" / "run")
+    assert "\n" not in str(info.value)
+    if error is reports.Interrupted:
+        assert info.value.folder is None and "nothing was written" in str(info.value)
+    assert listing(tmp_path) == ["temp", "tiny.ipynb"]  # no run folder, no parents, no kernel folder
+
+
+def test_emitted_warnings_are_read_from_the_executed_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    for text in [
+        "/x/train.py:12: UserWarning: cache folder /c is not writable; running without a cache\n"
+        "  warnings.warn(\n",
+        "/x/train.py:12: UserWarning: cache folder /c is not writable; running without a cache\n",
+        "progress 3/5\n",
+        "RuntimeWarning: " + "x" * 1000 + "\n",
+    ]:
+        cell = nbformat.v4.new_code_cell("pass")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=text)]
+        nb.cells.append(cell)
+    nbformat.write(nb, tmp_path / "r.ipynb")
+    found = reports.emitted_warnings(tmp_path)
+    assert found[0] == "cell 0: UserWarning: cache folder /c is not writable; running without a cache"
+    assert len(found) == 2 and found[1].startswith("cell 3: RuntimeWarning: xxx") and len(found[1]) < 400
+
+
+def _wait_for(path: Path, proc, seconds: float = 240) -> str:
+    deadline = time.monotonic() + seconds  # a hang guard only
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.2)
+    raise AssertionError(f"the cell never started: {proc.communicate()}")
+
+
+def _gone(pid: int, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "code", "said"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")]
+)
+def test_a_signal_leaves_a_named_failed_folder_no_key_file_and_no_kernel(tmp_path, signum, code, said):
+    """A real ``mcviz report`` process and a real signal, sent while a cell runs."""
+    template = write_template(tmp_path, "slow", cells=[SLOW_CELL])
+    temp, mark = tmp_path / "temp", tmp_path / "kernel.pid"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "MCVIZ_TEST_MARK": str(mark)}
+    cmd = [sys.executable, "-m", "mcviz", "report", str(template), "-q", "-o", "run"]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    kernel = int(_wait_for(mark, proc))
+    assert [p.name for p in temp.iterdir()][0].startswith("mcviz-kernel-")  # the key file is in there
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code and out == ""
+    assert err == f"mcviz report: interrupted by {said}; partial output: run-FAILED\n"
+    assert listing(tmp_path / "run-FAILED") == ["slow.ipynb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kernel.pid", "run-FAILED", "slow.ipynb", "temp"]
+    assert listing(temp) == []  # no kernel folder, no connection file (it holds the key)
+    assert _gone(kernel), "the kernel outlived the report"
+
+
+CACHE_CELLS = [
+    "import pandas as pd\nimport mcviz as mcv",
+    "data = mcv.data.load('digits')\nmodel = mcv.train.baseline('mlp', data, epochs=1, progress=False)",
+    "mcv.reports.record(pd.DataFrame({'label': ['mlp'], 'accuracy': [mcv.train.evaluate(model, data)]}))",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cache", ["a file", "a read-only folder"])
+def test_a_cache_that_cannot_be_written_never_fails_a_report(tmp_path, cache):
+    """MCVIZ_CACHE_DIR unusable: the report still runs (the cache degrades to none, with one
+    warning, in the library), and the command says so once on stderr."""
+    template = write_template(tmp_path, "cached", cells=CACHE_CELLS)
+    where, prefix = tmp_path / "cache", []
+    if cache == "a file":
+        where.write_text("not a folder")
+    else:
+        where.mkdir()
+        where.chmod(0o555)
+        prefix = unprivileged()
+    env = {**os.environ, "MCVIZ_CACHE_DIR": str(where)}
+    cmd = [*prefix, sys.executable, "-m", "mcviz", "report", str(template), "-q", "-o", "run"]
+    try:
+        res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        if where.is_dir():
+            where.chmod(0o755)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "run"
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("mcviz report: warning: ")]
+    assert len(warnings) == 1 and "cache" in warnings[0].lower(), res.stderr
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["rows"][0]["label"] == "mlp"
+    assert where.is_file() if cache == "a file" else listing(where) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: reports.record([1, 2]), TypeError, "table must be a pandas DataFrame, got list"),
+        (lambda: reports.summary({"label": []}), TypeError, "table must be a pandas DataFrame, got dict"),
+        (
+            lambda: reports.summary(_table(), cost="bytes"),
+            ValueError,
+            "table needs a column 'bytes'; its columns:",
+        ),
+        (lambda: reports.summary(_table().drop(columns="label")), ValueError, "table needs a column 'label'"),
+        (lambda: reports.budget_summary(None, fraction=0.5), TypeError, "got NoneType"),
+    ],
+)
+def test_the_template_helpers_refuse_what_is_not_a_results_table(call, error, message, tmp_path, monkeypatch):
+    monkeypatch.setenv(reports.RESULTS_ENV, str(tmp_path))
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert listing(tmp_path) == []
+
+
+def test_an_unusable_temporary_directory_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    template = write_template(tmp_path, "tiny")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-a-folder"))
+    with pytest.raises(OSError) as info:
+        reports.run(template, {}, tmp_path / "out")
+    where = str(tmp_path / "not-a-folder")
+    assert str(info.value) == (
+        f"cannot create the kernel's temporary folder in {where!r}: not a directory; "
+        "set TMPDIR to a writable folder"
+    )
+    assert listing(tmp_path) == ["not-a-folder", "tiny.ipynb"]
+
+
+def test_stopping_on_signals_turns_sigterm_into_interrupted_once_and_restores(monkeypatch):
+    before = signal.getsignal(signal.SIGTERM)
+    if before is not signal.SIG_DFL:
+        pytest.skip("a SIGTERM handler is installed already (the context leaves it alone)")
+    with pytest.raises(reports.Interrupted) as info:
+        with reports.stopping_on_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at once; this is a hang guard only
+    assert info.value.signum == signal.SIGTERM and info.value.folder is None
+    assert str(info.value) == "report interrupted by SIGTERM; nothing was written"
+    assert signal.getsignal(signal.SIGTERM) is before
+    with reports.stopping_on_signals():
+        pass
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize("wrote", [False, True])
+def test_a_signal_while_the_kernel_starts_leaves_a_named_folder_or_nothing(tmp_path, monkeypatch, wrote):
+    import papermill
+
+    template = write_template(tmp_path, "tiny")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def stopped(nb, output, **kwargs):
+        if wrote:
+            nbformat.write(nb, output)
+        raise reports.Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(papermill, "execute_notebook", stopped)
+    with pytest.raises(reports.Interrupted) as info:
+        reports.run(template, {}, tmp_path / "out" / "run")
+    assert info.value.signum == signal.SIGTERM
+    if wrote:
+        assert info.value.folder == tmp_path / "out" / "run-FAILED"
+        assert listing(tmp_path) == [
+            "out",
+            "out/run-FAILED",
+            "out/run-FAILED/tiny.ipynb",
+            "temp",
+            "tiny.ipynb",
+        ]
+    else:
+        assert info.value.folder is None
+        assert listing(tmp_path) == ["temp", "tiny.ipynb"]

@@ -121,11 +121,18 @@ def test_pareto_of_a_measure_table(digits_mlp, digits):
         ({"cost": "bytes"}, "unknown cost column 'bytes'; choose one of size_bytes, file_bytes, gzip_bytes"),
         ({"cost": "macs"}, "the table has no column 'macs'; its columns: label, size_bytes, accuracy"),
         ({"metric": "f1"}, "the table has no column 'f1'; its columns: label, size_bytes, accuracy"),
-        ({"cost": None}, "unknown cost column None"),
     ],
 )
 def test_pareto_bad_columns(table, kwargs, message):
     with pytest.raises(ValueError) as e:
+        tradeoff.pareto(table, **kwargs)
+    assert one_line(e).startswith(message)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"cost": None}, "unknown cost column None"),
+                                                 ({"metric": 3}, "the table has no column 3")])  # fmt: skip
+def test_pareto_column_names_of_the_wrong_type(table, kwargs, message):
+    with pytest.raises(TypeError) as e:
         tradeoff.pareto(table, **kwargs)
     assert one_line(e).startswith(message)
 
@@ -143,7 +150,7 @@ def test_pareto_no_numbers():
 
 
 def test_pareto_not_a_dataframe():
-    with pytest.raises(ValueError, match="must be a pandas DataFrame .*, got list") as e:
+    with pytest.raises(TypeError, match="must be a pandas DataFrame .*, got list") as e:
         tradeoff.pareto([{"size_bytes": 1}])
     one_line(e)
 
@@ -172,13 +179,12 @@ def test_limit_other_baseline_label(table):
             "give either budget or fraction, not both (budget=1000, fraction=0.5)",
         ),
         ({}, "give a budget (absolute size_bytes limit) or a fraction of the baseline's size_bytes"),
-        ({"budget": 0}, "budget must be a number > 0, got 0"),
-        ({"budget": -5}, "budget must be a number > 0, got -5"),
-        ({"budget": True}, "budget must be a number > 0, got True"),
-        ({"budget": float("nan")}, "budget must be a number > 0, got nan"),
-        ({"budget": "1000"}, "budget must be a number > 0, got '1000'"),
-        ({"fraction": 0}, "fraction must be a number > 0, got 0"),
-        ({"fraction": float("nan")}, "fraction must be a number > 0, got nan"),
+        ({"budget": 0}, "budget must be a finite number > 0, got 0"),
+        ({"budget": -5}, "budget must be a finite number > 0, got -5"),
+        ({"budget": float("nan")}, "budget must be a finite number > 0, got nan"),
+        ({"budget": float("inf")}, "budget must be a finite number > 0, got inf"),
+        ({"fraction": 0}, "fraction must be a finite number > 0, got 0"),
+        ({"fraction": float("nan")}, "fraction must be a finite number > 0, got nan"),
         (
             {"fraction": 0.5, "baseline": "fp32"},
             "no row is labelled 'fp32' (the baseline of fraction=0.5); labels: 'baseline', 'fp16'",
@@ -189,6 +195,17 @@ def test_limit_bad_arguments(table, kwargs, message):
     with pytest.raises(ValueError) as e:
         tradeoff.limit(table, **kwargs)
     assert one_line(e).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"budget": True}, "budget must be a number > 0, got True"),
+     ({"budget": "1000"}, "budget must be a number > 0, got '1000'")],
+)  # fmt: skip
+def test_limit_of_the_wrong_type(table, kwargs, message):
+    with pytest.raises(TypeError) as e:
+        tradeoff.limit(table, **kwargs)
+    assert one_line(e) == message
 
 
 def test_limit_neither_names_the_cost(table):
@@ -361,11 +378,8 @@ def test_grid_finetune_after_pruning():
     ("kwargs", "message"),
     [
         ({"sparsities": ()}, "sparsities must be a non-empty list of numbers in [0, 1], got ()"),
-        ({"sparsities": 0.5}, "sparsities must be a non-empty list of numbers in [0, 1], got 0.5"),
-        ({"sparsities": (1.5,)}, "sparsities must hold numbers in [0, 1], got 1.5"),
-        ({"bits": ("4",)}, "bits must hold ints, got '4'"),
-        ({"bits": (1,)}, "bits must be an int in 2..8, got 1"),
-        ({"kd": (1,)}, "kd must hold True / False values, got 1"),
+        ({"sparsities": (1.5,)}, "sparsities[0] must be a finite number in [0, 1], got 1.5"),
+        ({"bits": (1,)}, "bits must be an int in [2, 8], got 1"),
         (
             {"quantize": "fp16"},
             "quantize method 'fp16' takes no bits option; choose one of kmeans, ptq, qat, weights",
@@ -383,13 +397,31 @@ def test_grid_finetune_after_pruning():
             "prune method 'kmeans' takes no sparsity option; choose one of channels, magnitude, random",
         ),
         ({"prune": "magnitud"}, "unknown method 'magnitud' in 'magnitud'"),
-        ({"finetune_epochs": -1}, "finetune_epochs must be an int >= 0, got -1"),
-        ({"kd_options": 3}, "kd_options must be a str of options"),
+        ({"finetune_epochs": -1}, "finetune_epochs must be an int in [0, 200], got -1"),
+        ({"finetune_epochs": 10**9}, "finetune_epochs must be an int in [0, 200], got 1000000000"),
         ({"kd": (True,), "kd_options": "student=vgg"}, "student must be one of"),
+        ({"kd": (True,), "kd_options": "epochs=1000000000"}, "epochs must be an int in [1, 200]"),
     ],
 )
 def test_grid_bad_arguments(kwargs, message):
     with pytest.raises(ValueError) as e:
+        tradeoff.grid(**{"sparsities": (0.5,), **kwargs})
+    assert one_line(e).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sparsities": 0.5}, "sparsities must be a list of numbers in [0, 1], got 0.5"),
+        ({"sparsities": "0.5"}, "sparsities must be a list of numbers in [0, 1], got '0.5'"),
+        ({"bits": ("4",)}, "bits[0] must be an int, got '4'"),
+        ({"kd": (1,)}, "kd[0] must be True or False, got 1"),
+        ({"kd_options": 3}, "kd_options must be a str of options"),
+        ({"prune": None}, "prune must be one method spec such as 'channels', got None"),
+    ],
+)
+def test_grid_arguments_of_the_wrong_type(kwargs, message):
+    with pytest.raises(TypeError) as e:
         tradeoff.grid(**{"sparsities": (0.5,), **kwargs})
     assert one_line(e).startswith(message)
 
@@ -476,21 +508,18 @@ def test_lagrangian_is_deterministic_and_leaves_global_rng(digits):
     ("kwargs", "message"),
     [
         ({"lambdas": []}, "lambdas must be a non-empty list of numbers >= 0, got []"),
-        ({"lambdas": 0.1}, "lambdas must be a non-empty list of numbers >= 0, got 0.1"),
-        ({"lambdas": [0, -1]}, "lambdas must be a non-empty list of numbers >= 0, got [0, -1]"),
-        ({"lambdas": [True]}, "lambdas must be a non-empty list of numbers >= 0, got [True]"),
-        ({"lambdas": [float("nan")]}, "lambdas must be a non-empty list of numbers >= 0, got [nan]"),
+        ({"lambdas": [0, -1]}, "lambdas[1] must be a finite number >= 0, got -1"),
+        ({"lambdas": [float("nan")]}, "lambdas[0] must be a finite number >= 0, got nan"),
         ({"lambdas": [0.1, 0.1]}, "lambdas holds 0.1 more than once"),
-        ({"penalty": "l2"}, "penalty must be 'l1' or 'l0', got 'l2'"),
-        ({"threshold": 1}, "threshold must be a number in [0, 1), got 1"),
-        ({"threshold": -0.1}, "threshold must be a number in [0, 1), got -0.1"),
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-        ({"lr": 0}, "lr must be a number in (0, 10], got 0"),
-        (
-            {"model_options": "wide"},
-            "model_options must be a dict of models.build options or None, got 'wide'",
-        ),
+        ({"penalty": "l2"}, "penalty must be one of 'l1', 'l0', got 'l2'"),
+        ({"threshold": 1}, "threshold must be a finite number in [0, 1), got 1"),
+        ({"threshold": -0.1}, "threshold must be a finite number in [0, 1), got -0.1"),
+        ({"epochs": 0}, "epochs must be an int in [1, 200], got 0"),
+        ({"epochs": 201}, "epochs must be an int in [1, 200], got 201"),
+        ({"lr": 0}, "lr must be a finite number in (0, 10], got 0"),
+        ({"seed": 2**32}, "seed must be an int in [0, 4,294,967,295], got 4294967296"),
         ({"model_options": {"width": 3}}, "model 'mlp' got unknown option 'width'"),
+        ({"model_options": {"hidden": (10**6,)}}, "hidden[0] must be an int in [1, 4096], got 1000000"),
     ],
 )
 def test_lagrangian_bad_arguments(digits, monkeypatch, kwargs, message):
@@ -500,10 +529,28 @@ def test_lagrangian_bad_arguments(digits, monkeypatch, kwargs, message):
     assert one_line(e).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lambdas": 0.1}, "lambdas must be a list of numbers >= 0, got 0.1"),
+        ({"lambdas": [True]}, "lambdas[0] must be a number >= 0, got True"),
+        ({"penalty": 1}, "penalty must be one of 'l1', 'l0', got 1"),
+        ({"seed": 1.0}, "seed must be an int in [0, 4,294,967,295], got 1.0"),
+        ({"model_options": "wide"}, "model_options must be a dict of models.build options or None"),
+        ({"return_models": 1}, "return_models must be True or False, got 1"),
+    ],
+)
+def test_lagrangian_arguments_of_the_wrong_type(digits, monkeypatch, kwargs, message):
+    monkeypatch.setattr(_search, "train_penalized", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(TypeError) as e:
+        tradeoff.lagrangian("mlp", digits, **{"lambdas": [0.1], **kwargs})
+    assert one_line(e).startswith(message)
+
+
 def test_lagrangian_bad_model_and_data(digits):
-    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+    with pytest.raises(ValueError, match="unknown model 'vgg'; choose one of seed_cnn"):
         tradeoff.lagrangian("vgg", digits, lambdas=[0])
-    with pytest.raises(ValueError, match="data must be a DataBundle"):
+    with pytest.raises(TypeError, match="data must be a DataBundle"):
         tradeoff.lagrangian("mlp", None, lambdas=[0])
 
 
@@ -623,21 +670,20 @@ def test_search_nothing_fits_after_training(digits, cache_dir, counted):
     ("kwargs", "message"),
     [
         ({"space": ["fp16", "magnitde:sparsity=0.5"]}, "unknown method 'magnitde'"),
-        ({"space": ["magnitude:sparsity=2"]}, "sparsity must be"),
-        ({"space": "fp16"}, "space must be a list of method specs such as ['fp16'], got 'fp16'"),
+        ({"space": ["magnitude:sparsity=2.0"]}, "sparsity must be"),
         ({"space": ["fp16", "fp16"]}, "space names 'fp16' more than once"),
         (
             {"budget": 100, "fraction": 0.5},
             "give either budget or fraction, not both (budget=100, fraction=0.5)",
         ),
-        ({"budget": -1}, "budget must be a number > 0, got -1"),
-        ({"fraction": "half"}, "fraction must be a number > 0, got 'half'"),
+        ({"budget": -1}, "budget must be a finite number > 0, got -1"),
         ({"cost": "bytes"}, "unknown cost column 'bytes'; choose one of size_bytes"),
         ({"cost": "latency_ms"}, "cost 'latency_ms' needs latency=True"),
         ({"metric": "f1"}, "unknown metric 'f1'; choose a measurement column"),
-        ({"epochs": 0}, "epochs must be an int >= 1, got 0"),
-        ({"seed": -1}, "seed must be an int >= 0, got -1"),
-        ({"latency": "yes"}, "latency must be True or False, got 'yes'"),
+        ({"epochs": 0}, "epochs must be an int in [1, 200], got 0"),
+        ({"epochs": 10**9}, "epochs must be an int in [1, 200], got 1000000000"),
+        ({"seed": -1}, "seed must be an int in [0, 4,294,967,295], got -1"),
+        ({"seed": 1180591620717411303424}, "seed must be an int in [0, 4,294,967,295], got 118059162071741"),
     ],
 )
 def test_search_checks_everything_before_training(digits, cache_dir, monkeypatch, kwargs, message):
@@ -645,6 +691,25 @@ def test_search_checks_everything_before_training(digits, cache_dir, monkeypatch
     with pytest.raises(ValueError) as e:
         search(digits, **kwargs)
     assert one_line(e).startswith(message) or message in one_line(e)
+    assert not cache_dir.exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"space": "fp16"}, "space must be a list of method specs such as ['fp16'], got 'fp16'"),
+        ({"fraction": "half"}, "fraction must be a number > 0, got 'half'"),
+        ({"latency": "yes"}, "latency must be True or False, got 'yes'"),
+        ({"metric": None}, "unknown metric None"),
+        ({"epochs": 1.0}, "epochs must be an int in [1, 200], got 1.0"),
+    ],
+)
+def test_search_refuses_arguments_of_the_wrong_type_before_training(digits, cache_dir, monkeypatch, kwargs,
+                                                                    message):  # fmt: skip
+    monkeypatch.setattr(mcv.train, "baseline", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(TypeError) as e:
+        search(digits, **kwargs)
+    assert one_line(e).startswith(message)
 
 
 def test_search_unknown_model(digits):

@@ -27,10 +27,17 @@ import torch
 from torch import nn
 
 from mcviz import models, train
-from mcviz.prune.masks import check_seed
-from mcviz.prune.schedules import _check_scope, weight_sparsity
-from mcviz.prune.unstructured import magnitude
-from mcviz.train import _check_int
+from mcviz._checks import (
+    check_choice,
+    check_data,
+    check_model,
+    check_option,
+    check_seed,
+    offset_seed,
+    shorten,
+)
+from mcviz.prune.schedules import _sparsity
+from mcviz.prune.unstructured import SCOPES, magnitude
 
 LOTTERY_COLUMNS = ("round", "remaining", "ticket_accuracy", "random_accuracy")
 RANDOM_REINIT_SEED_OFFSET = 10_000  # the control's init seed: seed + offset + round
@@ -53,14 +60,15 @@ def lottery_ticket(
     Args:
         model_name: a name in ``mcv.models.NAMES`` (the paper uses "lenet300").
         data: a DataBundle (``mcv.data.load``); accuracy is on its test split.
-        rounds: pruning rounds, >= 1.
+        rounds: pruning rounds, in [1, 100].
         rate: the fraction of the remaining weights pruned per round, in (0, 1).
-        epochs: training epochs of the dense network and of every retraining, >= 1.
+        epochs: training epochs of the dense network and of every retraining, in [1, 200].
         rewind: "init" resets kept weights to their initial values; an int e in [0, epochs]
             resets them to their values after e epochs of the dense training (0 = "init").
         scope: "global" or "layer" (output layer at half the rate); see the module doc.
-        lr: Adam learning rate of every training.
-        seed: builds the network, and seeds every training (round k trains with ``seed + k``).
+        lr: Adam learning rate of every training, in (0, 10].
+        seed: builds the network, and seeds every training (round k trains with ``seed + k``),
+            an int in [0, 2**32 - 1] (derived seeds wrap around into that range).
 
     Returns:
         A DataFrame with columns round (0 = the dense network), remaining (measured fraction of
@@ -70,15 +78,15 @@ def lottery_ticket(
     Example:
         >>> mcv.prune.lottery_ticket("lenet300", mcv.data.load("digits"), rounds=2)  # doctest: +SKIP
     """
-    if not isinstance(model_name, str) or model_name not in models.NAMES:
-        raise ValueError(f"model_name must be one of {', '.join(models.NAMES)}, got {model_name!r}")
-    _check_int("rounds", rounds, 1)
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 < rate < 1.0:
-        raise ValueError(f"rate must be a float in (0, 1) (the fraction pruned per round), got {rate!r}")
-    _check_int("epochs", epochs, 1)
+    check_choice(model_name, "model_name", models.NAMES)
+    check_data(data)
+    rounds = check_option("rounds", rounds)
+    rate = check_option("rate", rate)  # the fraction pruned per round
+    epochs = check_option("epochs", epochs)
     rewind_epoch = _check_rewind(rewind, epochs)
-    _check_scope(scope)
-    check_seed(seed)
+    check_choice(scope, "scope", SCOPES)
+    check_option("lr", lr)
+    seed = check_seed(seed)
 
     def build(init_seed: int) -> nn.Module:
         return models.build(
@@ -97,17 +105,17 @@ def lottery_ticket(
         fit(dense, rewind_epoch, seed)
         snapshot = _weights(dense)
         if epochs > rewind_epoch:
-            fit(dense, epochs - rewind_epoch, seed + rounds + 1)  # a seed no round uses
+            fit(dense, epochs - rewind_epoch, offset_seed(seed, rounds + 1))  # a seed no round uses
     rows = [(0, 1.0, train.evaluate(dense, data), float("nan"))]
     output = [n for n, m in dense.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
     trained = dense
     for k in range(1, rounds + 1):
         pruned = _prune(trained, rate, k, scope, output)
         ticket = rewound(pruned, snapshot)
-        fit(ticket, epochs, seed + k)
-        control = rewound(pruned, _weights(build(seed + RANDOM_REINIT_SEED_OFFSET + k)))
-        fit(control, epochs, seed + k)
-        remaining = 1.0 - weight_sparsity(ticket)
+        fit(ticket, epochs, offset_seed(seed, k))
+        control = rewound(pruned, _weights(build(offset_seed(seed, RANDOM_REINIT_SEED_OFFSET + k))))
+        fit(control, epochs, offset_seed(seed, k))
+        remaining = 1.0 - _sparsity(ticket)
         rows.append((k, remaining, train.evaluate(ticket, data), train.evaluate(control, data)))
         trained = ticket
     return pd.DataFrame(rows, columns=list(LOTTERY_COLUMNS))
@@ -120,10 +128,13 @@ def rewound(pruned: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
     Masks (and any other buffer) stay those of ``pruned``; kept weights get their values in
     ``weights``, pruned weights are zero.
     """
+    check_model(pruned, "pruned")
+    if not isinstance(weights, dict):
+        raise TypeError(f"weights must be a state dict {{name: tensor}}, got {type(weights).__name__}")
     state = pruned.state_dict()
     missing = [k for k in weights if k not in state]
     if missing:
-        raise ValueError(f"weights names entries the model does not have: {', '.join(missing[:3])}")
+        raise ValueError(f"weights names entries the model does not have: {shorten(missing[:3])}")
     state.update({k: v.clone() for k, v in weights.items()})
     out = copy.deepcopy(pruned)
     out.load_state_dict(state)  # PrunedLinear / PrunedConv2d multiply the loaded weight by the mask
@@ -134,11 +145,16 @@ def rewound(pruned: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
 
 
 def _check_rewind(rewind, epochs: int) -> int:
-    if isinstance(rewind, str) and rewind == "init":
+    allowed = f"rewind must be 'init' or an int epoch in [0, epochs={epochs}], got {shorten(rewind)}"
+    if isinstance(rewind, str):
+        if rewind != "init":
+            raise ValueError(allowed)
         return 0
-    if isinstance(rewind, numbers.Integral) and not isinstance(rewind, bool) and 0 <= rewind <= epochs:
-        return int(rewind)
-    raise ValueError(f"rewind must be 'init' or an int epoch in [0, epochs={epochs}], got {rewind!r}")
+    if isinstance(rewind, bool) or not isinstance(rewind, numbers.Integral):
+        raise TypeError(allowed)
+    if not 0 <= rewind <= epochs:
+        raise ValueError(allowed)
+    return int(rewind)
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -11,25 +11,11 @@ These functions are pure: they read ``w`` and return a new tensor; ``w`` is left
 
 from __future__ import annotations
 
-import math
-import numbers
-
-import numpy as np
 import torch
 
+from mcviz._checks import check_choice, check_seed, check_sparsity
+
 NORMS = ("l1", "l2")
-
-
-def check_sparsity(sparsity, name: str = "sparsity") -> float:
-    """Returns ``sparsity`` as a float if it is a float in [0, 1], else raises ValueError.
-
-    An int (even 0 or 1), a bool, NaN, a string or a value outside [0, 1] is rejected.
-    """
-    ok = isinstance(sparsity, (float, np.floating)) and not isinstance(sparsity, bool)
-    if not ok or math.isnan(sparsity) or not 0.0 <= sparsity <= 1.0:
-        hint = " (write 0.0 or 1.0: an int is never read as a count)" if _is_int(sparsity) else ""
-        raise ValueError(f"{name} must be a float in [0, 1], got {sparsity!r}{hint}")
-    return float(sparsity)
 
 
 def n_pruned(numel: int, sparsity: float) -> int:
@@ -62,7 +48,7 @@ def random_mask(w: torch.Tensor, sparsity: float, *, seed: int) -> torch.Tensor:
     The values of ``w`` are ignored; only its shape matters.
     """
     _check_tensor(w)
-    check_seed(seed)
+    seed = check_seed(seed)
     scores = random_scores(w.numel(), torch.Generator().manual_seed(seed)).reshape(w.shape)
     return _mask_from_scores(scores, n_pruned(w.numel(), sparsity))
 
@@ -82,17 +68,9 @@ def channel_scores(w: torch.Tensor, *, norm: str = "l1") -> torch.Tensor:
         raise ValueError(
             f"w must have at least 2 dimensions (output channels first), got shape {tuple(w.shape)}"
         )
-    if not isinstance(norm, str) or norm not in NORMS:
-        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    check_choice(norm, "norm", NORMS)
     flat = w.detach().float().reshape(w.shape[0], -1)
     return flat.abs().sum(dim=1) if norm == "l1" else flat.norm(dim=1)
-
-
-def check_seed(seed) -> int:
-    """Returns ``seed`` if it is an int >= 0 (not a bool), else raises ValueError."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    return int(seed)
 
 
 def random_scores(numel: int, generator: torch.Generator) -> torch.Tensor:
@@ -114,12 +92,8 @@ def _mask_from_scores(scores: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _check_tensor(w) -> None:
-    if not isinstance(w, torch.Tensor) or not w.is_floating_point() or w.numel() == 0:
-        got = (
-            f"{w.dtype} tensor of shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
-        )
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"w must be a non-empty floating-point torch.Tensor, got {type(w).__name__}")
+    if not w.is_floating_point() or w.numel() == 0:
+        got = f"{w.dtype} tensor of shape {tuple(w.shape)}"
         raise ValueError(f"w must be a non-empty floating-point torch.Tensor, got {got}")
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)

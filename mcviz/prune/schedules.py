@@ -23,14 +23,29 @@ exactly ``round(s * n)`` zeros. Every function returns a new model and leaves it
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import torch
 from torch import nn
 
-from mcviz import train
-from mcviz.prune.masks import check_seed, check_sparsity
-from mcviz.prune.unstructured import SCOPES, _magnitude_masks, _Pruned, magnitude
-from mcviz.train import _check_int
+from mcviz import _layers, train
+from mcviz._checks import (
+    BOUNDS,
+    Range,
+    check_choice,
+    check_data,
+    check_int,
+    check_model,
+    check_option,
+    check_seed,
+    check_sparsity,
+    offset_seed,
+)
+from mcviz.prune.unstructured import SCOPES, _magnitude, _magnitude_masks, _plan, _Pruned
+
+# a gradual run prunes between epochs: it needs two at least
+GRADUAL_EPOCHS = Range(2, BOUNDS["epochs"].high)
 
 
 def one_shot(
@@ -50,9 +65,9 @@ def one_shot(
         data: a DataBundle (``mcv.data.load``).
         sparsity: the fraction of zero weights in [0, 1] after pruning (a float).
         scope: "layer" or "global" (see ``mcv.prune.magnitude``).
-        fine_tune_epochs: epochs of ``mcv.train.fit`` after pruning, >= 1.
-        lr: the fine-tuning learning rate.
-        seed: the fine-tuning seed (shuffling order).
+        fine_tune_epochs: epochs of ``mcv.train.fit`` after pruning, in [1, 200].
+        lr: the fine-tuning learning rate, in (0, 10].
+        seed: the fine-tuning seed (shuffling order), in [0, 2**32 - 1].
 
     Returns:
         The model (PrunedLinear / PrunedConv2d layers, zeros kept) and the fine-tuning history
@@ -61,12 +76,11 @@ def one_shot(
     Example:
         >>> sparse, history = one_shot(model, data, 0.9)  # doctest: +SKIP
     """
-    _check_scope(scope)
-    _check_int("fine_tune_epochs", fine_tune_epochs, 1)
-    check_seed(seed)
-    out = magnitude(model, check_sparsity(sparsity), scope=scope)
+    check_data(data)
+    _check_fine_tune(fine_tune_epochs, lr, seed)
+    out = _magnitude(model, check_sparsity(sparsity), scope, "one_shot")
     history = train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed, progress=False)
-    history.insert(0, "sparsity", weight_sparsity(out))
+    history.insert(0, "sparsity", _sparsity(out))
     return out, history
 
 
@@ -91,27 +105,29 @@ def iterative(
         model: a trained network with Linear / Conv2d layers.
         data: a DataBundle.
         sparsity: the final fraction of zero weights in [0, 1] (a float).
-        steps: prune/fine-tune rounds, >= 1 (1 is ``one_shot``).
-        fine_tune_epochs: epochs of fine-tuning after each round, >= 1.
+        steps: prune/fine-tune rounds, in [1, 100] (1 is ``one_shot``).
+        fine_tune_epochs: epochs of fine-tuning after each round, in [1, 200].
         scope: "layer" or "global".
-        lr: the fine-tuning learning rate.
-        seed: the seed of the first round's fine-tuning.
+        lr: the fine-tuning learning rate, in (0, 10].
+        seed: the seed of the first round's fine-tuning, in [0, 2**32 - 1] (round k's is
+            ``seed + k - 1``, wrapped into that range).
 
     Returns:
         The model and one history row per fine-tuning epoch: columns step, sparsity (measured
         after that round's pruning), epoch, loss, train_accuracy, val_accuracy.
     """
     final = check_sparsity(sparsity)
-    _check_int("steps", steps, 1)
-    _check_scope(scope)
-    _check_int("fine_tune_epochs", fine_tune_epochs, 1)
-    check_seed(seed)
+    steps = check_int(steps, "steps", bounds=BOUNDS["rounds"])
+    check_data(data)
+    _check_fine_tune(fine_tune_epochs, lr, seed)
     out, frames = model, []
     for k in range(1, steps + 1):
         target = final if k == steps else 1.0 - (1.0 - final) ** (k / steps)
-        out = magnitude(out, float(target), scope=scope)
-        history = train.fit(out, data, epochs=fine_tune_epochs, lr=lr, seed=seed + k - 1, progress=False)
-        history.insert(0, "sparsity", weight_sparsity(out))
+        out = _magnitude(out, float(target), scope, "iterative", warn=k == 1)  # checks model, scope first
+        history = train.fit(
+            out, data, epochs=fine_tune_epochs, lr=lr, seed=offset_seed(seed, k - 1), progress=False
+        )
+        history.insert(0, "sparsity", _sparsity(out))
         history.insert(0, "step", k)
         frames.append(history)
     return out, pd.concat(frames, ignore_index=True)
@@ -129,7 +145,7 @@ def zhu_gupta(
         >>> round(zhu_gupta(5, final_sparsity=0.8, begin_step=0, end_step=10), 6)
         0.7
     """
-    _check_int("step", step, 0)
+    check_int(step, "step", low=0)
     initial, final = _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity)
     if step <= begin_step:
         return initial
@@ -174,12 +190,12 @@ class GradualPruner:
         self.initial_sparsity, self.final_sparsity = _check_schedule(
             final_sparsity, begin_step, end_step, initial_sparsity
         )
-        self.begin_step, self.end_step = begin_step, end_step
-        self.frequency = _check_int("frequency", frequency, 1)
-        self.scope = _check_scope(scope)
+        self.begin_step, self.end_step = int(begin_step), int(end_step)
+        self.frequency = check_int(frequency, "frequency", low=1)
+        self.scope = check_choice(scope, "scope", SCOPES)
         self.step_count = 0
         self.sparsity = self.schedule(0)
-        self.model = magnitude(model, self.sparsity, scope=scope)
+        self.model = _magnitude(model, self.sparsity, scope, "GradualPruner")
 
     def schedule(self, step: int) -> float:
         """Returns the schedule's sparsity at ``step`` (``zhu_gupta`` with this pruner's settings)."""
@@ -202,7 +218,8 @@ class GradualPruner:
         if due:
             self.sparsity = self.schedule(t)
             # only the masks are needed: no copy of the model per step
-            for name, mask in _magnitude_masks(self.model, self.sparsity, self.scope).items():
+            plan = _plan(self.model, self.sparsity, "GradualPruner", scope=self.scope, warn=False)
+            for name, mask in _magnitude_masks(self.model, plan, self.sparsity, self.scope).items():
                 self.model.get_submodule(name).set_mask(mask)  # zeroes the newly pruned weights
         else:
             with torch.no_grad():
@@ -243,13 +260,13 @@ def gradual(
         model: a network with Linear / Conv2d layers (usually trained).
         data: a DataBundle.
         final_sparsity: the fraction of zero weights at the end, in [0, 1].
-        epochs: training epochs, >= 2.
+        epochs: training epochs, in [2, 200].
         initial_sparsity: the sparsity at ``begin_step``, in [0, final_sparsity].
         scope: "layer" or "global".
-        lr: the Adam learning rate.
-        seed: the shuffling seed of ``mcv.train.fit``.
-        batch_size: examples per optimizer step; an epoch is ``ceil(len(data.train) / batch_size)``
-            steps.
+        lr: the Adam learning rate, in (0, 10].
+        seed: the shuffling seed of ``mcv.train.fit``, in [0, 2**32 - 1].
+        batch_size: examples per optimizer step, in [1, 4096]; an epoch is
+            ``ceil(len(data.train) / batch_size)`` steps.
         begin_step: the optimizer step at which pruning starts, an int >= 0.
         end_step: the step at which ``final_sparsity`` is reached, in (begin_step, the run's last
             step]; None for the default above.
@@ -262,30 +279,35 @@ def gradual(
     Example:
         >>> sparse, history = gradual(model, data, final_sparsity=0.9, epochs=3)  # doctest: +SKIP
     """
-    _check_int("epochs", epochs, 2)
+    check_model(model)
+    check_data(data)
+    _layers.transformable(model, "gradual", warn=False)  # refuses a model without Linear / Conv2d
+    epochs = check_int(epochs, "epochs", bounds=GRADUAL_EPOCHS)
+    check_option("lr", lr)
     check_seed(seed)
-    train._check_data(data)
-    per_epoch = -(-len(data.train) // _check_int("batch_size", batch_size, 1))
+    per_epoch = -(-len(data.train) // check_option("batch_size", batch_size))
     last = epochs * per_epoch
     end_step = (epochs - 1) * per_epoch if end_step is None else end_step
     frequency = max(1, per_epoch // 10) if frequency is None else frequency
-    if _check_int("end_step", end_step, 1) > last:
-        raise ValueError(f"end_step must be <= {last}, the run's last optimizer step, got {end_step!r}")
-    pruner = GradualPruner(
-        model,
-        final_sparsity=final_sparsity,
-        begin_step=begin_step,
-        end_step=end_step,
-        frequency=frequency,
-        initial_sparsity=initial_sparsity,
-        scope=scope,
-    )
+    check_int(end_step, "end_step", low=1, high=last)  # the run's last optimizer step
+    with warnings.catch_warnings():  # the warning about unpruned layers names gradual, below
+        warnings.simplefilter("ignore", _layers.UnsupportedLayersWarning)
+        pruner = GradualPruner(
+            model,
+            final_sparsity=final_sparsity,
+            begin_step=begin_step,
+            end_step=end_step,
+            frequency=frequency,
+            initial_sparsity=initial_sparsity,
+            scope=scope,
+        )
+    _layers.warn_unsupported(model, "gradual", action="prunes")
     at_epoch_end = []
 
     def on_step(step: int) -> None:
         pruner.step()
         if step % per_epoch == 0:
-            at_epoch_end.append(weight_sparsity(pruner.model))
+            at_epoch_end.append(_sparsity(pruner.model))
 
     history = train.fit(
         pruner.model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False,
@@ -297,13 +319,22 @@ def gradual(
 
 def weight_sparsity(model: nn.Module) -> float:
     """Returns the fraction of zero weights (effective weights of pruned layers) over all
-    Linear / Conv2d layers, biases excluded; ``model`` is left unchanged."""
+    Linear / Conv2d layers, biases excluded; ``model`` is left unchanged.
+
+    Other weight layers (Conv1d, Embedding...) are not counted, with one warning naming them; a
+    model without a Linear / Conv2d layer is refused (ValueError).
+    """
+    check_model(model)
+    layers = _layers.transformable(model, "weight_sparsity", action="counts", rest="are not counted")
+    return _weight_sparsity(layers)
+
+
+def _weight_sparsity(layers: list[tuple[str, nn.Module]]) -> float:
     zeros = total = 0
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            w = m.effective_weight() if isinstance(m, _Pruned) else m.weight
-            zeros += int((w == 0).sum())
-            total += w.numel()
+    for _, m in layers:
+        w = _layers.weight(m)
+        zeros += int((w == 0).sum())
+        total += w.numel()
     return zeros / total if total else 0.0
 
 
@@ -315,16 +346,18 @@ def _check_schedule(final_sparsity, begin_step, end_step, initial_sparsity) -> t
     initial = check_sparsity(initial_sparsity, "initial_sparsity")
     if initial > final:
         raise ValueError(f"initial_sparsity must be <= final_sparsity {final!r}, got {initial!r}")
-    _check_int("begin_step", begin_step, 0)
-    _check_int("end_step", end_step, 1)
-    if begin_step >= end_step:
-        raise ValueError(
-            f"begin_step must be < end_step, got begin_step={begin_step!r}, end_step={end_step!r}"
-        )
+    end, begin = check_int(end_step, "end_step", low=1), check_int(begin_step, "begin_step", low=0)
+    if begin >= end:
+        raise ValueError(f"begin_step must be < end_step, got begin_step={begin!r}, end_step={end!r}")
     return initial, final
 
 
-def _check_scope(scope) -> str:
-    if not isinstance(scope, str) or scope not in SCOPES:
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    return scope
+def _check_fine_tune(epochs, lr, seed) -> None:
+    check_int(epochs, "fine_tune_epochs", bounds=BOUNDS["epochs"])
+    check_option("lr", lr)
+    check_seed(seed)
+
+
+def _sparsity(model: nn.Module) -> float:
+    """``weight_sparsity`` of a model already checked (no second warning)."""
+    return _weight_sparsity(_layers.transformable(model, "weight_sparsity", warn=False))

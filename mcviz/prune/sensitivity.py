@@ -15,13 +15,15 @@ from collections.abc import Sequence
 import pandas as pd
 from torch import nn
 
-from mcviz import train
-from mcviz.prune.masks import check_sparsity, n_pruned
-from mcviz.prune.unstructured import magnitude
+from mcviz import _layers, train
+from mcviz._checks import check_choice, check_data, check_model, check_sequence, check_sparsity, shorten
+from mcviz.prune.masks import n_pruned
+from mcviz.prune.unstructured import _magnitude
 
 METHODS = ("magnitude",)
 SPLITS = ("train", "val", "test")
 COLUMNS = ["layer", "sparsity", "accuracy", "drop", "weights"]
+MAX_SPARSITIES = 100  # each is one evaluation per layer
 
 
 def sensitivity(
@@ -53,18 +55,12 @@ def sensitivity(
         >>> per_layer = allocate(scan, budget_sparsity=0.8)  # doctest: +SKIP
         >>> small = mcv.prune.magnitude(model, per_layer)  # doctest: +SKIP
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    layers = _layers(model)
-    if not layers:
-        raise ValueError("sensitivity needs a model with at least one Linear or Conv2d layer, found none")
+    check_model(model)
+    check_data(data)
     grid = _check_sparsities(sparsities)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    if not hasattr(data, "loader"):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
+    check_choice(method, "method", METHODS)
+    check_choice(split, "split", SPLITS)
+    layers = _layers.transformable(model, "sensitivity", action="scans", rest="are not scanned")
     baseline = train.evaluate(model, data, split)
     rows = []
     for name, layer in layers:
@@ -98,12 +94,11 @@ def allocate(scan: pd.DataFrame, *, budget_sparsity: float) -> dict[str, float]:
         Every layer of the scan, in its order, with its sparsity: pass it to
         ``mcv.prune.magnitude``.
     """
-    if not isinstance(scan, pd.DataFrame) or not set(COLUMNS) - {"accuracy"} <= set(scan.columns):
-        raise ValueError(
-            f"scan must be a DataFrame from sensitivity() with columns {', '.join(COLUMNS)}, "
-            f"got {type(scan).__name__}"
-            + (f" with columns {list(scan.columns)}" if isinstance(scan, pd.DataFrame) else "")
-        )
+    wanted = f"scan must be a DataFrame from sensitivity() with columns {', '.join(COLUMNS)}"
+    if not isinstance(scan, pd.DataFrame):
+        raise TypeError(f"{wanted}, got {type(scan).__name__}")
+    if not set(COLUMNS) - {"accuracy"} <= set(scan.columns):
+        raise ValueError(f"{wanted}, got columns {shorten(list(scan.columns))}")
     budget = check_sparsity(budget_sparsity, "budget_sparsity")
     if scan.empty:
         raise ValueError("scan is empty: run sensitivity() with at least one layer and sparsity")
@@ -142,16 +137,11 @@ def allocate(scan: pd.DataFrame, *, budget_sparsity: float) -> dict[str, float]:
     return dict(zip(names, choice, strict=True))
 
 
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-
-
 def _check_sparsities(sparsities) -> list[float]:
-    if isinstance(sparsities, (str, bytes)) or not isinstance(sparsities, Sequence) or not sparsities:
-        raise ValueError(f"sparsities must be a non-empty sequence of floats in [0, 1], got {sparsities!r}")
-    return sorted({check_sparsity(s, "each of sparsities") for s in sparsities})
+    grid = check_sequence(sparsities, "sparsities", most=MAX_SPARSITIES, items="floats in [0, 1]")
+    return sorted({check_sparsity(s, "each of sparsities") for s in grid})
 
 
 def _prune_one(model: nn.Module, name: str, sparsity: float) -> nn.Module:
     """Returns a copy of ``model`` with layer ``name`` magnitude-pruned to ``sparsity``."""
-    return magnitude(model, {name: sparsity})
+    return _magnitude(model, {name: sparsity}, "layer", "sensitivity", warn=False)

@@ -26,10 +26,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from mcviz import _layers
-from mcviz.prune.masks import channel_scores, check_sparsity
+from mcviz._checks import Range, check_choice, check_model, check_sparsity, shorten
+from mcviz.prune.masks import NORMS, channel_scores
 from mcviz.registry import register
 
-NORMS = ("l1", "l2")
+FRACTION = Range(0, 1, high_open=True)  # of a layer's channels: at least one always stays
 SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten)
 _SUPPORTED_TEXT = "Conv2d, Linear, ReLU, MaxPool2d, Flatten"
 
@@ -42,9 +43,13 @@ def channels(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm
     the next Conv2d or Linear layer loses the matching inputs (after a Flatten, each conv channel
     owns ``H * W`` consecutive input columns of the Linear layer).
 
+    Other weight layers (Conv1d, ConvTranspose2d...) are kept as they are, with one warning naming
+    them; the layer whose outputs they read keeps all its channels too. A model without a Conv2d
+    or Linear layer is refused.
+
     Args:
         model: an ``nn.Sequential`` of Conv2d, Linear, ReLU, MaxPool2d and Flatten layers (the
-            mcviz models seed_cnn, lenet5, lenet300 and mlp are).
+            mcviz models seed_cnn, lenet5, lenet300 and mlp are), and other weight layers.
         sparsity: fraction of output channels removed from each prunable layer, in [0, 1); or a
             dict {layer name: fraction} for some layers (the others are left whole).
         norm: "l1" or "l2": channels with the smallest norm of incoming weights go first.
@@ -60,8 +65,7 @@ def channels(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, norm
         >>> mcv.measure.model(small).macs < mcv.measure.model(model).macs  # doctest: +SKIP
         True
     """
-    kept = kept_channels(model, sparsity, norm=norm)
-    return _rebuild(model, kept)
+    return _rebuild(model, _kept(model, sparsity, norm, "channels"))
 
 
 def kept_channels(
@@ -72,20 +76,31 @@ def kept_channels(
     ``model`` is left unchanged. Options as in ``channels``; every prunable layer is listed (a
     layer left whole lists all its channels). Ties in the norm remove the lower index first.
     """
-    _check_norm(norm)
+    return _kept(model, sparsity, norm, "kept_channels")
+
+
+def _kept(model, sparsity, norm, method: str) -> dict[str, list[int]]:
+    check_model(model)
+    check_choice(norm, "norm", NORMS)
     per_layer = _check_sparsity_option(sparsity)
-    chain = _chain(model)
-    prunable = [name for name, _, _ in chain[:-1]]
+    chain = _chain(model, method)
+    prunable = [name for name, _, between in chain[:-1] if not _barrier(between)]
     if isinstance(per_layer, dict):
-        unknown = sorted(set(per_layer) - set(prunable))
+        unknown = [name for name in per_layer if name not in prunable]
         if unknown:
             output = chain[-1][0]
-            hint = f" ({output!r} is the output layer)" if unknown[0] == output else ""
+            hint = " (the output layer)" if unknown[0] == output else ""
+            if unknown[0] in {n for n, _, _ in chain} and not hint:
+                hint = " (its outputs feed a layer channels leaves as it is)"
             raise ValueError(
-                f"sparsity names unknown layer {unknown[0]!r}{hint}; prunable layers: {', '.join(prunable)}"
+                f"sparsity names unknown layer {shorten(unknown[0])}{hint}; prunable layers: "
+                f"{_layers.listed(prunable, 20)}"
             )
+    _layers.warn_unsupported(model, method, action="prunes")  # the one warning
     kept = {}
-    for name, layer, _ in chain[:-1]:
+    for name, layer, between in chain[:-1]:
+        if _barrier(between):
+            continue
         fraction = per_layer.get(name, 0.0) if isinstance(per_layer, dict) else per_layer
         weight = _layers.weight(layer).detach()
         n = weight.shape[0]
@@ -108,7 +123,7 @@ class ChannelsConfig:
 
     def __post_init__(self):
         _check_sparsity_option(self.sparsity)
-        _check_norm(self.norm)
+        check_choice(self.norm, "norm", NORMS)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return channels(model, self.sparsity, norm=self.norm)
@@ -117,30 +132,24 @@ class ChannelsConfig:
 # ---------------------------------------------------------------- checks
 
 
-def _check_norm(norm) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-
-
-def _check_fraction(value, what: str) -> float:
-    value = check_sparsity(value, what)
-    if value == 1:
-        raise ValueError(f"{what}={value!r} would remove every channel of a layer; use a fraction below 1")
-    return value
-
-
 def _check_sparsity_option(sparsity):
-    if isinstance(sparsity, dict):
-        if not sparsity:
-            raise ValueError(
-                "sparsity must be a float in [0, 1) or a non-empty dict {layer name: fraction}, got {}"
-            )
-        for key, value in sparsity.items():
-            if not isinstance(key, str):
-                raise ValueError(f"sparsity dict keys must be layer names (str), got {key!r}")
-            _check_fraction(value, f"sparsity[{key!r}]")
-        return dict(sparsity)
-    return _check_fraction(sparsity, "sparsity")
+    """Returns a float in [0, 1), or a non-empty dict {layer name: such a float}."""
+    if not isinstance(sparsity, dict):
+        return check_sparsity(sparsity, bounds=FRACTION)  # 1.0 would remove every channel
+    if not sparsity:
+        raise ValueError(
+            "sparsity must be a float in [0, 1) or a non-empty dict {layer name: fraction}, got {}"
+        )
+    for key, value in sparsity.items():
+        if not isinstance(key, str):
+            raise TypeError(f"sparsity dict keys must be layer names (str), got {shorten(key)}")
+        check_sparsity(value, f"sparsity[{shorten(key)}]", bounds=FRACTION)
+    return dict(sparsity)
+
+
+def _barrier(between: list[nn.Module]) -> bool:
+    """True when a layer's outputs pass through a weight layer channels leaves as it is."""
+    return any(_layers.unhandled(m) for m in between)
 
 
 def _kind(m: nn.Module) -> type | None:
@@ -157,16 +166,21 @@ def _kind(m: nn.Module) -> type | None:
     return None
 
 
-def _chain(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Module]]]:
+def _chain(model: nn.Module, method: str) -> list[tuple[str, nn.Module, list[nn.Module]]]:
     """Checks ``model`` and returns its Conv2d / Linear layers in order, each with the modules
-    that follow it up to the next such layer."""
+    that follow it up to the next such layer (other weight layers among them)."""
     if not isinstance(model, nn.Sequential):
         raise ValueError(
             f"channels needs an nn.Sequential of {_SUPPORTED_TEXT} layers, got {type(model).__name__}"
         )
+    _layers.transformable(model, method, warn=False)  # refuses a model without Conv2d / Linear
     chain: list[tuple[str, nn.Module, list[nn.Module]]] = []
     for name, m in model.named_children():
         kind = _kind(m)
+        if kind is None and _layers.unhandled(m):
+            if chain:
+                chain[-1][2].append(m)  # a barrier: left as it is, and so are its input channels
+            continue
         if kind is None:
             raise ValueError(
                 f"channels cannot prune a model with layer {name!r} of type {type(m).__name__}; "
@@ -176,25 +190,29 @@ def _chain(model: nn.Module) -> list[tuple[str, nn.Module, list[nn.Module]]]:
             raise ValueError(
                 f"channels supports Conv2d with groups=1 only; layer {name!r} has groups={m.groups}"
             )
-        if kind is nn.Flatten and (m.start_dim != 1 or m.end_dim != -1):
-            raise ValueError(
-                f"channels supports Flatten() over all but the batch dim only; layer {name!r} is {m}"
-            )
         if kind in (nn.Conv2d, nn.Linear):
             chain.append((name, m, []))
         elif chain:
             chain[-1][2].append(m)
-    if len(chain) < 2:
+    if not any(not _barrier(between) for _, _, between in chain[:-1]):
         raise ValueError(
             "channels needs at least one Conv2d or hidden Linear layer before the output layer, "
             f"got {len(chain)} Conv2d/Linear layer(s)"
+            + (" (whose outputs feed layers it leaves as they are)" if len(chain) > 1 else "")
         )
     for (name, layer, between), (next_name, nxt, _) in zip(chain, chain[1:], strict=False):
-        _check_link(name, layer, between, next_name, nxt)
+        if not _barrier(between):
+            _check_link(name, layer, between, next_name, nxt)
     return chain
 
 
 def _check_link(name, layer, between, next_name, nxt) -> None:
+    for m in between:
+        if isinstance(m, nn.Flatten) and (m.start_dim != 1 or m.end_dim != -1):
+            raise ValueError(
+                f"channels supports Flatten() over all but the batch dim only; between {name!r} and "
+                f"{next_name!r} there is {m}"
+            )
     out = _layers.weight(layer).shape[0]
     kinds = [_kind(m) for m in between]
     flat = nn.Flatten in kinds

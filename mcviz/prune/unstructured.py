@@ -3,7 +3,9 @@
 - ``magnitude(model, sparsity, scope=...)`` keeps the largest ``|w|``, per layer or ranked
   over all layers together (``scope="global"``); ``random(model, sparsity, seed=...)`` prunes
   uniformly random positions. ``sparsity`` is a float in [0, 1] for every layer, or a dict
-  ``{layer name: sparsity}``; layers the dict does not name keep their weights.
+  ``{layer name: sparsity}``; layers the dict does not name keep their weights. Other weight
+  layers (Conv1d, Embedding...) keep theirs too, with one warning naming them; a model without a
+  Linear / Conv2d layer is refused (the rule of every method: ``mcviz._layers.transformable``).
 - Pruned layers become :class:`PrunedLinear` / :class:`PrunedConv2d`: the ordinary layer plus a
   bool buffer ``mask`` (True = kept). The forward pass uses ``weight * mask``, so the gradient
   of every pruned weight is exactly zero, and the stored weight is zeroed where the mask is
@@ -35,8 +37,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcviz import _layers
+from mcviz._checks import check_choice, check_model, check_seed, check_sparsity, shorten
 from mcviz.measure import StorageRow
-from mcviz.prune.masks import _mask_from_scores, check_seed, check_sparsity, n_pruned, random_scores
+from mcviz.prune.masks import _mask_from_scores, n_pruned, random_scores
 from mcviz.registry import register
 
 SCOPES = ("layer", "global")
@@ -69,6 +72,7 @@ class _Pruned:
 
         ``module`` must be an ``nn.Linear`` for PrunedLinear, an ``nn.Conv2d`` for PrunedConv2d.
         """
+        check_model(module, "module")
         # the new layer keeps the module's dtype (new_like rejects a module of the other kind)
         dtype = _layers.weight(module).dtype if isinstance(module, _layers.KINDS) else None
         out = _layers.copy_into(_layers.new_like(cls, module, dtype=dtype), module)
@@ -81,11 +85,11 @@ class _Pruned:
 
     def set_mask(self, mask: torch.Tensor) -> None:
         """Stores ``mask`` (bool, True = kept, the weight's shape) and zeroes the pruned weights."""
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != self.weight.shape:
-            got = (
-                f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
-            )
-            raise ValueError(f"mask must be a bool tensor of shape {tuple(self.weight.shape)}, got {got}")
+        wanted = f"mask must be a bool tensor of shape {tuple(self.weight.shape)}"
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError(f"{wanted}, got {type(mask).__name__}")
+        if mask.dtype != torch.bool or mask.shape != self.weight.shape:
+            raise ValueError(f"{wanted}, got {mask.dtype} {tuple(mask.shape)}")
         with torch.no_grad():
             self.mask.copy_(mask)
             self.weight.mul_(self.mask)
@@ -160,16 +164,19 @@ def magnitude(
         >>> mcv.measure.model(sparse).sparsity  # doctest: +SKIP
         0.9
     """
-    return _apply(copy.deepcopy(model), _magnitude_masks(model, sparsity, scope))
+    return _magnitude(model, sparsity, scope, "magnitude")
 
 
-def _magnitude_masks(model: nn.Module, sparsity, scope: str) -> dict[str, torch.Tensor]:
-    """Returns ``{layer name: kept mask}`` of ``magnitude``; reads ``model`` and changes nothing."""
-    if not isinstance(scope, str) or scope not in SCOPES:
-        raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
-    plan = _plan(model, sparsity)
-    if scope == "global" and isinstance(sparsity, dict):
-        raise ValueError("scope='global' takes one float sparsity, not a dict of per-layer sparsities")
+def _magnitude(model: nn.Module, sparsity, scope: str, method: str, *, warn: bool = True) -> nn.Module:
+    """``magnitude``, whose checks and warning name ``method`` (warning only when ``warn``: a
+    method that prunes in rounds warns once)."""
+    plan = _plan(model, sparsity, method, scope=scope, warn=warn)
+    return _apply(copy.deepcopy(model), _magnitude_masks(model, plan, sparsity, scope))
+
+
+def _magnitude_masks(model: nn.Module, plan: dict[str, float], sparsity, scope) -> dict[str, torch.Tensor]:
+    """Returns ``{layer name: kept mask}`` of ``magnitude`` for a checked ``plan`` (:func:`_plan`);
+    reads ``model`` and changes nothing."""
     scores = {n: _zeros_first(w, w.abs().double()) for n, w in _effective_weights(model, plan).items()}
     if scope == "layer":
         return {n: _layer_mask(n, scores[n], plan[n]) for n in plan}
@@ -194,10 +201,10 @@ def random(model: nn.Module, sparsity: float | dict[str, float] = 0.5, *, seed: 
     Args:
         model: a network with Linear / Conv2d layers (plain or already pruned).
         sparsity: a float in [0, 1] for every layer, or a dict ``{layer name: sparsity}``.
-        seed: an int >= 0 choosing the positions.
+        seed: an int in [0, 2**32 - 1] choosing the positions.
     """
-    check_seed(seed)
-    plan = _plan(model, sparsity)
+    seed = check_seed(seed)
+    plan = _plan(model, sparsity, "random")
     out = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(seed)
     priorities = {n: random_scores(m.weight.numel(), generator) for n, m in _prunable(out)}
@@ -216,8 +223,7 @@ def finalize(model: nn.Module) -> nn.Module:
     The zeros stay in the weights, but nothing keeps them at zero any more: fine-tuning the
     result regrows them.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     out = copy.deepcopy(model)
     for name, layer in [(n, m) for n, m in out.named_modules() if isinstance(m, _Pruned)]:
         out = _layers.replace(out, name, _layers.plain_like(layer, layer.effective_weight(), layer.bias))
@@ -236,8 +242,7 @@ class MagnitudeConfig:
 
     def __post_init__(self):
         check_sparsity(self.sparsity)  # a float: a dict of per-layer sparsities goes to magnitude()
-        if not isinstance(self.scope, str) or self.scope not in SCOPES:
-            raise ValueError(f"scope must be 'layer' or 'global', got {self.scope!r}")
+        check_choice(self.scope, "scope", SCOPES)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return magnitude(model, self.sparsity, scope=self.scope)
@@ -268,27 +273,28 @@ def _prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _plan(model, sparsity) -> dict[str, float]:
-    """Returns {layer name: sparsity} of the layers to prune, after checking the arguments."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    layers = dict(_prunable(model))
-    if not layers:
-        raise ValueError(f"model {type(model).__name__} has no Linear or Conv2d layer to prune")
+def _plan(model, sparsity, method: str, *, scope: str = "layer", warn: bool = True) -> dict[str, float]:
+    """Returns {layer name: sparsity} of the layers to prune, after checking the arguments; warns
+    once about layers left unpruned (``_layers.transformable``)."""
+    check_model(model)
+    check_choice(scope, "scope", SCOPES)
     if isinstance(sparsity, dict):
         if not sparsity:
             raise ValueError(
                 "sparsity must be a float in [0, 1] or a non-empty dict {layer name: sparsity}, got {}"
             )
+        if scope == "global":
+            raise ValueError("scope='global' takes one float sparsity, not a dict of per-layer sparsities")
         for name, s in sparsity.items():
-            if name not in layers:
-                raise ValueError(
-                    f"sparsity names no Linear/Conv2d layer {name!r}; layers: {', '.join(layers)}"
-                )
-            check_sparsity(s, f"sparsity[{name!r}]")
+            check_sparsity(s, f"sparsity[{shorten(name)}]")
+    else:
+        check_sparsity(sparsity)
+    layers = dict(_layers.transformable(model, method, warn=False))
+    if isinstance(sparsity, dict):
+        _layers.check_names("sparsity", sparsity, layers)
         plan = {n: float(sparsity[n]) for n in layers if n in sparsity}
     else:
-        plan = dict.fromkeys(layers, check_sparsity(sparsity))
+        plan = dict.fromkeys(layers, float(sparsity))
     for name in plan:
         kind = type(layers[name])
         if kind not in (nn.Linear, nn.Conv2d, PrunedLinear, PrunedConv2d):
@@ -296,6 +302,8 @@ def _plan(model, sparsity) -> dict[str, float]:
                 f"layer {name!r} is a {kind.__name__}; prune only plain or pruned Linear/Conv2d layers "
                 "(prune before quantizing, e.g. 'magnitude:sparsity=0.5 + weights:bits=8')"
             )
+    if warn:
+        _layers.warn_unsupported(model, method, action="prunes")
     return plan
 
 

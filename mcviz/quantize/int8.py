@@ -12,6 +12,9 @@ Unlike ``QuantLinear`` (fake quantization: int8 storage, fp32 arithmetic), the m
   int8 per-channel weights and fixed activation scales calibrated on the training split,
   and the logits are dequantized at the end ("dequant"). Needs ``data``.
 
+Other weight layers (Conv1d, ConvTranspose2d...) stay float32, with one warning naming them: in
+static mode such a layer runs between a dequantize and a quantize step of its own.
+
 Each int8 layer is an ``Int8Layer`` that reports to ``mcv.measure`` what it stores (the same
 conventions as ``QuantLinear``): int8 weight codes at 8 bits, one float32 scale per output
 channel (the weight zero points are all 0, so none is counted), the fp32 bias, and for static
@@ -32,8 +35,9 @@ import torch
 from torch import nn
 
 from mcviz import _backends, _layers
+from mcviz._checks import check_choice, check_data, check_model, check_option
 from mcviz.measure import StorageRow
-from mcviz.quantize.ptq import CALIBRATION_BATCH_SIZE, _check_calibration_batches
+from mcviz.quantize.ptq import CALIBRATION_BATCH_SIZE
 from mcviz.registry import register
 
 MODES = ("dynamic", "static")
@@ -49,12 +53,13 @@ def int8(model: nn.Module, data=None, *, mode: str = "dynamic", calibration_batc
     examples of ``data``'s training split, in order (so the result is deterministic).
 
     Args:
-        model: for "dynamic", any module (its ``nn.Linear`` layers are quantized); for "static",
-            a ``nn.Sequential`` of Linear, Conv2d, ReLU, MaxPool2d and Flatten layers (all of
-            mcviz's models are).
+        model: for "dynamic", any module with a Linear layer (its ``nn.Linear`` layers are
+            quantized); for "static", a ``nn.Sequential`` of Linear, Conv2d, ReLU, MaxPool2d and
+            Flatten layers (all of mcviz's models are), and other weight layers that stay float32.
         data: a DataBundle; required by "static", unused by "dynamic".
         mode: "dynamic" or "static" (see the module docstring).
-        calibration_batches: batches used to calibrate activation ranges in static mode, >= 1.
+        calibration_batches: batches used to calibrate activation ranges in static mode, in
+            [1, 1000].
 
     Example:
         Save the state_dict; to reload, rebuild the same architecture with ``int8`` (static
@@ -66,14 +71,17 @@ def int8(model: nn.Module, data=None, *, mode: str = "dynamic", calibration_batc
             q2 = mcv.quantize.int8(arch, data, mode="static")
             q2.load_state_dict(torch.load("q.pt"))  # q2 now computes exactly what q does
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_mode(mode)
-    _check_calibration_batches(calibration_batches)
+    check_model(model)
+    _check_options(mode, calibration_batches)
+    if data is not None:
+        check_data(data)
+    elif mode == "static":
+        raise ValueError("int8 mode='static' needs data=, a DataBundle whose training split calibrates it")
     _backends.check_engine()
-    if mode == "dynamic":
-        return _dynamic(model)
-    return _static(model, data, calibration_batches)
+    _layers.transformable(model, "int8", warn=False)  # refuses a model without Linear / Conv2d
+    out = _dynamic(model) if mode == "dynamic" else _static(model, data, calibration_batches)
+    _layers.warn_unsupported(model, "int8", action="quantizes", rest="stay float32")
+    return out
 
 
 @register
@@ -87,8 +95,7 @@ class Int8Config:
     calibration_batches: int = 8
 
     def __post_init__(self) -> None:
-        _check_mode(self.mode)
-        _check_calibration_batches(self.calibration_batches)
+        _check_options(self.mode, self.calibration_batches)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return int8(model, data, mode=self.mode, calibration_batches=self.calibration_batches)
@@ -189,8 +196,6 @@ def _dynamic(model: nn.Module) -> nn.Module:
 
 
 def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
-    from mcviz.data import DataBundle  # data imports nothing from here; deferred like measure does
-
     if type(model).forward is not nn.Sequential.forward:
         raise ValueError(
             f"int8 mode='static' needs a nn.Sequential (it runs layers in order), got "
@@ -198,6 +203,9 @@ def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
         )
     layers = []
     for name, m in model.named_children():
+        if _layers.unhandled(m):
+            layers.append((name, _backends.float_island(copy.deepcopy(m).eval())))
+            continue
         if not isinstance(m, STATIC_LAYERS):
             allowed = ", ".join(c.__name__ for c in STATIC_LAYERS)
             raise ValueError(
@@ -214,10 +222,6 @@ def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
         layers.append((name, _plain(m) if isinstance(m, (nn.Linear, nn.Conv2d)) else copy.deepcopy(m).eval()))
     if not any(isinstance(m, (nn.Linear, nn.Conv2d)) for _, m in layers):
         raise ValueError(f"int8 found no Linear or Conv2d layer in {type(model).__name__}")
-    if data is None:
-        raise ValueError("int8 mode='static' needs data=, a DataBundle whose training split calibrates it")
-    if not isinstance(data, DataBundle):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
     X = data.train.tensors[0].float()
     size = CALIBRATION_BATCH_SIZE
     batches = [X[i * size : (i + 1) * size] for i in range(calibration_batches) if i * size < len(X)]
@@ -232,7 +236,7 @@ def _static(model: nn.Module, data, calibration_batches: int) -> nn.Module:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         shape = tuple(X.shape[1:])
         raise ValueError(f"int8 could not calibrate on {data.name!r} (input {shape}): {first}") from None
-    for name, m in list(out.named_children()):
+    for name, m in list(out.named_modules()):  # an island's quantize step is nested
         if _backends.is_int8_layer(m):
             out = _layers.replace(out, name, _wrap(m))
         elif _backends.is_int8_input(m):
@@ -250,6 +254,6 @@ def _plain(m: nn.Module) -> nn.Module:
     return _layers.plain_like(m, _layers.weight(m).detach().float(), bias).eval()
 
 
-def _check_mode(mode) -> None:
-    if not isinstance(mode, str) or mode not in MODES:
-        raise ValueError(f"mode must be 'dynamic' or 'static', got {mode!r}")
+def _check_options(mode, calibration_batches) -> None:
+    check_choice(mode, "mode", MODES)
+    check_option("calibration_batches", calibration_batches)

@@ -36,10 +36,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcviz import _layers, train
+from mcviz._checks import check_data, check_int, check_model, check_option, check_seed
 from mcviz.data import DataBundle
 from mcviz.measure import StorageRow
-from mcviz.quantize.layers import _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
-from mcviz.quantize.tensor import _check_bits
+from mcviz.quantize.layers import _check_weight, _copy_into, _expect_mask, _sparse_rows  # shared with Quant*
 from mcviz.registry import register
 
 MAX_ITERATIONS = 1000  # Lloyd iterations per layer at most (each costs O(2**bits log n))
@@ -56,7 +56,7 @@ def kmeans_codebook(w: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch
 
     Args:
         w: a floating-point tensor with finite values.
-        bits: index width, an int in 2..8 (``2**bits`` centroids).
+        bits: index width, an int in [2, 8] (``2**bits`` centroids).
 
     Returns:
         ``codebook``: float32, shape ``(2**bits,)``, ascending. ``indices``: uint8, shaped like
@@ -67,10 +67,11 @@ def kmeans_codebook(w: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch
         >>> codebook.tolist(), indices.tolist()
         ([0.05000000074505806, 0.949999988079071, 2.0, 3.0], [0, 0, 1, 1, 2, 3])
     """
-    _check_bits(bits)
-    if not isinstance(w, torch.Tensor) or not w.is_floating_point():
-        got = w.dtype if isinstance(w, torch.Tensor) else type(w).__name__
-        raise ValueError(f"w must be a floating-point torch.Tensor, got {got}")
+    check_int(bits, "bits")
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"w must be a floating-point torch.Tensor, got {type(w).__name__}")
+    if not w.is_floating_point():
+        raise ValueError(f"w must be a floating-point torch.Tensor, got {w.dtype}")
     if w.numel() == 0:
         raise ValueError(f"w must hold at least one value, got shape {tuple(w.shape)}")
     if not bool(torch.isfinite(w).all()):
@@ -114,8 +115,7 @@ class _Shared:
     def __init__(self, *args, bits: int = 4, **kwargs) -> None:
         # the parent's weights go on the meta device: no memory, and no draw from the global RNG
         super().__init__(*args, **kwargs, device="meta")
-        _check_bits(bits)
-        self.bits = bits
+        self.bits = check_int(bits, "bits")
         shape = self._parameters.pop("weight").shape  # the parent's meta Parameter; now a property
         has_bias = self.bias is not None
         self.codebook = nn.Parameter(torch.zeros(2**bits))
@@ -131,6 +131,7 @@ class _Shared:
 
         ``module`` must be an ``nn.Linear`` for KMeansLinear, an ``nn.Conv2d`` for KMeansConv2d.
         """
+        check_model(module, "module")
         return _copy_into(_layers.new_like(cls, module, bits=bits), module)
 
     @property
@@ -151,9 +152,7 @@ class _Shared:
         """Clusters ``weight`` (shaped like the layer's) with :func:`kmeans_codebook` and stores
         the codebook and indices; with a ``mask``, only the kept entries are clustered (the
         pruned ones get index 0, never read)."""
-        if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.indices.shape):
-            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-            raise ValueError(f"weight must be a tensor of shape {tuple(self.indices.shape)}, got {got}")
+        _check_weight(weight, self.indices.shape)
         w = weight.detach().float()
         if self.mask is None:
             codebook, indices = kmeans_codebook(w, self.bits)
@@ -235,28 +234,30 @@ def kmeans(
     parameters move; the indices do not, so every weight stays on its layer's codebook.
 
     Args:
-        model: a trained network.
-        bits: index width, an int in 2..8: ``2**bits`` shared values per layer.
-        fine_tune_epochs: epochs of centroid fine-tuning on ``data``, an int >= 0.
+        model: a trained network. Other weight layers than Linear / Conv2d (Conv1d, Embedding...)
+            stay fp32, with one warning naming them.
+        bits: index width, an int in [2, 8]: ``2**bits`` shared values per layer.
+        fine_tune_epochs: epochs of centroid fine-tuning on ``data``, an int in [0, 200].
         data: a DataBundle, required when ``fine_tune_epochs > 0``.
-        lr: Adam learning rate of the fine-tuning.
-        seed: fixes the fine-tuning's shuffling order (the clustering has no randomness).
+        lr: Adam learning rate of the fine-tuning, in (0, 10].
+        seed: fixes the fine-tuning's shuffling order (the clustering has no randomness), an int
+            in [0, 2**32 - 1].
 
     Example:
         >>> shared = kmeans(model, bits=4)  # doctest: +SKIP
         >>> mcv.measure.model(shared).bits  # doctest: +SKIP
         4.0
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     _check_options(bits, fine_tune_epochs, lr, seed)
-    if fine_tune_epochs > 0 and not isinstance(data, DataBundle):
-        got = "None" if data is None else type(data).__name__
-        raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got {got})")
+    if data is not None:
+        check_data(data)
+    elif fine_tune_epochs > 0:
+        raise ValueError(f"fine_tune_epochs={fine_tune_epochs} needs data=, a DataBundle (got None)")
+    names = [n for n, _ in _layers.transformable(model, "kmeans", action="clusters", rest="stay float32")]
     out = copy.deepcopy(model)
-    for name, layer in list(out.named_modules()):
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
-            continue
+    for name in names:
+        layer = out.get_submodule(name)
         cls = KMeansConv2d if isinstance(layer, nn.Conv2d) else KMeansLinear
         out = _layers.replace(out, name, cls.from_float(layer, bits))  # name "": the model is one layer
     if fine_tune_epochs > 0:
@@ -288,7 +289,7 @@ class KMeansConfig:
 
 
 def _check_options(bits, fine_tune_epochs, lr, seed) -> None:
-    _check_bits(bits)
-    train._check_int("fine_tune_epochs", fine_tune_epochs, 0)
-    train._check_lr(lr)
-    train._check_int("seed", seed, 0)
+    check_option("bits", bits)
+    check_option("fine_tune_epochs", fine_tune_epochs)
+    check_option("lr", lr)
+    check_seed(seed)

@@ -35,17 +35,11 @@ import torch
 from torch import nn
 
 from mcviz import _layers
+from mcviz._checks import check_bool, check_choice, check_int, check_model
 from mcviz.measure import StorageRow
-from mcviz.quantize.tensor import _check_bits, _check_symmetric, _dequantize, qparams, qrange, quantize
+from mcviz.quantize.tensor import _dequantize, qparams, qrange, quantize
 
 GRANULARITIES = ("per_tensor", "per_channel")
-
-
-def check_granularity(granularity) -> str:
-    """Returns ``granularity`` if it is "per_tensor" or "per_channel", else raises ValueError."""
-    if not isinstance(granularity, str) or granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be 'per_tensor' or 'per_channel', got {granularity!r}")
-    return granularity
 
 
 class _Quantized:
@@ -65,9 +59,9 @@ class _Quantized:
     ) -> None:
         # the parent's weights go on the meta device: no memory, and no draw from the global RNG
         super().__init__(*args, **kwargs, device="meta")
-        _check_bits(bits)
-        _check_symmetric(symmetric)
-        self.bits, self.granularity, self.symmetric = bits, check_granularity(granularity), symmetric
+        self.bits = check_int(bits, "bits")
+        self.granularity = check_choice(granularity, "granularity", GRANULARITIES)
+        self.symmetric = check_bool(symmetric, "symmetric")
         shape = self.weight.shape  # still the meta Parameter made by the parent constructor
         has_bias = self.bias is not None
         del self.weight
@@ -96,6 +90,7 @@ class _Quantized:
 
         ``module`` must be an ``nn.Linear`` for QuantLinear, an ``nn.Conv2d`` for QuantConv2d.
         """
+        check_model(module, "module")
         out = _layers.new_like(cls, module, bits=bits, granularity=granularity, symmetric=symmetric)
         return _copy_into(out, module)
 
@@ -107,9 +102,7 @@ class _Quantized:
     def set_weight(self, weight: torch.Tensor) -> None:
         """Quantizes ``weight`` (same shape as the layer's) to this layer's grid and stores it;
         entries the ``mask`` prunes are stored as zero."""
-        if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != tuple(self.codes.shape):
-            got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-            raise ValueError(f"weight must be a tensor of shape {tuple(self.codes.shape)}, got {got}")
+        _check_weight(weight, self.codes.shape)
         w = weight.detach().float()
         if self.mask is not None:
             # zero is on every grid (symmetric: code 0; asymmetric: the zero point), so the
@@ -223,6 +216,15 @@ class QuantConv2d(_Quantized, nn.Conv2d):
     padding=0, dilation=1, groups=1, bias=True, padding_mode="zeros"``) and the keywords
     ``bits=8``, ``granularity="per_channel"``, ``symmetric=True``.
     """
+
+
+def _check_weight(weight, shape) -> None:
+    """Refuses a ``weight`` that is not a tensor of ``shape`` (``set_weight`` of Quant* and KMeans*)."""
+    wanted = f"weight must be a tensor of shape {tuple(shape)}"
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"{wanted}, got {type(weight).__name__}")
+    if tuple(weight.shape) != tuple(shape):
+        raise ValueError(f"{wanted}, got {tuple(weight.shape)}")
 
 
 def _copy_into(out: nn.Module, module: nn.Module) -> nn.Module:

@@ -27,19 +27,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mcviz._checks import check_choice, check_int, check_number
 from mcviz.quantize.tensor import _check_input, qparams, qrange
 
 OBSERVERS = ("minmax", "percentile", "mse")
 _MAX_VALUES = 2**17  # the MSE search uses at most this many values, evenly strided
+MAX_GRID = 1000  # candidate ranges of the MSE search
 
 
 def observer(name: str, **options) -> Observer:
     """Returns a new observer of the kind ``name``, one of :data:`OBSERVERS`.
 
-    Options: ``percentile`` (in (50, 100], for "percentile"), ``grid`` (int >= 1, for "mse").
+    Options: ``percentile`` (in (50, 100], for "percentile"), ``grid`` (an int in [1, 1000], for
+    "mse").
     """
-    if not isinstance(name, str) or name not in OBSERVERS:
-        raise ValueError(f"observer must be one of {', '.join(OBSERVERS)}, got {name!r}")
+    check_choice(name, "observer", OBSERVERS)
     return {"minmax": MinMaxObserver, "percentile": PercentileObserver, "mse": MSEObserver}[name](**options)
 
 
@@ -94,13 +96,7 @@ class PercentileObserver(Observer):
 
     def __init__(self, percentile: float = 99.99) -> None:
         super().__init__()
-        if (
-            isinstance(percentile, bool)
-            or not isinstance(percentile, (int, float))
-            or not (50 < percentile <= 100)
-        ):
-            raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
-        self.percentile = float(percentile)
+        self.percentile = check_number(percentile, "percentile", low=50, high=100, low_open=True)
         self._seen: list[torch.Tensor] = []
 
     def _keep(self, x):
@@ -122,9 +118,7 @@ class MSEObserver(Observer):
 
     def __init__(self, grid: int = 100) -> None:
         super().__init__()
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-            raise ValueError(f"grid must be an int >= 1, got {grid!r}")
-        self.grid = grid
+        self.grid = check_int(grid, "grid", low=1, high=MAX_GRID)  # each candidate: one pass over the values
         self._seen: list[torch.Tensor] = []
 
     def _keep(self, x):

@@ -8,7 +8,9 @@ activations, to a ``bits``-bit grid without retraining.
   8-bit unsigned asymmetric grid whose range an observer chose on calibration batches from the
   TRAINING split (never the test split).
 
-Both return a new model and leave ``model`` unchanged. ``mcv.train.fit`` on the result trains
+Both return a new model and leave ``model`` unchanged. Weight layers other than Linear / Conv2d
+(Conv1d, Embedding...) stay float32, with one warning naming them; a model without a Linear /
+Conv2d layer is refused. ``mcv.train.fit`` on the result trains
 only the fp32 biases (and any layer left in fp32): the weights are buffers, so the codes stay
 fixed; see ``layers.py``.
 """
@@ -23,10 +25,19 @@ import torch
 from torch import nn
 
 from mcviz import _layers
-from mcviz.quantize.layers import QuantConv2d, QuantLinear, check_granularity
+from mcviz._checks import (
+    BOUNDS,
+    check_bool,
+    check_choice,
+    check_data,
+    check_int,
+    check_model,
+    check_option,
+    shorten,
+)
+from mcviz.quantize.layers import GRANULARITIES, QuantConv2d, QuantLinear
 from mcviz.quantize.observers import OBSERVERS
 from mcviz.quantize.observers import observer as make_observer
-from mcviz.quantize.tensor import _check_bits, _check_symmetric
 from mcviz.registry import register
 
 ACT_BITS = 8  # activations: 8-bit unsigned codes, asymmetric (zero point from the range)
@@ -44,8 +55,9 @@ def weights(
     (weight-only post-training quantization); ``model`` is left unchanged.
 
     Args:
-        model: a trained network.
-        bits: an int in 2..8 for every layer, or a dict ``{layer name: bits}`` (names as in
+        model: a trained network. Its Linear / Conv2d layers are quantized; other weight layers
+            (Conv1d, Embedding...) stay fp32, with one warning naming them.
+        bits: an int in [2, 8] for every layer, or a dict ``{layer name: bits}`` (names as in
             ``model.named_modules()``, e.g. ``"fc1"``) for mixed precision; layers the dict does
             not name stay fp32.
         granularity: "per_channel" (one scale per output channel) or "per_tensor".
@@ -56,9 +68,12 @@ def weights(
         >>> mcv.measure.model(small).bits  # doctest: +SKIP
         8.0
     """
-    plan = _plan(model, bits)
-    check_granularity(granularity)
-    _check_symmetric(symmetric)
+    _check_weights(granularity, symmetric)
+    return _weights(model, _plan(model, bits, "weights"), granularity, symmetric)
+
+
+def _weights(model: nn.Module, plan: dict[str, int], granularity: str, symmetric: bool) -> nn.Module:
+    """``weights`` for a checked ``plan`` (:func:`_plan`) and options."""
     out = copy.deepcopy(model)
     for name, layer_bits in plan.items():
         layer = out.get_submodule(name)
@@ -88,16 +103,14 @@ def ptq(
     Args:
         model: a trained network.
         data: a DataBundle (``mcv.data.load``); only its training split is read.
-        bits: weight bits, an int in 2..8 or a dict ``{layer name: bits}`` as in :func:`weights`.
+        bits: weight bits, an int in [2, 8] or a dict ``{layer name: bits}`` as in :func:`weights`.
         granularity: "per_channel" or "per_tensor", for the weights.
         observer: how activation ranges are chosen: "minmax", "percentile" (99.99th) or "mse".
-        calibration_batches: number of training batches of 64 to calibrate on, >= 1.
+        calibration_batches: number of training batches of 64 to calibrate on, in [1, 1000].
     """
-    _check_observer(observer)
-    _check_calibration_batches(calibration_batches)
-    if not hasattr(getattr(data, "train", None), "tensors"):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
-    out = weights(model, bits, granularity=granularity)
+    check_data(data)
+    _check_ptq(granularity, observer, calibration_batches)
+    out = _weights(model, _plan(model, bits, "ptq"), granularity, True)
     layers = {n: m for n, m in out.named_modules() if isinstance(m, (QuantLinear, QuantConv2d))}
     observers = {n: make_observer(observer) for n in layers}
     for m in layers.values():
@@ -135,9 +148,8 @@ class WeightsConfig:
     symmetric: bool = True
 
     def __post_init__(self):
-        _check_bits(self.bits)  # an int: a dict of per-layer bits goes to weights() directly
-        check_granularity(self.granularity)
-        _check_symmetric(self.symmetric)
+        check_option("bits", self.bits)  # an int: a dict of per-layer bits goes to weights() directly
+        _check_weights(self.granularity, self.symmetric)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return weights(model, self.bits, granularity=self.granularity, symmetric=self.symmetric)
@@ -156,10 +168,8 @@ class PTQConfig:
     calibration_batches: int = 8
 
     def __post_init__(self):
-        _check_bits(self.bits)
-        check_granularity(self.granularity)
-        _check_observer(self.observer)
-        _check_calibration_batches(self.calibration_batches)
+        check_option("bits", self.bits)
+        _check_ptq(self.granularity, self.observer, self.calibration_batches)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return ptq(
@@ -172,22 +182,25 @@ class PTQConfig:
         )
 
 
-def _plan(model, bits) -> dict[str, int]:
-    """Returns {layer name: bits} of the layers to quantize, after checking ``bits``."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+def _plan(model, bits, method: str, *, warn: bool = True, rest: str = "stay float32") -> dict[str, int]:
+    """Returns {layer name: bits} of the layers to quantize, after checking ``model`` and
+    ``bits``; warns once about the weight layers left in fp32 (``_layers.transformable``)."""
+    check_model(model)
+    if isinstance(bits, dict):
+        if not bits:
+            raise ValueError("bits must be an int in [2, 8] or a non-empty dict {layer name: bits}, got {}")
+        for name, b in bits.items():
+            check_int(b, f"bits[{shorten(name)}]", bounds=BOUNDS["bits"])
+    else:
+        bits = check_option("bits", bits)
+    names = [n for n, _ in _layers.transformable(model, method, warn=False)]
+    if isinstance(bits, dict):
+        _layers.check_names("bits", bits, names)
+    if warn:
+        _layers.warn_unsupported(model, method, action="quantizes", rest=rest)
     if not isinstance(bits, dict):
-        _check_bits(bits)
         return dict.fromkeys(names, bits)
-    if not bits:
-        raise ValueError("bits must be an int in 2..8 or a non-empty dict {layer name: bits}, got {}")
-    for name, b in bits.items():
-        if name not in names:
-            raise ValueError(f"bits names no Linear/Conv2d layer {name!r}; layers: {', '.join(names)}")
-        if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 8:
-            raise ValueError(f"bits[{name!r}] must be an int in 2..8, got {b!r}")
-    return {n: bits[n] for n in names if n in bits}
+    return {n: int(bits[n]) for n in names if n in bits}
 
 
 def _watch(obs):
@@ -197,11 +210,12 @@ def _watch(obs):
     return hook
 
 
-def _check_observer(name):
-    if not isinstance(name, str) or name not in OBSERVERS:
-        raise ValueError(f"observer must be one of {', '.join(OBSERVERS)}, got {name!r}")
+def _check_weights(granularity, symmetric) -> None:
+    check_choice(granularity, "granularity", GRANULARITIES)
+    check_bool(symmetric, "symmetric")
 
 
-def _check_calibration_batches(n):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"calibration_batches must be an int >= 1, got {n!r}")
+def _check_ptq(granularity, observer, calibration_batches) -> None:
+    check_choice(granularity, "granularity", GRANULARITIES)
+    check_choice(observer, "observer", OBSERVERS)
+    check_option("calibration_batches", calibration_batches)

@@ -27,10 +27,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from mcviz import train
+from mcviz._checks import check_choice, check_data, check_option, check_seed
 from mcviz.data import DataBundle
-from mcviz.quantize.layers import check_granularity
-from mcviz.quantize.ptq import weights
-from mcviz.quantize.tensor import _check_bits, fake_quantize
+from mcviz.quantize.layers import GRANULARITIES
+from mcviz.quantize.ptq import _plan, _weights
+from mcviz.quantize.tensor import fake_quantize
 from mcviz.registry import register
 
 
@@ -44,7 +45,7 @@ def ste_fake_quantize(w: torch.Tensor, bits: int = 8, *, granularity: str = "per
 
     Args:
         w: a floating-point tensor with finite values (a weight).
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         granularity: "per_channel" (one scale per slice along dimension 0: an output channel) or
             "per_tensor".
 
@@ -54,8 +55,8 @@ def ste_fake_quantize(w: torch.Tensor, bits: int = 8, *, granularity: str = "per
         >>> y.detach(), torch.autograd.grad(y.sum(), w)[0]
         (tensor([-1.,  0.,  0.,  1.]), tensor([1., 1., 1., 1.]))
     """
-    _check_bits(bits)
-    axis = 0 if check_granularity(granularity) == "per_channel" else None
+    check_option("bits", bits)
+    axis = 0 if check_choice(granularity, "granularity", GRANULARITIES) == "per_channel" else None
     return w + (fake_quantize(w, bits, axis=axis) - w).detach()
 
 
@@ -92,23 +93,24 @@ def qat(
 
     Args:
         model: a trained network (QAT starts from trained weights, it does not replace training).
+            Other weight layers than Linear / Conv2d (Conv1d, Embedding...) are fine-tuned in fp32
+            and stay fp32, with one warning naming them.
         data: a DataBundle; trained on its training split.
-        bits: weight bits, an int in 2..8.
-        epochs: fine-tuning epochs, an int >= 1.
-        lr: Adam learning rate; small, because the model is already trained.
+        bits: weight bits, an int in [2, 8].
+        epochs: fine-tuning epochs, an int in [1, 200].
+        lr: Adam learning rate in (0, 10]; small, because the model is already trained.
         granularity: "per_channel" or "per_tensor" scales.
-        seed: fixes the shuffling order.
+        seed: fixes the shuffling order, an int in [0, 2**32 - 1].
 
     Example:
         >>> small = qat(model, data, bits=4, epochs=2)  # doctest: +SKIP
         >>> mcv.measure.model(small).bits  # doctest: +SKIP
         4.0
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, DataBundle):
-        raise ValueError(f"data must be a DataBundle (mcv.data.load), got {type(data).__name__}")
+    check_data(data)
     _check_options(bits, epochs, lr, granularity, seed)
+    # checks the model; warns once about the layers that stay float32
+    _plan(model, bits, "qat", rest="stay float32 (fine-tuned, not quantized)")
     trained = copy.deepcopy(model)
     layers = [
         m
@@ -122,7 +124,7 @@ def qat(
     finally:
         for m in layers:  # keep the float weights: weights() below rounds them to the same grid
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
-    out = weights(trained, bits, granularity=granularity)
+    out = _weights(trained, _plan(trained, bits, "qat", warn=False), granularity, True)
     out.train(model.training)
     return out
 
@@ -151,8 +153,8 @@ class QATConfig:
 
 
 def _check_options(bits, epochs, lr, granularity, seed) -> None:
-    _check_bits(bits)
-    train._check_int("epochs", epochs, 1)
-    train._check_lr(lr)
-    check_granularity(granularity)
-    train._check_int("seed", seed, 0)
+    check_option("bits", bits)
+    check_option("epochs", epochs)
+    check_option("lr", lr)
+    check_choice(granularity, "granularity", GRANULARITIES)
+    check_seed(seed)

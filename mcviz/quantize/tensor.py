@@ -30,6 +30,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from mcviz._checks import check_bool, check_int, check_model, shorten
 from mcviz.registry import register
 
 
@@ -38,9 +39,11 @@ def fp16(model: nn.Module) -> nn.Module:
 
     The copy takes and returns float32 tensors (inputs are cast to half on the way in, outputs
     back to float32 on the way out), so it drops into any evaluation code. ``model`` is unchanged.
+
+    Every floating-point tensor is stored in 16 bits, whatever layer holds it (Conv1d and
+    Embedding too): unlike the other methods, fp16 leaves no layer uncompressed.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model(model)
     out = copy.deepcopy(model).half()
     out.register_forward_pre_hook(_to_half)
     out.register_forward_hook(_to_float)
@@ -82,9 +85,8 @@ def qrange(bits: int = 8, *, symmetric: bool = True) -> tuple[int, int]:
         >>> qrange(8), qrange(4, symmetric=False)
         ((-127, 127), (0, 15))
     """
-    _check_bits(bits)
-    _check_symmetric(symmetric)
-    if symmetric:
+    bits = check_int(bits, "bits")
+    if check_bool(symmetric, "symmetric"):
         return -(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
 
@@ -102,7 +104,7 @@ def qparams(
 
     Args:
         x: a floating-point tensor with finite values.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes with zero point 0 (True) or unsigned codes (False).
         axis: None for one scale per tensor; a dimension of ``x`` (0: output channels) for one
             scale per slice along it.
@@ -156,7 +158,7 @@ def quantize(
             else a tensor of shape ``(x.shape[axis],)``, e.g. from :func:`qparams`.
         zero_point: the code of 0.0, an int (tensor) shaped like ``scale``, inside
             :func:`qrange`; 0 when ``symmetric``.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes (int8 tensor) or unsigned codes (uint8 tensor).
         axis: None (per-tensor) or the dimension of ``x`` that ``scale`` runs along.
 
@@ -193,9 +195,10 @@ def dequantize(
         >>> dequantize(torch.tensor([0, 2, 4, 7], dtype=torch.int8), 0.25, 0)
         tensor([0.0000, 0.5000, 1.0000, 1.7500])
     """
-    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.is_complex() or q.is_quantized:
-        got = q.dtype if isinstance(q, torch.Tensor) else type(q).__name__
-        raise ValueError(f"q must be an integer torch.Tensor of codes, got {got}")
+    if not isinstance(q, torch.Tensor):
+        raise TypeError(f"q must be an integer torch.Tensor of codes, got {type(q).__name__}")
+    if q.is_floating_point() or q.is_complex() or q.is_quantized:
+        raise ValueError(f"q must be an integer torch.Tensor of codes, got {q.dtype}")
     if q.dtype == torch.bool:
         raise ValueError(f"q must be an integer torch.Tensor of codes, got {q.dtype}")
     axis = _check_axis(axis, q.dim())
@@ -215,7 +218,7 @@ def fake_quantize(
 
     Args:
         x: a floating-point tensor with finite values.
-        bits: code width, an int in 2..8.
+        bits: code width, an int in [2, 8].
         symmetric: signed codes with zero point 0 (True) or unsigned codes (False).
         axis: None for one scale per tensor; a dimension of ``x`` (0: output channels) for one
             scale per slice along it.
@@ -248,34 +251,24 @@ def _along(t, axis, ndim):
     return t if axis is None else t.reshape((-1,) + (1,) * (ndim - 1 - axis))
 
 
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
-        raise ValueError(f"bits must be an int in 2..8, got {bits!r}")
-
-
-def _check_symmetric(symmetric):
-    if not isinstance(symmetric, bool):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}")
-
-
 def _check_axis(axis, ndim):
     """Returns ``axis`` as a non-negative dimension (or None)."""
     if axis is None:
         return None
+    wanted = f"axis must be None (per-tensor) or an int in [{-ndim}, {ndim - 1}] for a {ndim}-d tensor"
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        raise TypeError(f"{wanted}, got {shorten(axis)}")
     if ndim == 0:
         raise ValueError(f"axis must be None for a 0-d tensor, got {axis!r}")
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(
-            f"axis must be None (per-tensor) or an int in [{-ndim}, {ndim - 1}] for a "
-            f"{ndim}-d tensor, got {axis!r}"
-        )
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{wanted}, got {axis!r}")
     return axis % ndim
 
 
 def _check_input(x, axis):
     """Validates a float input and its axis; returns the axis as a non-negative dimension."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"x must be a floating-point torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating-point torch.Tensor, got dtype {x.dtype}")
     axis = _check_axis(axis, x.dim())
@@ -294,13 +287,13 @@ def _check_qparams(scale, zero_point, shape, axis, code_range, symmetric):
     want = () if axis is None else (shape[axis],)
     where = "per-tensor (axis=None)" if axis is None else f"axis={axis}"
     if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
-        raise ValueError(f"scale must be a number or a float tensor, got {type(scale).__name__}")
+        raise TypeError(f"scale must be a number or a float tensor, got {type(scale).__name__}")
     scale = torch.as_tensor(scale).detach()
     if scale.is_complex() or scale.dtype == torch.bool:
         raise ValueError(f"scale must be a number or a float tensor, got dtype {scale.dtype}")
     scale = scale.to(torch.float32)
     if isinstance(zero_point, bool) or not isinstance(zero_point, (int, torch.Tensor)):
-        raise ValueError(f"zero_point must be an int or an integer tensor, got {zero_point!r}")
+        raise TypeError(f"zero_point must be an int or an integer tensor, got {shorten(zero_point)}")
     zero_point = torch.as_tensor(zero_point).detach()
     if zero_point.is_floating_point() or zero_point.is_complex() or zero_point.dtype == torch.bool:
         got = zero_point.dtype

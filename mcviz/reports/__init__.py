@@ -13,8 +13,9 @@ writes a run folder atomically::
         results.json    rows + parameters + environment (versions, CPU, threads, seed, timing)
 
 The package has one module per job: ``_templates`` (find, read once, check parameters),
-``_runner`` (papermill, the run folder, failures), ``_text`` (what templates call: ``record``
-and the computed sentences) and ``_environment`` (what ``results.json`` records).
+``_runner`` (papermill, the run folder, failures), ``_signals`` (stopping cleanly on Ctrl-C,
+SIGTERM or SIGHUP), ``_text`` (what templates call: ``record`` and the computed sentences) and
+``_environment`` (what ``results.json`` records).
 
 Example:
     >>> folder = mcv.reports.run("compare", {"dataset": "digits", "epochs": 1})  # doctest: +SKIP
@@ -22,9 +23,10 @@ Example:
 
 from __future__ import annotations
 
-from mcviz._params import Param, ParameterError, from_text
+from mcviz._params import Param, ParameterError, ParameterTypeError, from_text
 from mcviz.reports._environment import environment
-from mcviz.reports._runner import PARAMETER_ERRORS, ReportError, run
+from mcviz.reports._runner import PARAMETER_ERRORS, TIMEOUT, ReportError, emitted_warnings, run
+from mcviz.reports._signals import Interrupted, stopping_on_signals
 from mcviz.reports._templates import (
     Template,
     description,
@@ -41,17 +43,22 @@ __all__ = [
     "PARAMETER_ERRORS",
     "RESULTS_ENV",
     "Param",
+    "Interrupted",
     "ParameterError",
+    "ParameterTypeError",
     "ReportError",
+    "TIMEOUT",
     "Template",
     "budget_summary",
     "description",
+    "emitted_warnings",
     "environment",
     "from_text",
     "load",
     "parameters",
     "record",
     "run",
+    "stopping_on_signals",
     "summary",
     "template_name",
     "template_path",

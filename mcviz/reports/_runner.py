@@ -1,6 +1,19 @@
 """Running a report: execute a template with papermill in a fresh kernel, export it, and write the
 run folder atomically (a temporary folder, renamed when everything succeeded; a failure is left
-only as ``<name>-FAILED``)."""
+only as ``<name>-FAILED``).
+
+What a run leaves behind, by how it ends:
+
+- success: the run folder; a bad parameter (found before the run, or by a cell raising an error
+  named in :data:`PARAMETER_ERRORS`) or an error while setting up (an output folder that cannot
+  be written...): nothing at all;
+- a failing cell, a dead kernel, a timeout: ``<name>-FAILED`` with the partial notebook;
+- Ctrl-C (SIGINT), SIGTERM (``kill``, ``timeout``, CI cancellations) or SIGHUP: the same
+  ``-FAILED`` folder (or nothing, before the kernel started), then :class:`Interrupted`.
+  The kernel is shut down and its folder, which holds the connection file and its key, removed.
+  Only SIGKILL, which no process can catch, leaves the hidden ``.*.partial`` folder and a private
+  ``mcviz-kernel-*`` folder in the temporary directory.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +22,26 @@ import copy
 import datetime as _dt
 import json
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from mcviz import _paths
+from mcviz._checks import PATH_LIMIT, Range, check_bool, check_number, shorten
 from mcviz._params import ParameterError
 from mcviz.reports._environment import KERNEL_ENV, environment
+from mcviz.reports._signals import Interrupted, stopping_on_signals
 from mcviz.reports._templates import Template, load, parameters_cell
 from mcviz.reports._text import KERNEL_FILE, RESULTS_ENV, ROWS_FILE
+
+# Seconds allowed per cell: more than 0 and at most a day (no report cell on a laptop needs more;
+# None means no limit)
+TIMEOUT = Range(0, 86_400, low_open=True)
 
 # A template cell raising one of these (by class name) failed on its parameters, which only the
 # run could tell (e.g. no configuration fits the budget): a bad parameter, not a failed run.
@@ -46,12 +68,59 @@ class ReportError(RuntimeError):
 
 
 def _destination(name: str, out_dir: str | os.PathLike | None, started: _dt.datetime) -> Path:
-    if out_dir is None:
-        return Path.cwd() / "reports" / f"{name}-{started:%Y%m%d-%H%M%S}"
-    final = Path(out_dir).expanduser().resolve()
-    if final.exists() and (not final.is_dir() or any(final.iterdir())):
-        raise FileExistsError(f"output folder {os.fspath(out_dir)!r} exists and is not empty")
-    return final
+    if out_dir is not None:
+        return _paths.output_folder(out_dir, "out_dir")
+    try:
+        cwd = Path.cwd()
+    except OSError as exc:  # the current directory was removed
+        why = _reason(exc)
+        raise FileNotFoundError(f"the current directory cannot be used ({why}); give out_dir") from None
+    default = cwd / "reports" / f"{name}-{started:%Y%m%d-%H%M%S}"
+    return _paths.output_folder(default, "the run folder (reports/ in the current directory)")
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+def _create(final: Path) -> tuple[Path, list[Path]]:
+    """Create the hidden work folder next to ``final`` (and the folders above it); return it and
+    the folders created, deepest first. On an error nothing is left and the OSError says which
+    folder could not be written, in one line."""
+    created = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        work.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
+    except OSError as exc:
+        _remove(None, created)
+        where = next((d for d in (final.parent, *final.parent.parents) if d.exists()), final.parent)
+        raise type(exc)(
+            f"cannot write the run folder {shorten(str(final), PATH_LIMIT)}: {_reason(exc)} in {shorten(str(where), PATH_LIMIT)}; "
+            "choose a writable output folder"
+        ) from None
+    return work, created
+
+
+def _kernel_folder() -> Path:
+    """Create the private temporary folder of the kernel's spec and connection file."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="mcviz-kernel-"))
+    except OSError as exc:
+        where = shorten(tempfile.gettempdir(), PATH_LIMIT)
+        raise type(exc)(
+            f"cannot create the kernel's temporary folder in {where}: {_reason(exc)}; set TMPDIR to a "
+            "writable folder"
+        ) from None
+
+
+def _remove(work: Path | None, created: list[Path]) -> None:
+    """Remove ``work`` and the folders in ``created`` (deepest first) that the run left empty."""
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    for folder in created:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _publish(work: Path, target: Path) -> Path:
@@ -96,8 +165,14 @@ def _kernel_manager(spec_dir: Path, results: Path):
     spec["env"] = {**KERNEL_ENV, RESULTS_ENV: str(results)}
     (spec_dir / "python3" / "kernel.json").write_text(json.dumps(spec))
     ksm = KernelSpecManager(kernel_dirs=[str(spec_dir)], ensure_native_kernel=False)
-    # "auto": CurveZMQ-encrypted channels, since the native spec declares support for them
-    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ksm, transport_encryption="auto")
+    # "auto": CurveZMQ-encrypted channels, since the native spec declares support for them; the
+    # connection file (it holds the key) goes in the private kernel folder, removed after the run
+    return AsyncKernelManager(
+        kernel_name="python3",
+        kernel_spec_manager=ksm,
+        transport_encryption="auto",
+        connection_file=str(spec_dir / "connection.json"),
+    )
 
 
 def _shutdown(km) -> None:
@@ -193,48 +268,75 @@ def run(
         params: parameter values (Python values; see :func:`from_text` for CLI strings).
         out_dir: the run folder to create; must not exist or be empty.
         progress: show papermill's cell progress bar on stderr.
-        timeout: seconds allowed per cell (None: no limit).
+        timeout: seconds allowed per cell, a number in (0, 86400] (None: no limit).
 
     Raises:
         ParameterError: a bad parameter (ValueError), found before the run or by a cell raising
             an error named in :data:`PARAMETER_ERRORS` (e.g. ``NothingFits``: no configuration
             fits the budget); then nothing is left behind, not even a ``*-FAILED`` folder.
+            ``ParameterTypeError`` (also a TypeError) for a value of the wrong type.
+        TypeError, ValueError: a bad ``template``, ``out_dir``, ``progress`` or ``timeout``.
         FileNotFoundError: unknown template. FileExistsError: ``out_dir`` is not empty.
+        OSError: the run folder (or the kernel's temporary folder) cannot be written; nothing
+            is left behind.
         ReportError: a cell failed or the kernel died; the partial output is in ``*-FAILED``.
+        Interrupted: Ctrl-C, SIGTERM or SIGHUP stopped the run (a KeyboardInterrupt); the
+            kernel is shut down and the partial output is in ``*-FAILED`` (or nothing is left).
     """
+    if not isinstance(template, (str, os.PathLike, Template)):
+        raise TypeError(f"template must be a name, an .ipynb path or a Template, got {shorten(template)}")
+    check_bool(progress, "progress")
+    if timeout is not None:
+        timeout = check_number(timeout, "timeout", bounds=TIMEOUT)
+    tpl = load(template)
+    values = tpl.validate(params)
+    started = _dt.datetime.now().astimezone()
+    final = _destination(tpl.name, out_dir, started)
+    with stopping_on_signals():
+        work = spec_dir = None
+        created: list[Path] = []
+        try:  # set-up: an error here leaves nothing behind
+            work, created = _create(final)
+            spec_dir = _kernel_folder()
+            km = _kernel_manager(spec_dir, work)
+            nb = _inject(copy.deepcopy(tpl.notebook), values)
+        except BaseException as exc:
+            _remove(work, created)
+            if spec_dir is not None:
+                shutil.rmtree(spec_dir, ignore_errors=True)
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(getattr(exc, "signum", signal.SIGINT)) from None
+            raise
+        return _execute(tpl, values, nb, km, spec_dir, work, created, final, started, progress, timeout)
+
+
+def _execute(tpl, values, nb, km, spec_dir, work, created, final, started, progress, timeout) -> Path:
+    """Run the notebook in ``work`` and publish it as ``final`` (see :func:`run`)."""
     import nbformat
     import papermill
 
     from mcviz import _html
 
-    tpl = load(template)
     name, path = tpl.name, tpl.path
-    values = tpl.validate(params)
-    started = _dt.datetime.now().astimezone()
-    final = _destination(name, out_dir, started)
-    created = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
-    work.chmod(0o755)  # mkdtemp makes it private; a report folder is meant to be shared
     notebook = work / f"{name}.ipynb"
     t0 = time.perf_counter()
     executing = True
     try:
-        with tempfile.TemporaryDirectory(prefix="mcviz-kernel-") as spec_dir:
-            km = _kernel_manager(Path(spec_dir), work)
-            nb = _inject(copy.deepcopy(tpl.notebook), values)
+        try:
+            nb = papermill.execute_notebook(
+                nb,
+                str(notebook),
+                kernel_name="python3",
+                cwd=str(path.parent),
+                progress_bar=progress,
+                execution_timeout=timeout,
+                km=km,
+            )
+        finally:  # nbclient only shuts down kernels it created itself
             try:
-                nb = papermill.execute_notebook(
-                    nb,
-                    str(notebook),
-                    kernel_name="python3",
-                    cwd=str(path.parent),
-                    progress_bar=progress,
-                    execution_timeout=timeout,
-                    km=km,
-                )
-            finally:  # nbclient only shuts down kernels it created itself
                 _shutdown(km)
+            finally:
+                shutil.rmtree(spec_dir, ignore_errors=True)  # the kernel spec and connection file
         executing = False
         nb.metadata["papermill"].update(input_path=path.name, output_path=notebook.name)
         nbformat.write(nb, notebook)
@@ -243,14 +345,17 @@ def run(
     except BaseException as exc:
         late = _parameter_error(exc)
         if late is not None:  # a bad parameter the run found: remove everything it wrote
-            shutil.rmtree(work, ignore_errors=True)
-            for folder in created:  # deepest first; only folders the run made and left empty
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            _remove(work, created)
             raise ParameterError(late) from exc
         for leftover in (ROWS_FILE, KERNEL_FILE, "results.csv", "results.json", "index.html"):
-            (work / leftover).unlink(missing_ok=True)  # keep no result that looks valid
+            with contextlib.suppress(OSError):
+                (work / leftover).unlink(missing_ok=True)  # keep no result that looks valid
+        if isinstance(exc, KeyboardInterrupt) and not any(work.iterdir()):  # stopped before any output
+            _remove(work, created)
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT)) from None
         failed = _publish(work, final.with_name(final.name + "-FAILED"))
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(getattr(exc, "signum", signal.SIGINT), failed) from None
         if not isinstance(exc, Exception):
             raise
         cell, where, error = _failure(exc, failed / notebook.name, executing)
@@ -262,3 +367,28 @@ def run(
             error=error,
         ) from exc
     return _publish(work, final)
+
+
+_WARNING = re.compile(r"^(?:.*?:\d+: )?([A-Z]\w*Warning): (.+)$")
+
+
+def emitted_warnings(folder: str | os.PathLike, limit: int = 5) -> list[str]:
+    """Returns the warnings a finished run printed (``"cell 4: UserWarning: ..."``), each once and
+    at most ``limit`` of them, read from the executed notebook in ``folder``; nothing is changed.
+
+    A warning (a cache that could not be written, a layer left unchanged...) is in the notebook's
+    output, where a command-line user does not look; the ``mcviz`` command prints these lines.
+    """
+    import nbformat
+
+    seen: dict[str, int] = {}  # warning -> the first cell that printed it
+    for nb_path in sorted(Path(folder).glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") != "stream" or out.get("name") != "stderr":
+                    continue
+                for line in str(out.get("text", "")).splitlines():
+                    if m := _WARNING.match(line.strip()):
+                        seen.setdefault(f"{m[1]}: {m[2][:300]}", i)
+    return [f"cell {i}: {text}" for text, i in list(seen.items())[:limit]]

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcviz import _paths, _yaml
+from mcviz._checks import PATH_LIMIT, shorten
 from mcviz._params import Param, ParameterError, parse_cell
 from mcviz._params import validate as _validate
+
+MAX_TEMPLATE_BYTES = 20_000_000  # a template is a few kB; an executed example a few MB
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,7 +34,7 @@ class Template:
         Raises:
             ParameterError: (a ValueError) one line naming the parameter and what is allowed.
         """
-        return _validate(list(self.parameters), dict(params or {}), template=self.name)
+        return _validate(list(self.parameters), {} if params is None else params, template=self.name)
 
 
 def templates() -> dict[str, Path]:
@@ -47,17 +51,21 @@ def template_path(template: str | os.PathLike) -> Path:
     """Return the notebook path of a template given by name or by ``.ipynb`` path.
 
     Raises:
-        FileNotFoundError: no such template; the message lists the packaged ones.
+        TypeError: not a str or path. FileNotFoundError: no such template (the message lists the
+            packaged ones) or no such notebook. ValueError: an ``.ipynb`` path that is a folder,
+            unreadable, or empty.
     """
-    text = os.fspath(template)
+    text = _paths.path_text(template, "template", "a template name or an .ipynb path")
     if text.endswith(".ipynb"):
-        path = Path(text).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"template notebook {text!r} not found")
-        return path.resolve()
+        try:
+            return _paths.check_path(text, "template", kind="file", allowed="an .ipynb notebook file")
+        except ValueError as exc:
+            if str(exc).endswith("(not found)"):
+                raise FileNotFoundError(f"template notebook {shorten(text, PATH_LIMIT)} not found") from None
+            raise
     found = templates()
     if text not in found:
-        raise FileNotFoundError(f"unknown template {text!r}; available: {', '.join(found) or 'none'}")
+        raise FileNotFoundError(f"unknown template {shorten(text, PATH_LIMIT)}; available: {', '.join(found) or 'none'}")
     return found[text]
 
 
@@ -65,7 +73,7 @@ def template_name(template: str | os.PathLike | Template) -> str:
     """Return a template's name: the packaged name, or the stem of an ``.ipynb`` path."""
     if isinstance(template, Template):
         return template.name
-    text = os.fspath(template)
+    text = _paths.path_text(template, "template", "a template name or an .ipynb path")
     return Path(text).stem if text.endswith(".ipynb") else text
 
 
@@ -81,7 +89,14 @@ def load(template: str | os.PathLike | Template) -> Template:
 
     name = template_name(template)
     path = template_path(template)
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.reads(
+            _yaml.read_text(path, f"template {name}", max_bytes=MAX_TEMPLATE_BYTES), as_version=4
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not JSON, not a notebook
+        raise ParameterError(
+            f"template {shorten(str(path), PATH_LIMIT)} is not a readable notebook ({shorten(str(exc))})"
+        ) from None
     cell = parameters_cell(nb, name)
     return Template(
         name=name,

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from mcviz._checks import check_frame, shorten
+
 RESULTS_ENV = "MCVIZ_RESULTS_DIR"
 ROWS_FILE = "_rows.json"
 KERNEL_FILE = "_kernel.json"
@@ -19,6 +21,7 @@ def record(table):
     Outside a run (``$MCVIZ_RESULTS_DIR`` unset: nbval, an interactive session) nothing is
     written. Call it once per report with the metric table (a DataFrame).
     """
+    check_frame(table, "table")
     folder = os.environ.get(RESULTS_ENV)
     if not folder:
         return table
@@ -46,9 +49,10 @@ def summary(table, *, baseline: str = "baseline", cost: str = "size_bytes") -> s
     """
     import pandas as pd
 
+    check_frame(table, "table", ["label", cost])
     rows = table.set_index("label")
     if baseline not in rows.index:
-        raise ValueError(f"summary needs a row labelled {baseline!r}, got {list(rows.index)}")
+        raise ValueError(f"summary needs a row labelled {baseline!r}, got {shorten(list(rows.index))}")
     base = rows.loc[baseline]
     sentences = []
     for label, row in rows.iterrows():
@@ -92,6 +96,7 @@ def budget_summary(
 
     from mcviz import measure, tradeoff
 
+    check_frame(table, "table", ["label"])
     unit = measure.COSTS[cost].unit if cost in measure.COSTS else ""
     limits = {"cost": cost, "budget": budget, "fraction": fraction, "baseline": baseline}
     decision = tradeoff.decide(table, metric=metric, **limits)
@@ -107,7 +112,7 @@ def budget_summary(
     lim, row = decision.limit, decision.choice
     rows = table.set_index("label")
     if baseline not in rows.index:
-        raise ValueError(f"budget_summary needs a row labelled {baseline!r}, got {list(rows.index)}")
+        raise ValueError(f"budget_summary needs a row labelled {baseline!r}, got {shorten(list(rows.index))}")
     base = rows.loc[baseline]
     costs = pd.to_numeric(table[cost], errors="coerce")
     fits = int(((costs <= lim) & table[metric].notna()).sum())
