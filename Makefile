@@ -10,7 +10,7 @@ STAMP   = $(VENV)/.mcviz-installed
 # torch==2.13.0 would otherwise resolve to a CUDA build.
 PIP_TORCH ?=
 
-.PHONY: setup report test test-fast nbval examples lab bench lint clean-venv
+.PHONY: setup report test test-fast nbval examples lab bench lint book clean-venv
 
 setup: $(STAMP)
 
@@ -59,6 +59,11 @@ test-fast: setup
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=lessons
+
+# The lesson book: every lesson executed (cached in $$MCVIZ_CACHE_DIR/book until the lesson or
+# mcviz changes) and written as an offline HTML site: book/index.html.
+book: setup
+	$(BIN)/python -m mcviz.book --lessons lessons --out book
 
 bench: setup
 	$(BIN)/python benchmarks/foundation.py

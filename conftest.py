@@ -12,7 +12,7 @@
 pytest_plugins = ["mcviz._nbval"]
 
 # the slow tests to start first, longest first; then the example notebooks, other slow tests, the rest
-_FIRST = ("test_reproducible.py", "test_lessons.py", "test_lab_browser.py")
+_FIRST = ("test_reproducible.py", "test_lessons.py", "test_lab_browser.py", "test_course.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -105,7 +105,7 @@ BAD = [
         "cost must be a str, one of {size_bytes, file_bytes, gzip_bytes, params, "
         "nonzero_params, macs}, got 'latency_ms'",
     ),
-    (["-p", "model", "resnet"], "model must be a str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn, vgg_small}"),
+    (["-p", "model", "resnet"], "model must be a str, one of {seed_cnn, lenet300, lenet5, mlp, small_"),
     (["-p", "finetune_epochs", "-1"], "finetune_epochs must be an int in [0, 50], got -1"),
 ]
 
