@@ -45,7 +45,7 @@ def test_compare_help_lists_every_parameter_and_method(capsys):
         assert f"default {p.default!r}" in line  # type, allowed values and default on one line
         assert p.help.split()[0] in out
     assert "int in [1, 200]; default 3" in out
-    assert "str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn}; default 'seed_cnn'" in out
+    assert "str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn, vgg_small}; default 'seed_cnn'" in out
     assert 'required if dataset is "idx"' in out
     for line in mcv.registry.describe():
         assert line in out
@@ -230,7 +230,7 @@ BAD_INPUT = [
     (["-p", "methods", "[]"], "with at least one item, got []"),
     (
         ["-p", "model", "caf\udce9"],
-        "model must be a str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn}, got "
+        "model must be a str, one of {seed_cnn, lenet300, lenet5, mlp, small_cnn, vgg_small}, got "
         "'caf\\udce9' (not UTF-8 text)",
     ),  # bytes that are not UTF-8 arrive as surrogates
     (["-p", "methods", "[caf\udce9]"], "(not UTF-8 text)"),
