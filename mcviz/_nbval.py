@@ -113,6 +113,16 @@ def _masked(cell, outputs):
     return out
 
 
+def pytest_addoption(parser):
+    parser.addini(
+        "one_worker_files",
+        "test files whose tests all run on one pytest-xdist worker (an expensive module fixture "
+        "is then built once, not once per worker)",
+        type="linelist",
+        default=[],
+    )
+
+
 @pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist has no such hook: nothing to register then
 def pytest_xdist_make_scheduler(config, log):
     """With ``pytest -n N --dist loadgroup``, keeps each notebook's cells on one worker.
@@ -120,18 +130,21 @@ def pytest_xdist_make_scheduler(config, log):
     nbval runs a notebook's cells in order in one kernel, so they must not be spread over
     workers. pytest-xdist's own ``xdist_group`` marks did not group anything with the pinned
     pytest 9.2 / pytest-xdist 3.8 (every test was scheduled on its own), so this scheduler groups
-    by the test id itself: an nbval notebook is one unit of work, a test id ending in
-    ``@name`` belongs to group ``name``, and every other test is a unit of its own.
+    by the test id itself: an nbval notebook is one unit of work, so is a test file listed in the
+    ``one_worker_files`` ini option, a test id ending in ``@name`` belongs to group ``name``, and
+    every other test is a unit of its own.
     """
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
+
+    whole_files = set(config.getini("one_worker_files"))
 
     class NotebookScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             if nodeid.rfind("@") > nodeid.rfind("]"):
                 return nodeid.rsplit("@", 1)[-1]
             path = nodeid.partition("::")[0]
-            return path if path.endswith(".ipynb") else nodeid
+            return path if path.endswith(".ipynb") or path in whole_files else nodeid
 
     return NotebookScheduling(config, log)
