@@ -7,7 +7,17 @@
   cells on one pytest-xdist worker.
 - The longest tests are collected first, so that ``pytest -n 2`` (``make test``) starts them
   early and both workers finish at about the same time.
+- One thread per process: ``make test`` runs one xdist worker per core, and each worker and every
+  kernel it starts (lessons, nbval, papermill) inherits ``OMP_NUM_THREADS=1`` unless the caller set
+  it. With torch's default (one thread per core) in every process, two workers oversubscribe the
+  cores and OpenMP's spinning threads slow both: four lessons took 56 s on 2 workers that way and
+  33 s with one thread each. Report kernels are single-threaded anyway (``mcviz.reports``).
 """
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before anything imports torch (the nbval plugin does)
 
 pytest_plugins = ["mcviz._nbval"]
 
