@@ -1,7 +1,7 @@
 """Reference solutions of the lesson exercises, for tests and instructors.
 
 Every exercise cell of a lesson is tagged ``exercise`` and names its question in the cell
-metadata (``{"mcviz": {"question": "01.count_params"}}``); ``SOLUTIONS`` maps each question to
+metadata (``{"mcviz": {"question": "01.conv_macs"}}``); ``SOLUTIONS`` maps each question to
 the code that replaces the starter. The tests run every lesson with these solutions and require
 every ``mcv.check`` to pass.
 
@@ -20,7 +20,9 @@ EXERCISE_TAG = "exercise"
 
 SOLUTIONS = {
     # lesson 00
-    "00.fc_inputs": "fc_inputs = 32 * ((28 - 3 + 1) // 2) ** 2",
+    "00.fc_inputs": """\
+def fc_inputs(height, width):
+    return 32 * ((height - 2) // 2) * ((width - 2) // 2)""",
     "00.random_prune": """\
 def random_prune(model, fraction, seed):
     pruned = copy.deepcopy(model)
@@ -32,11 +34,17 @@ def random_prune(model, fraction, seed):
                 order = torch.randperm(n, generator=generator)
                 layer.weight.view(-1)[order[: round(fraction * n)]] = 0
     return pruned""",
-    "00.int8_bytes": "int8_bytes = fp32.params  # one byte per parameter",
+    "00.agreement": """\
+def agreement(model_a, model_b, images):
+    with torch.no_grad():
+        same = model_a(images).argmax(dim=1) == model_b(images).argmax(dim=1)
+    return same.float().mean().item()""",
     # lesson 01
-    "01.count_params": """\
-def count_params(model):
-    return sum(p.numel() for p in model.parameters())""",
+    "01.channels_for_budget": """\
+def channels_for_budget(budget, height, width):
+    pooled = ((height - 2) // 2) * ((width - 2) // 2)
+    per_channel = 3 * 3 + 1 + pooled * 10  # conv weights and bias, dense weights
+    return max(0, (budget - 10) // per_channel)  # 10: the dense layer's biases""",
     "01.conv_macs": """\
 def conv_macs(conv, height, width):
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding

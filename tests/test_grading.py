@@ -34,10 +34,6 @@ def toy_question():
     del grading.QUESTIONS["zz.toy"]
 
 
-def count_params(model):
-    return sum(p.numel() for p in model.parameters())
-
-
 def conv_macs(conv, height, width):
     (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
     h_out = (height + 2 * ph - kh) // sh + 1
@@ -83,13 +79,11 @@ def pruned_macs(model, input_shape, k):
     return filters * h1 * w1 * c * kh * kw + filters * (h1 // 2) * (w1 // 2) * fc.out_features
 
 def _right_answers():
-    seed_cnn = mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)
-    fp32 = mcv.measure.model(seed_cnn)
     return {
-        "00.fc_inputs": seed_cnn.fc1.in_features,
+        **_solved("00.fc_inputs", "fc_inputs"),
         **_solved("00.random_prune", "random_prune"),
-        "00.int8_bytes": fp32.params,
-        "01.count_params": count_params,
+        **_solved("00.agreement", "agreement"),
+        **_solved("01.channels_for_budget", "channels_for_budget"),
         "01.conv_macs": conv_macs,
         "01.lenet300_macs": 784 * 300 + 300 * 100 + 100 * 10,
         "01.fair_latency": "b",
@@ -162,37 +156,37 @@ def test_the_starter_is_not_answered_yet(capsys, toy_question, starter):
 
 
 def test_a_stub_function_is_not_answered_yet(capsys):
-    def count_params(model): ...
+    def conv_macs(conv, height, width): ...
 
-    assert mcv.check("01.count_params", count_params).status == "not_answered"
+    assert mcv.check("01.conv_macs", conv_macs).status == "not_answered"
     assert "not answered yet" in _line(capsys)
 
-    def raises(model):
+    def raises(conv, height, width):
         raise NotImplementedError
 
-    assert mcv.check("01.count_params", raises).status == "not_answered"
+    assert mcv.check("01.conv_macs", raises).status == "not_answered"
     _line(capsys)
 
 
 def test_an_unknown_question_suggests_close_names(capsys):
-    result = mcv.check("01.count_parms", 1)
+    result = mcv.check("01.conv_mac", 1)
     assert not result and result.status == "unknown"
     line = _line(capsys)
-    assert line.startswith("? unknown question '01.count_parms'")
-    assert "01.count_params" in line
+    assert line.startswith("? unknown question '01.conv_mac'")
+    assert "01.conv_macs" in line
 
 
-@pytest.mark.parametrize("name", [3, None, ["01.count_params"]])
+@pytest.mark.parametrize("name", [3, None, ["01.conv_macs"]])
 def test_a_question_that_is_not_a_str_is_unknown(capsys, name):
     assert mcv.check(name, 1).status == "unknown"
     _line(capsys)
 
 
 def test_an_answer_that_raises_fails_and_names_the_error(capsys):
-    def broken(model):
+    def broken(conv, height, width):
         return 1 / 0
 
-    result = mcv.check("01.count_params", broken)
+    result = mcv.check("01.conv_macs", broken)
     assert result.status == "fail"
     assert "ZeroDivisionError" in _line(capsys)
 
@@ -214,7 +208,7 @@ def test_an_answer_whose_str_raises_does_not_break_check(capsys):
         def __float__(self):
             raise RuntimeError("no float")
 
-    assert mcv.check("00.fc_inputs", Nasty()).status == "fail"
+    assert mcv.check("01.lenet300_macs", Nasty()).status == "fail"
     _line(capsys)
 
 
@@ -223,14 +217,14 @@ def test_a_broken_grader_does_not_raise(capsys, monkeypatch):
         raise SystemError("grader bug")
 
     monkeypatch.setattr(grading._core, "_check", broken_close)  # check() lives in the core
-    result = mcv.check("00.fc_inputs", 1)
+    result = mcv.check("01.lenet300_macs", 1)
     assert result.status == "fail"
     assert "could not be checked" in _line(capsys)
 
 
-@pytest.mark.parametrize("answer", [np.int64(5408), torch.tensor(5408), 5408.0])
+@pytest.mark.parametrize("answer", [np.int64(266_200), torch.tensor(266_200), 266_200.0])
 def test_numpy_and_torch_numbers_are_accepted(capsys, answer):
-    assert mcv.check("00.fc_inputs", answer)
+    assert mcv.check("01.lenet300_macs", answer)
     _line(capsys)
 
 
@@ -269,13 +263,47 @@ def test_every_question_reports_its_starter_as_not_answered(capsys):
     capsys.readouterr()
 
 
-def test_count_params_must_handle_layers_without_bias(capsys):
-    def weights_and_biases(model):
-        return sum(m.weight.numel() + m.bias.numel() for m in model.modules() if hasattr(m, "bias"))
+def test_fc_inputs_must_work_for_any_image_size(capsys):
+    def only_28(height, width):
+        return 32 * 13 * 13
 
-    result = mcv.check("01.count_params", weights_and_biases)
-    assert result.status == "fail"
-    assert "AttributeError" in _line(capsys)
+    def rounds_up(height, width):  # pooling an odd side keeps its last row here: wrong
+        return 32 * ((height - 1) // 2) * ((width - 1) // 2)
+
+    assert mcv.check("00.fc_inputs", lambda h, w: 32 * ((h - 2) // 2) * ((w - 2) // 2))
+    _line(capsys)
+    for wrong, case in ((only_28, "fc_inputs(8, 8)"), (rounds_up, "fc_inputs(29, 31)")):
+        assert mcv.check("00.fc_inputs", wrong).status == "fail"
+        assert case in _line(capsys)  # names the first case it fails, not the expected value
+
+
+def test_agreement_is_a_fraction_of_predictions_not_a_count(capsys):
+    def count(a, b, images):
+        with torch.no_grad():
+            return int((a(images).argmax(1) == b(images).argmax(1)).sum())
+
+    def scores_equal(a, b, images):  # compares raw scores, not predicted classes
+        with torch.no_grad():
+            return (a(images) == b(images)).all(1).float().mean().item()
+
+    for wrong in (count, scores_equal):
+        assert mcv.check("00.agreement", wrong).status == "fail"
+        _line(capsys)
+
+
+def test_channels_for_budget_counts_every_bias_and_the_pooled_size(capsys):
+    def no_biases(budget, height, width):
+        return budget // (9 + ((height - 2) // 2) * ((width - 2) // 2) * 10)
+
+    def unpooled(budget, height, width):
+        return max(0, (budget - 10) // (10 + (height - 2) * (width - 2) * 10))
+
+    for wrong in (no_biases, unpooled):
+        assert mcv.check("01.channels_for_budget", wrong).status == "fail"
+        assert "channels_for_budget(" in _line(capsys)
+    # the seed CNN itself: 54,410 parameters is exactly 32 channels on 28x28
+    assert mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0).conv1.out_channels == 32
+    assert mcv.measure.model(mcv.models.build("seed_cnn", input_shape=(1, 28, 28), seed=0)).params == 54_410
 
 
 def test_conv_macs_must_handle_stride_and_padding(capsys):

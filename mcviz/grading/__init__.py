@@ -2,10 +2,10 @@
 
 The line is one of
 
-- ``✓ 01.count_params: correct``
-- ``✗ 01.count_params: not yet. <what was wrong>. Hint: <a hint that does not give the answer>``
-- ``… 01.count_params: not answered yet (replace the starter value with your answer)``
-- ``? unknown question '01.count_parms'; did you mean: 01.count_params``
+- ``✓ 01.conv_macs: correct``
+- ``✗ 01.conv_macs: not yet. <what was wrong>. Hint: <a hint that does not give the answer>``
+- ``… 01.conv_macs: not answered yet (replace the starter value with your answer)``
+- ``? unknown question '01.conv_mac'; did you mean: 01.conv_macs``
 
 Expected answers are computed by mcviz itself (``mcv.measure``, ``mcv.models``), never typed in,
 so they hold for any seed and follow the library if it changes. An answer may be a value or a

@@ -33,7 +33,7 @@ class Question:
     """An exercise: ``grade(answer)`` returns True / False (or raises Wrong / NotAnswered).
 
     Attributes:
-        name: "<lesson>.<topic>", e.g. "01.count_params".
+        name: "<lesson>.<topic>", e.g. "01.conv_macs".
         prompt: the question as the lesson asks it.
         grade: the grading function.
         hint: shown on a wrong answer; it points at the idea, never at the value.
@@ -91,7 +91,7 @@ def check(question: str, answer) -> CheckResult:
     """Prints whether ``answer`` is right (or a hint, or "not answered yet"); never raises.
 
     Args:
-        question: a registered name such as "01.count_params" (see ``questions()``).
+        question: a registered name such as "01.conv_macs" (see ``questions()``).
         answer: the learner's value or function.
 
     Returns:

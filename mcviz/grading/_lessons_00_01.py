@@ -19,16 +19,26 @@ from mcviz.grading._core import (
 # ---- lesson 00: start here --------------------------------------------------------------------
 
 
+# image sizes the lesson never uses; (28, 28) is the lesson's own, so a function that only knows
+# 28x28 fails on the others
+_FC_SIZES = [(28, 28), (8, 8), (29, 31), (12, 7), (5, 6), (64, 48)]
+
+
 @question(
     "00.fc_inputs",
-    "How many numbers enter the seed CNN's dense layer for one 28x28 MNIST image?",
-    hint="a 3x3 convolution without padding trims one pixel from every border; 2x2 "
-    "max-pooling halves each side (rounding down); every one of the 32 channels "
-    "is flattened.",
+    "Write fc_inputs(height, width): how many numbers enter the seed CNN's dense layer for one "
+    "1-channel image of height x width pixels?",
+    hint="a 3x3 convolution without padding trims one pixel from every border; 2x2 max-pooling "
+    "halves each side, rounding down (an odd side loses its last row or column); all 32 channels "
+    "are flattened. Height and width are handled separately.",
 )
 def _fc_inputs(answer) -> bool:
-    model = models.build("seed_cnn", input_shape=MNIST, seed=0)
-    return _close(answer, model.fc1.in_features)
+    for h, w in _FC_SIZES:
+        expected = models.build("seed_cnn", input_shape=(1, h, w), seed=0).fc1.in_features
+        got = _call(answer, h, w, what="fc_inputs")
+        if _number(got, f"fc_inputs({h}, {w})") != expected:
+            raise Wrong(f"fc_inputs({h}, {w}) gave {_short(got)}, which is not the number of inputs of fc1")
+    return True
 
 
 @question(
@@ -73,31 +83,98 @@ def _random_prune(answer) -> bool:
     return True
 
 
+def _agreement_cases():
+    """(what, model_a, model_b, images): pairs of models on images the lesson never loads."""
+    import copy
+
+    import torch
+
+    g = torch.Generator().manual_seed(7)
+    base = models.build("seed_cnn", input_shape=MNIST, seed=3)
+    halved = copy.deepcopy(base)
+    with torch.no_grad():
+        for layer in (halved.conv1, halved.fc1):
+            layer.weight.mul_(torch.rand(layer.weight.shape, generator=g) >= 0.5)
+    other = models.build("seed_cnn", input_shape=MNIST, seed=4)
+    small = models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=5)
+    return [
+        ("a seed CNN and its randomly half-pruned copy, 100 noise images", base, halved,
+         torch.rand(100, 1, 28, 28, generator=g)),
+        ("two differently seeded seed CNNs, 37 noise images", base, other, torch.rand(37, 1, 28, 28, generator=g)),
+        ("a model and itself, 5 images", small, small, torch.rand(5, 1, 8, 8, generator=g)),
+    ]
+
+
 @question(
-    "00.int8_bytes",
-    "How many bytes would the seed CNN's parameters take at 8 bits each (ignore scales)?",
-    hint="8 bits is one byte; start from the parameter count or from the fp32 size_bytes.",
+    "00.agreement",
+    "Write agreement(model_a, model_b, images): the fraction (0 to 1) of the images on which the "
+    "two models predict the same class.",
+    hint="a model's predicted class is the index of its highest score (argmax over dimension 1); "
+    "compare the two predictions image by image, without gradients (torch.no_grad()), and divide "
+    "the number of equal predictions by the number of images. Accuracy is not involved: there are "
+    "no labels.",
 )
-def _int8_bytes(answer) -> bool:
-    params = measure.model(models.build("seed_cnn", input_shape=MNIST, seed=0)).params
-    return _close(answer, params)
+def _agreement(answer) -> bool:
+    import torch
+
+    for what, a, b, images in _agreement_cases():
+        with torch.no_grad():
+            expected = (a(images).argmax(1) == b(images).argmax(1)).float().mean().item()
+        got = _call(answer, a, b, images, what="agreement")
+        value = _number(got, f"agreement for {what}")
+        if not 0 <= value <= 1:
+            raise Wrong(f"agreement gave {_short(got)} for {what}: a fraction from 0 to 1 is expected")
+        if abs(value - expected) > 1e-6:
+            raise Wrong(f"agreement gave {_short(got)} for {what}, which is not the fraction of equal predictions")
+    return True
 
 
 # ---- lesson 01: measuring a model -------------------------------------------------------------
 
 
+# (budget, height, width): budgets and image sizes the lesson never uses; 54,410 is the seed CNN's
+# own count on 28x28 (exactly 32 channels fit), one less fits 31
+_BUDGETS = [(54_410, 28, 28), (54_409, 28, 28), (10_000, 28, 28), (1_000_000, 8, 8), (100, 28, 28),
+            (250_000, 32, 20), (20, 5, 5)]
+
+
+def _seed_cnn_params(channels: int, height: int, width: int) -> int:
+    """Parameters of the seed CNN with ``channels`` convolution channels, counted by mcv.measure."""
+    conv = nn.Conv2d(1, channels, 3)
+    flat = channels * ((height - 2) // 2) * ((width - 2) // 2)
+    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 10))
+    return measure.model(model).params
+
+
+def _most_channels(budget: int, height: int, width: int) -> int:
+    """The largest channel count whose seed CNN fits ``budget`` (counts grow with channels)."""
+    lo, hi = 0, 1
+    while _seed_cnn_params(hi, height, width) <= budget:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # fits at lo (or lo == 0), not at hi
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _seed_cnn_params(mid, height, width) <= budget else (lo, mid)
+    return lo
+
+
 @question(
-    "01.count_params",
-    "Write count_params(model) that returns the number of parameters of a model.",
-    hint="count every element of every weight and every bias (a tensor's .numel() gives "
-    "its element count); some layers have no bias.",
+    "01.channels_for_budget",
+    "Write channels_for_budget(budget, height, width): the largest number of output channels the "
+    "seed CNN's convolution can have so that the whole model (a 3x3 convolution, 2x2 max-pooling, "
+    "a dense layer to 10 classes, all weights and biases) has at most `budget` parameters on "
+    "1-channel images of height x width; 0 if not even one channel fits.",
+    hint="write the parameter count as a function of the channel count c: the convolution has "
+    "c * 3 * 3 weights and c biases, the dense layer c * (pooled height) * (pooled width) * 10 "
+    "weights and 10 biases. It grows with c, so the answer is the largest c whose count is still "
+    "within the budget: solve for c and round down, or try c = 1, 2, ...",
 )
-def _count_params(answer) -> bool:
-    for name, model in _reference_models():
-        got = _call(answer, model, what="count_params")
-        expected = measure.model(model).params
-        if _number(got, f"count_params({name})") != expected:
-            raise Wrong(f"count_params gave {_short(got)} for {name}")
+def _channels_for_budget(answer) -> bool:
+    for budget, h, w in _BUDGETS:
+        expected = _most_channels(budget, h, w)
+        got = _call(answer, budget, h, w, what="channels_for_budget")
+        if _number(got, f"channels_for_budget({budget}, {h}, {w})") != expected:
+            raise Wrong(f"channels_for_budget({budget:_}, {h}, {w}) gave {_short(got)}: with that many "
+                        "channels the model either exceeds the budget or a larger count still fits")
     return True
 
 
