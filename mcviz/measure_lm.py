@@ -92,7 +92,7 @@ def reference(model: nn.Module, data: DataBundle, retrieval=None) -> Reference:
 
 def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Reference | None = None,
           latency: bool = False, batch_size: int = 32, threads: int = 1, repeats: int = 10,
-          warmup: int = 2) -> LMMeasurement:  # fmt: skip
+          warmup: int = 2, files: bool = True) -> LMMeasurement:  # fmt: skip
     """Returns an LMMeasurement of ``model`` on ``data``; the model is left unchanged.
 
     Args:
@@ -103,6 +103,8 @@ def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Ref
         reference: the uncompressed encoder's :class:`Reference` (encoders only).
         latency: also time batch 1 and ``batch_size`` (test inputs), ``repeats`` passes each
             after ``warmup``, on ``threads`` threads.
+        files: also measure ``file_bytes`` and ``gzip_bytes`` (as ``mcv.measure.model``); gzip
+            is most of the cost of measuring a model of MiniLM's size (3 s of 90 MB).
     """
     check_model(model)
     check_data(data)
@@ -112,7 +114,7 @@ def model(model: nn.Module, data: DataBundle, *, label: str = "", reference: Ref
     check_bool(latency, "latency")
     with warnings.catch_warnings():  # an embedding table is a lookup (no MACs); its bytes are counted
         warnings.filterwarnings("ignore", message="MACs and sparsity count the Linear and Conv2d layers only")
-        size = measure.model(model, input_shape=data.input_shape, label=label)
+        size = measure.model(model, input_shape=data.input_shape, label=label, files=files)
     row = dataclasses.asdict(size)  # accuracy None: measure.model had no labelled data
     with train.num_threads(threads):
         row.update(
@@ -139,19 +141,21 @@ def table(records, *, drop_empty: bool = True) -> pd.DataFrame:
 
 
 def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=None, latency: bool = False,
-        batch_size: int = 32, threads: int = 1) -> engine.Applied:  # fmt: skip
+        batch_size: int = 32, threads: int = 1, files: bool = True) -> engine.Applied:  # fmt: skip
     """Returns every spec applied to ``baseline`` and measured with :func:`model`, and the models.
 
     The same contract as ``mcv.engine.run`` (specs are method spec strings or config tuples, ``""``
     is the baseline itself; chains that start alike share their prefix), without its row cache.
     An encoder is compared with ``baseline``'s own embeddings (and scored on ``retrieval``, the
     ids of ``mcv.minilm.retrieval()``, if given). Compressing and measuring both run on ``threads``
-    torch threads. The methods' one warning about the weight layers they leave as they are (the
+    torch threads; ``files=False`` skips ``file_bytes`` and ``gzip_bytes`` (their columns are left out
+    of the table). The methods' one warning about the weight layers they leave as they are (the
     embedding tables: every language model has them, and ``size_bytes`` shows what they cost) is
     not repeated for every spec. ``baseline`` and ``data`` are unchanged.
     """
     check_model(baseline)
     check_data(data)
+    check_bool(files, "files")
     chains, texts = engine._chains(specs)
     labels = engine._labels(labels, chains, texts)
     ref = None if isinstance(data, CharCorpus) else reference(baseline, data, retrieval)
@@ -164,7 +168,7 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
             warnings.simplefilter("ignore", _layers.UnsupportedLayersWarning)  # embeddings: see above
             models[label] = m = engine._apply(prefixes, chain, data)
         rows.append(model(m, data, label=label, reference=ref, latency=latency, batch_size=batch_size,
-                          threads=threads))  # fmt: skip
+                          threads=threads, files=files))  # fmt: skip
         used.append(text)
     out = table(rows)
     out["spec"] = used

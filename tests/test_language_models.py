@@ -10,6 +10,7 @@ import importlib
 import math
 import warnings
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -105,6 +106,16 @@ def test_every_lm_method_runs_through_the_engine_and_leaves_the_baseline(corpus,
     assert set(measure_lm.table([measure_lm.model(model, corpus)], drop_empty=False)) == set(
         measure_lm.FIELDS
     )
+
+
+def test_run_without_files_leaves_out_the_file_sizes(corpus, trained):
+    model, _ = trained
+    full, _ = measure_lm.run(model, corpus, ["", "groupwise:bits=4,group_size=16"])
+    lean, _ = measure_lm.run(model, corpus, ["", "groupwise:bits=4,group_size=16"], files=False)
+    assert "gzip_bytes" in full and not {"file_bytes", "gzip_bytes"} & set(lean)
+    pd.testing.assert_frame_equal(full.drop(columns=["file_bytes", "gzip_bytes"]), lean)
+    with pytest.raises(TypeError, match="files must be True or False, got 'no'"):
+        measure_lm.run(model, corpus, [""], files="no")
 
 
 def test_latency_pins_one_thread_and_records_it(corpus, trained):

@@ -199,6 +199,13 @@ def test_gzip_bytes_is_gzip_of_the_file():
     assert measure.model(model).gzip_bytes == expected
 
 
+def test_files_false_skips_the_file_sizes_only():
+    model = lenet5()
+    full, lean = measure.model(model), measure.model(model, files=False)
+    assert (lean.file_bytes, lean.gzip_bytes) == (None, None)
+    assert dataclasses.replace(full, file_bytes=None, gzip_bytes=None) == lean
+
+
 def test_gzip_is_smaller_than_file():
     record = measure.model(lenet5())
     assert record.gzip_bytes < record.file_bytes
@@ -398,6 +405,7 @@ def test_measure_rejects_non_module():
         ({"warmup": -1}, ValueError, "warmup must be an int in [0, 10000], got -1"),
         ({"label": 3}, TypeError, "label must be a str, got 3"),
         ({"latency": "yes"}, TypeError, "latency must be True or False, got 'yes'"),
+        ({"files": 0}, TypeError, "files must be True or False, got 0"),
         ({"input_shape": (1, 0, 8)}, ValueError, "input_shape must be a tuple of positive ints, got (1, 0"),
         ({"input_shape": "1x8x8"}, TypeError, "input_shape must be a tuple of positive ints, got '1x8x8'"),
         ({"data": "digits"}, TypeError, "data must be a DataBundle"),

@@ -100,7 +100,8 @@ def _agreement_cases():
     return [
         ("a seed CNN and its randomly half-pruned copy, 100 noise images", base, halved,
          torch.rand(100, 1, 28, 28, generator=g)),
-        ("two differently seeded seed CNNs, 37 noise images", base, other, torch.rand(37, 1, 28, 28, generator=g)),
+        ("two differently seeded seed CNNs, 37 noise images", base, other,
+         torch.rand(37, 1, 28, 28, generator=g)),
         ("a model and itself, 5 images", small, small, torch.rand(5, 1, 8, 8, generator=g)),
     ]
 
@@ -125,7 +126,7 @@ def _agreement(answer) -> bool:
         if not 0 <= value <= 1:
             raise Wrong(f"agreement gave {_short(got)} for {what}: a fraction from 0 to 1 is expected")
         if abs(value - expected) > 1e-6:
-            raise Wrong(f"agreement gave {_short(got)} for {what}, which is not the fraction of equal predictions")
+            raise Wrong(f"agreement gave {_short(got)} for {what}: not the fraction of equal predictions")
     return True
 
 
