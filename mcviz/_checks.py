@@ -11,7 +11,8 @@ kind of value gets the same rule and the same words everywhere:
   in a range, and numpy scalars are accepted where Python numbers are.
 
 :data:`BOUNDS` holds the range of every option that methods, report parameters and widgets share
-(epochs, bits, seeds...), so a config, a function and a slider cannot drift apart.
+(epochs, bits, seeds...), so a config, a function and a slider cannot drift apart;
+:data:`METHOD_BOUNDS` the ranges one method gives an option of its own (:func:`option_bounds`).
 """
 
 from __future__ import annotations
@@ -155,10 +156,17 @@ def check_seed(value, name: str = "seed") -> int:
     return check_int(value, name, bounds=BOUNDS["seed"])
 
 
-def check_option(name: str, value):
-    """Returns ``value`` checked against the shared bounds of option ``name`` (``BOUNDS``): an int
-    for integer options, a float for the others (lr, temperature, alpha)."""
-    rng = BOUNDS[name]
+def option_bounds(name: str, method: str | None = None) -> Range:
+    """Returns the range of option ``name`` of ``method``: the method's own (``METHOD_BOUNDS``)
+    when it has one, else the shared one (``BOUNDS``); KeyError when there is neither."""
+    own = METHOD_BOUNDS.get(method, {})
+    return own[name] if name in own else BOUNDS[name]
+
+
+def check_option(name: str, value, method: str | None = None):
+    """Returns ``value`` checked against the bounds of option ``name`` (:func:`option_bounds`): an
+    int for integer options, a float for the others (lr, temperature, alpha)."""
+    rng = option_bounds(name, method)
     integer = isinstance(rng.low, int) and isinstance(rng.high, int) and not rng.low_open
     return check_int(value, name, bounds=rng) if integer else check_number(value, name, bounds=rng)
 
@@ -264,6 +272,33 @@ BOUNDS.update(
         "jitter": Range(0, 8),  # pixels a kd training image is shifted by
     }
 )
+
+
+# ---- the language-model methods (groupwise, GPTQ, AWQ, SmoothQuant, low-rank, N:M, layer dropping)
+BOUNDS.update({
+    "group_size": Range(0, 1_000_000),  # input columns per group; 0: one group per row
+    "samples": Range(1, 1_000_000),  # calibration inputs (GPTQ, AWQ, SmoothQuant)
+    "damp": Range(0, 1, low_open=True),  # GPTQ's dampening: a fraction of the Hessian's mean diagonal
+    "grid": Range(1, 1000),  # AWQ's alphas tried per layer
+})  # fmt: skip
+
+# the distillation that repairs a low-rank or layer-dropped model: 0 epochs is none, 0 samples all
+DISTILL = {"epochs": Range(0, 200), "samples": Range(0, 10_000_000)}
+# method -> {option: range}: the options of one method whose range is its own, because the shared
+# one differs (DISTILL) or because the name means something else elsewhere (a report's fraction is
+# a cost limit, not a share of parameters), so it must not be a shared bound (``_params`` tightens
+# report parameters named like a shared bound to it)
+METHOD_BOUNDS: dict[str, dict[str, Range]] = {
+    # one rule for the ranks; 0 (a config's default; a function's None too): not this rule
+    "lowrank": {
+        "rank": Range(0, 1_000_000),
+        "energy": Range(0.0, 1.0),  # the fraction of the squared singular values kept
+        "fraction": Range(0.0, 1.0, high_open=True),  # the fraction of each layer's parameters kept
+        **DISTILL,
+    },
+    "semistructured": {"n": Range(1, 31), "m": Range(2, 32)},  # keep n (< m) of every m weights
+    "layerdrop": {"keep": Range(1, 10_000), **DISTILL},  # keep: the blocks a dropped transformer keeps
+}
 
 
 def check_sparsity(value, name: str = "sparsity", *, bounds: Range | None = None) -> float:

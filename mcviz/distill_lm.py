@@ -22,20 +22,41 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from mcviz import train
-from mcviz._checks import check_choice, check_data, check_int, check_model, check_number
+from mcviz._checks import check_choice, check_data, check_int, check_model, check_number, check_option
 
 OBJECTIVES = ("auto", "cosine", "kl")
+
+
+def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | None = None):
+    """Returns ``(epochs, lr, samples)`` of the distillation that ends ``method`` (``lowrank``,
+    ``layerdrop``), checked before any work: ``epochs`` and ``samples`` within the method's bounds
+    (``_checks.DISTILL``: 0 epochs is none; None or 0 samples is all, returned as None), ``lr``
+    within the shared ones, ``data`` None or a DataBundle (one is needed when ``epochs`` > 0)
+    holding at least ``samples`` training inputs.
+
+    Raises:
+        TypeError: a value of the wrong type, or ``data`` that is not a DataBundle. ValueError: a
+            value out of bounds, or no data to distill on.
+    """
+    epochs = check_option("epochs", epochs, method)
+    lr = check_option("lr", lr)
+    if samples is not None:
+        samples = check_option("samples", samples, method) or None
+    if data is not None:
+        check_data(data)
+    if epochs and data is None:
+        raise ValueError(f"{method} with epochs > 0 needs data=, a DataBundle to distill on")
+    if epochs and samples is not None:
+        check_int(samples, "samples", low=1, high=len(data.train))
+    return epochs, lr, samples
 
 
 def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None):
     """Returns ``student`` after :func:`match` with ``teacher`` for ``epochs`` epochs (none when 0),
     in ``teacher``'s train/eval mode: the last step of a method that changes a model's function
-    (``lowrank``, ``layerdrop``). Raises ValueError, before any work, when ``epochs`` > 0 and ``data``
-    is None."""
-    epochs = check_int(epochs, "epochs", low=0, high=200)
-    check_number(lr, "lr")
-    if epochs and data is None:
-        raise ValueError(f"{method} with epochs > 0 needs data=, a DataBundle to distill on")
+    (``lowrank``, ``layerdrop``). The options are checked by :func:`check_repair` (which the method
+    calls first, before any work)."""
+    epochs, lr, samples = check_repair(data, method=method, epochs=epochs, lr=lr, samples=samples)
     if epochs:
         match(student, teacher, data, epochs=epochs, lr=lr, samples=samples)
         student.train(teacher.training)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mcviz import _layers, distill_lm
-from mcviz._checks import check_int, check_number
+from mcviz._checks import check_int, check_number, check_option
 from mcviz.registry import register
 
 
@@ -84,16 +84,11 @@ def factorize(layer: nn.Linear, rank: int) -> LowRankLinear:
 def ranks(model: nn.Module, *, rank: int | None = None, energy: float | None = None,
           fraction: float | None = None, layers: str = "") -> dict[str, int]:  # fmt: skip
     """Returns ``{layer: rank}`` of the Linear layers (whose name contains ``layers``) that the
-    chosen rule factorizes with a saving; give exactly one of ``rank``, ``energy``, ``fraction``."""
-    given = [k for k, v in (("rank", rank), ("energy", energy), ("fraction", fraction)) if v is not None]
-    if len(given) != 1:
-        raise ValueError(f"give exactly one of rank, energy and fraction, got {given or 'none'}")
-    if rank is not None:
-        check_int(rank, "rank", low=1, high=1_000_000)
-    if fraction is not None:
-        check_number(fraction, "fraction", low=0, high=1, low_open=True, high_open=True)
-    if not isinstance(layers, str):
-        raise TypeError(f"layers must be a str (part of a layer name), got {type(layers).__name__}")
+    chosen rule factorizes with a saving; give exactly one of ``rank``, ``energy``, ``fraction``
+    (None or 0: not given)."""
+    rule = check_rule(rank, energy, fraction)
+    rank, energy, fraction = rule["rank"], rule["energy"], rule["fraction"]
+    _check_layers(layers)
     names = [n for n in _layers.linear_targets(model, "lowrank") if layers in n]
     if not names:
         raise ValueError(f"no Linear layer name contains {layers!r}")
@@ -112,6 +107,27 @@ def ranks(model: nn.Module, *, rank: int | None = None, energy: float | None = N
     return plan
 
 
+def check_rule(rank, energy, fraction) -> dict:
+    """Returns ``{"rank": ..., "energy": ..., "fraction": ...}`` with the one rule given and the
+    others None, if each value is None or within its bounds (``_checks.METHOD_BOUNDS["lowrank"]``,
+    where 0 is "not given", as in a config) and exactly one of them is given."""
+    rule = {"rank": rank, "energy": energy, "fraction": fraction}
+    for name, value in rule.items():
+        if value is not None:
+            rule[name] = check_option(name, value, "lowrank") or None
+    given = [name for name, value in rule.items() if value is not None]
+    if len(given) != 1:
+        raise ValueError(
+            f"lowrank needs exactly one of rank, energy and fraction (> 0), got {given or 'none'}"
+        )
+    return rule
+
+
+def _check_layers(layers) -> None:
+    if not isinstance(layers, str):
+        raise TypeError(f"layers must be a str (part of a layer name), got {type(layers).__name__}")
+
+
 def lowrank(model: nn.Module, data=None, *, rank: int | None = None, energy: float | None = None,
             fraction: float | None = None, layers: str = "", epochs: int = 0, lr: float = 1e-4,
             samples: int | None = None) -> nn.Module:  # fmt: skip
@@ -124,11 +140,16 @@ def lowrank(model: nn.Module, data=None, *, rank: int | None = None, energy: flo
         rank, energy, fraction: the rule for each layer's rank (exactly one; see the module doc).
         layers: factorize only the Linear layers whose name contains this text ("" : all).
         epochs: distillation epochs after factorizing (``mcv.distill_lm.match``); 0: none.
-        lr, samples: the distillation's learning rate and number of training inputs.
+        lr, samples: the distillation's learning rate and number of training inputs (None or 0: all).
+
+    Every argument is checked before the SVDs (0 for a rule, as in a config, is "not given").
     """
-    if epochs and data is None:  # refused before the SVDs
-        distill_lm.repair(model, model, None, method="lowrank", epochs=epochs, lr=lr)
-    plan = ranks(model, rank=rank, energy=energy, fraction=fraction, layers=layers)
+    rule = check_rule(rank, energy, fraction)
+    _check_layers(layers)
+    epochs, lr, samples = distill_lm.check_repair(
+        data, method="lowrank", epochs=epochs, lr=lr, samples=samples
+    )
+    plan = ranks(model, **rule, layers=layers)
     out = copy.deepcopy(model)
     for name, r in plan.items():
         out = _layers.replace(out, name, factorize(out.get_submodule(name), r))
@@ -151,17 +172,10 @@ class LowRankConfig:
     samples: int = 0  # distil on the first samples training inputs; 0: all of them
 
     def __post_init__(self):
-        given = [f for f in ("rank", "energy", "fraction") if getattr(self, f)]
-        if len(given) != 1:
-            raise ValueError(
-                f"lowrank needs exactly one of rank, energy and fraction (> 0), got {given or 'none'}"
-            )
-        check_int(self.rank, "rank", low=0, high=1_000_000)
-        check_number(self.energy, "energy", low=0, high=1)
-        check_number(self.fraction, "fraction", low=0, high=1, high_open=True)
-        check_int(self.epochs, "epochs", low=0, high=200)
-        check_number(self.lr, "lr")
-        check_int(self.samples, "samples", low=0, high=10_000_000)
+        check_rule(self.rank, self.energy, self.fraction)
+        _check_layers(self.layers)
+        for option in ("epochs", "lr", "samples"):
+            check_option(option, getattr(self, option), self.method)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         rule = {"rank": self.rank or None, "energy": self.energy or None, "fraction": self.fraction or None}

@@ -21,7 +21,7 @@ from typing import ClassVar
 from torch import nn
 
 from mcviz import distill_lm
-from mcviz._checks import check_int, check_model, check_number
+from mcviz._checks import check_int, check_model, check_option
 from mcviz.registry import register
 
 
@@ -55,6 +55,7 @@ def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
         keep: how many blocks to keep, spread evenly (:func:`kept`), or the list of their indices.
     """
     check_model(model)
+    _check_keep(keep)
     name = blocks(model)
     stack = model.get_submodule(name)
     if isinstance(keep, int) and not isinstance(keep, bool):
@@ -75,11 +76,21 @@ def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
 def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr: float = 1e-4,
               samples: int | None = None) -> nn.Module:  # fmt: skip
     """Returns a copy of ``model`` with ``keep`` of its blocks, distilled from ``model`` for ``epochs``
-    epochs on ``data``'s training inputs (0: no distillation); ``model`` is unchanged."""
-    if epochs and data is None:  # refused before any work
-        distill_lm.repair(model, model, None, method="layerdrop", epochs=epochs, lr=lr)
+    epochs on ``data``'s training inputs (0: no distillation; ``samples`` None or 0: all of them);
+    ``model`` is unchanged. Every argument is checked before any work."""
+    _check_keep(keep)
+    epochs, lr, samples = distill_lm.check_repair(
+        data, method="layerdrop", epochs=epochs, lr=lr, samples=samples
+    )
     out = drop_layers(model, keep)
     return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples)
+
+
+def _check_keep(keep) -> None:
+    """Refuses a count of blocks outside the bounds of a config's ``keep`` (a list is checked later,
+    against the model's blocks)."""
+    if isinstance(keep, int) and not isinstance(keep, bool):
+        check_option("keep", keep, "layerdrop")
 
 
 @register
@@ -95,10 +106,8 @@ class LayerDropConfig:
     samples: int = 0  # distil on the first samples training inputs; 0: all of them
 
     def __post_init__(self):
-        check_int(self.keep, "keep", low=1, high=10_000)
-        check_int(self.epochs, "epochs", low=0, high=200)
-        check_number(self.lr, "lr")
-        check_int(self.samples, "samples", low=0, high=10_000_000)
+        for option in ("keep", "epochs", "lr", "samples"):
+            check_option(option, getattr(self, option), self.method)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         samples = self.samples or None

@@ -35,7 +35,7 @@ from typing import Any
 from torch import nn
 
 from mcviz import _yaml
-from mcviz._checks import check_model, shorten
+from mcviz._checks import check_data, check_model, shorten
 
 METHODS: dict[str, type] = {}
 MAX_SPEC_CHARS = 1_000  # the longest spec in the README is 90 characters
@@ -69,12 +69,15 @@ def compress(model: nn.Module, *configs, data=None) -> nn.Module:
     Args:
         model: the network to compress.
         configs: registered config instances (e.g. ``mcv.quantize.FP16Config()``).
-        data: a DataBundle, required by configs whose ``needs_data`` is true.
+        data: a DataBundle, required by configs whose ``needs_data`` is true (anything but
+            None or a DataBundle is refused, even where no config reads it).
 
     Example:
         >>> small = compress(model, mcv.quantize.FP16Config())  # doctest: +SKIP
     """
     check_model(model)
+    if data is not None:
+        check_data(data)
     out = model
     for config in configs:
         if type(config) not in METHODS.values():

@@ -1,6 +1,9 @@
 """Bad input to the pruning and quantization techniques and to the explorers, one test per class of
-input (issue #11): models the library does not take (float64, meta device, not a module), layers it
-does not handle (Conv1d), seeds, option bounds, data, and sizes the explorers could be asked for.
+input (issues #11 and #15): models the library does not take (float64, meta device, not a module),
+layers it does not handle (Conv1d), seeds, option bounds, data, and sizes the explorers could be
+asked for. The language-model methods (groupwise, gptq, awq, smoothquant, lowrank, semistructured,
+embeddings, layerdrop) are in the classes of models, option bounds and data; embeddings and
+layerdrop run on a tiny GPT (a classifier has no embedding tables and no stack of blocks).
 
 Each test runs over every entry point of the class (registered configs, keyword functions,
 model-level functions, explorers) and checks the error type, that the message is one line naming
@@ -37,14 +40,35 @@ TECHNIQUES = {
     "kmeans": quantize.KMeansConfig,
     "int8": quantize.Int8Config,
     "fp16": quantize.FP16Config,
+    # the language-model methods: any model of Linear layers...
+    "groupwise": quantize.GroupwiseConfig,
+    "gptq": quantize.GPTQConfig,
+    "awq": quantize.AWQConfig,
+    "smoothquant": quantize.SmoothQuantConfig,
+    "lowrank": mcv.factorize.LowRankConfig,
+    "semistructured": prune.SemiStructuredConfig,
+    # ... and the parts of a language model a classifier has not
+    "embeddings": quantize.EmbeddingsConfig,
+    "layerdrop": mcv.layerdrop.LayerDropConfig,
 }
-# Deep Compression's and the language models' methods are tested with their own modules
-# (test_encode, test_export, test_deep_compression, test_quantize_groupwise, test_quantize_gptq_awq,
-# test_language_models) and by the registry's contract tests; the bad-input classes of this file
-# are not yet run over them
-ELSEWHERE = {"kd", "finetune", "huffman", "deep_compression", "onnx", "ort_int8", "semistructured",
-             "groupwise", "awq", "gptq", "embeddings", "smoothquant", "lowrank", "layerdrop"}
-FAST = {"qat": {"epochs": 1}}  # config options that keep a test short
+# The language-model methods are not in the class of layers not handled: they transform nn.Linear
+# layers only (``_layers.linear_targets``: a Conv2d is left too, with a warning of its own, tested
+# in test_quantize_groupwise), embedding tables only (embeddings) or a stack of blocks (layerdrop)
+LANGUAGE = {"groupwise", "gptq", "awq", "smoothquant", "lowrank", "semistructured", "embeddings", "layerdrop"}
+# methods that refuse a classifier: they run on a tiny GPT (gpt_model)
+NEEDS_GPT = {"embeddings", "layerdrop"}
+# Deep Compression's, distillation's and fine-tuning's methods are tested with their own modules
+# (test_encode, test_export, test_deep_compression, test_distill, test_train) and by the
+# registry's contract tests
+ELSEWHERE = {"kd", "finetune", "huffman", "deep_compression", "onnx", "ort_int8"}
+FAST = {  # config options that keep a test short (and that a config needs: lowrank's rule)
+    "qat": {"epochs": 1},
+    "gptq": {"group_size": 16, "samples": 64},
+    "awq": {"group_size": 16, "samples": 16, "grid": 2},
+    "smoothquant": {"samples": 16},
+    "lowrank": {"rank": 2},
+    "layerdrop": {"keep": 1, "epochs": 1, "samples": 16},
+}
 
 
 def test_every_registered_method_is_covered():
@@ -59,6 +83,13 @@ def via_compress(cls):
 
 def mlp() -> nn.Module:
     return mcv.models.build("mlp", input_shape=(1, 8, 8), hidden=(16,), seed=0)
+
+
+def gpt_model() -> nn.Module:
+    """A 2-block GPT of 7,050 parameters: embedding tables and a stack of blocks."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return mcv.gpt.TinyGPT(10, 8, layers=2, dim=16, heads=2)
 
 
 def state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -98,6 +129,15 @@ MODEL_CALLS = {
     "int8 dynamic": lambda m, d: quantize.int8(m),
     "int8 static": lambda m, d: quantize.int8(m, d, mode="static"),
     "fp16": lambda m, d: quantize.fp16(m),
+    "groupwise": lambda m, d: quantize.groupwise(m, 4, group_size=16),
+    "gptq": lambda m, d: quantize.gptq(m, d, 4, group_size=16, samples=64),
+    "awq": lambda m, d: quantize.awq(m, d, 4, group_size=16, samples=16, grid=2),
+    "smoothquant": lambda m, d: quantize.smoothquant(m, d, samples=16),
+    "lowrank": lambda m, d: mcv.factorize.lowrank(m, d, rank=2, epochs=1),
+    "semistructured": lambda m, d: prune.semistructured(m, 2, 4),
+    "embeddings": lambda m, d: quantize.embeddings(m, 4),
+    "layerdrop": lambda m, d: mcv.layerdrop.layerdrop(m, d, keep=1, epochs=1),
+    "drop_layers": lambda m, d: mcv.layerdrop.drop_layers(m, 1),
     "QuantLinear.from_float": lambda m, d: quantize.QuantLinear.from_float(m),
     "KMeansLinear.from_float": lambda m, d: quantize.KMeansLinear.from_float(m),
     "layers_explorer": lambda m, d: widgets.layers_explorer({"m": m}),
@@ -110,8 +150,14 @@ MODEL_CALLS = {
 LAYER_CALLS = {"PrunedLinear.from_dense", "QuantLinear.from_float", "KMeansLinear.from_float"}
 
 
+GPT_CALLS = {"drop_layers"} | NEEDS_GPT | {f"compress {name}" for name in NEEDS_GPT}
+
+
 def model_for(name: str) -> nn.Module:
-    """The valid model an entry point takes: a Linear layer for the layer constructors."""
+    """The valid model an entry point takes: a Linear layer for the layer constructors, a tiny GPT
+    for the methods that need embedding tables or blocks, else the MLP."""
+    if name in GPT_CALLS:
+        return gpt_model()
     return nn.Linear(64, 10) if name in LAYER_CALLS else mlp()
 
 
@@ -216,7 +262,8 @@ RULE_CASES = {
     "int8 static": (lambda m, d: quantize.int8(m, d, mode="static"), layer4_is("Int8Linear"), False),
 }  # fmt: skip
 for _name, _cls in TECHNIQUES.items():  # every registered method, through compress
-    if _name != "fp16":  # fp16 stores every float tensor in 16 bits: it leaves no layer alone
+    # fp16 stores every float tensor in 16 bits: it leaves no layer alone
+    if _name != "fp16" and _name not in LANGUAGE:
         RULE_CASES[f"compress {_name}"] = (via_compress(_cls), changed, _name == "qat")
 
 
@@ -372,17 +419,26 @@ def test_seeds_derived_from_the_largest_seed_stay_valid(digits):
 
 # ---------------------------------------------------------------- option bounds (configs and functions alike)
 
-# config -> its keyword function, called with a model, data and options
+# config -> its keyword function, called with a model, data and options (model and data positional
+# only: semistructured has an option called m)
 FUNCTIONS = {
-    prune.MagnitudeConfig: lambda m, d, **o: prune.magnitude(m, **o),
-    prune.RandomConfig: lambda m, d, **o: prune.random(m, **o),
-    prune.ChannelsConfig: lambda m, d, **o: prune.channels(m, **o),
-    quantize.WeightsConfig: lambda m, d, **o: quantize.weights(m, **o),
-    quantize.PTQConfig: lambda m, d, **o: quantize.ptq(m, d, **o),
-    quantize.QATConfig: lambda m, d, **o: quantize.qat(m, d, **o),
-    quantize.KMeansConfig: lambda m, d, **o: quantize.kmeans(m, data=d, **o),
-    quantize.Int8Config: lambda m, d, **o: quantize.int8(m, d, **o),
-    quantize.FP16Config: lambda m, d, **o: quantize.fp16(m, **o),
+    prune.MagnitudeConfig: lambda m, d, /, **o: prune.magnitude(m, **o),
+    prune.RandomConfig: lambda m, d, /, **o: prune.random(m, **o),
+    prune.ChannelsConfig: lambda m, d, /, **o: prune.channels(m, **o),
+    quantize.WeightsConfig: lambda m, d, /, **o: quantize.weights(m, **o),
+    quantize.PTQConfig: lambda m, d, /, **o: quantize.ptq(m, d, **o),
+    quantize.QATConfig: lambda m, d, /, **o: quantize.qat(m, d, **o),
+    quantize.KMeansConfig: lambda m, d, /, **o: quantize.kmeans(m, data=d, **o),
+    quantize.Int8Config: lambda m, d, /, **o: quantize.int8(m, d, **o),
+    quantize.FP16Config: lambda m, d, /, **o: quantize.fp16(m, **o),
+    quantize.GroupwiseConfig: lambda m, d, /, **o: quantize.groupwise(m, **o),
+    quantize.GPTQConfig: lambda m, d, /, **o: quantize.gptq(m, d, **o),
+    quantize.AWQConfig: lambda m, d, /, **o: quantize.awq(m, d, **o),
+    quantize.SmoothQuantConfig: lambda m, d, /, **o: quantize.smoothquant(m, d, **o),
+    mcv.factorize.LowRankConfig: lambda m, d, /, **o: mcv.factorize.lowrank(m, d, **o),
+    prune.SemiStructuredConfig: lambda m, d, /, **o: prune.semistructured(m, **o),
+    quantize.EmbeddingsConfig: lambda m, d, /, **o: quantize.embeddings(m, **o),
+    mcv.layerdrop.LayerDropConfig: lambda m, d, /, **o: mcv.layerdrop.layerdrop(m, d, **o),
 }
 
 
@@ -393,7 +449,7 @@ def numeric_options():
         for f in dataclasses.fields(cls):
             if isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
                 continue
-            bounds = _checks.BOUNDS[f.name]  # KeyError: an option without shared bounds
+            bounds = _checks.option_bounds(f.name, cls.method)  # KeyError: an option without shared bounds
             if isinstance(f.default, int):
                 values = [bounds.low - 1, bounds.high + 1, max(10**9, bounds.high * 1000)]
             else:
@@ -404,22 +460,25 @@ def numeric_options():
 
 def test_every_numeric_option_has_shared_bounds():
     assert {c.values[1] for c in numeric_options()} >= {
-        "sparsity", "seed", "bits", "calibration_batches", "epochs", "lr", "fine_tune_epochs"
+        "sparsity", "seed", "bits", "calibration_batches", "epochs", "lr", "fine_tune_epochs",
+        "group_size", "samples", "damp", "grid", "alpha", "rank", "energy", "fraction", "n", "m", "keep",
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(("cls", "option", "value"), numeric_options())
 def test_out_of_bounds_options_are_refused_by_config_and_function_alike(cls, option, value, digits):
+    options = {**FAST.get(cls.method, {}), option: value}
     with pytest.raises(ValueError) as from_config:
-        cls(**{option: value})
+        cls(**options)
     message = one_line(from_config)
     assert message.startswith(f"{option} must be ") and "got" in message
-    model = mixed()  # (no warning about its Conv1d either: the call is refused before that)
+    # (no warning about mixed()'s Conv1d either: the call is refused before that)
+    model = gpt_model() if cls.method in NEEDS_GPT else mixed()
     before = state(model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError) as from_function:
-            FUNCTIONS[cls](model, digits, **{option: value})
+            FUNCTIONS[cls](model, digits, **options)
     assert str(from_function.value) == message
     assert_unchanged(model, before)
 
@@ -443,13 +502,22 @@ DATA_CALLS = {
     "temperature_explorer": lambda m, d: widgets.temperature_explorer(m, d),
     "latency_explorer": lambda m, d: widgets.latency_explorer(m, d),
     "latency_table": lambda m, d: widgets.latency_table({"m": m}, d),
+    "gptq": lambda m, d: quantize.gptq(m, d, group_size=16, samples=64),
+    "awq": lambda m, d: quantize.awq(m, d, group_size=16, samples=16, grid=2),
+    "smoothquant": lambda m, d: quantize.smoothquant(m, d, samples=16),
+    "smooth": lambda m, d: quantize.smooth(m, d, samples=16),
+    "lowrank": lambda m, d: mcv.factorize.lowrank(m, d, rank=2, epochs=1),
+    "lowrank without distillation": lambda m, d: mcv.factorize.lowrank(m, d, rank=2),
+    "layerdrop": lambda m, d: mcv.layerdrop.layerdrop(m, d, keep=1, epochs=1),
+    # every registered method through compress, which hands data to the methods that take it
+    **{f"compress {name}": via_compress(cls) for name, cls in TECHNIQUES.items()},
 }
 
 
 @pytest.mark.parametrize("name", list(DATA_CALLS))
 @pytest.mark.parametrize("data", ["digits", (torch.zeros(4, 64), torch.zeros(4))], ids=["str", "tuple"])
 def test_data_that_is_not_a_data_bundle_is_refused(name, data):
-    model = mlp()
+    model = model_for(name)
     before = state(model)
     with pytest.raises(TypeError) as info:
         DATA_CALLS[name](model, data)

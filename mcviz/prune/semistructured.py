@@ -28,16 +28,18 @@ import torch
 from torch import nn
 
 from mcviz import _layers
-from mcviz._checks import check_int
+from mcviz._checks import check_option
 from mcviz.measure import StorageRow
 from mcviz.prune.unstructured import PrunedLinear
 from mcviz.registry import register
 
 
 def check_nm(n, m, in_features: int | None = None, name: str = "") -> tuple[int, int]:
-    """Returns ``(n, m)`` if ``1 <= n < m <= 32`` and ``m`` divides ``in_features`` (when given)."""
-    m = check_int(m, "m", low=2, high=32)
-    n = check_int(n, "n", low=1, high=m - 1)
+    """Returns ``(n, m)`` if each is within its bounds (``1 <= n <= 31``, ``2 <= m <= 32``), ``n < m``,
+    and ``m`` divides ``in_features`` (when given)."""
+    n, m = check_option("n", n, "semistructured"), check_option("m", m, "semistructured")
+    if n >= m:
+        raise ValueError(f"n must be less than m (keep n of every m weights), got n={n} and m={m}")
     if in_features is not None and in_features % m:
         where = f"layer {name!r}" if name else "the layer"
         raise ValueError(
@@ -97,8 +99,8 @@ def semistructured(model: nn.Module, n: int = 2, m: int = 4) -> nn.Module:
         ValueError: ``m`` does not divide a layer's inputs (before any layer is pruned), or the
             model has no Linear layer.
     """
-    names = _layers.linear_targets(model, "semistructured")
     check_nm(n, m)
+    names = _layers.linear_targets(model, "semistructured")
     for name in names:
         check_nm(n, m, model.get_submodule(name).in_features, name)
     out = copy.deepcopy(model)

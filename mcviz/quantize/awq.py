@@ -30,12 +30,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from mcviz import _layers
-from mcviz._checks import check_bool, check_int
+from mcviz._checks import check_int, check_model
 from mcviz.quantize import calibration
 from mcviz.quantize.groupwise import (
     GroupQuantLinear,
-    check_group_size,
     check_layers,
+    check_options,
     group_fake_quantize,
 )
 from mcviz.registry import register
@@ -61,7 +61,7 @@ def search(w: torch.Tensor, x: torch.Tensor, bits: int = 4, *, group_size: int =
     difference between ``x W^T`` and ``(x / s) Q(W s)^T``.
     """
     check_int(bits, "bits")
-    grid = check_int(grid, "grid", low=1, high=1000)
+    grid = check_int(grid, "grid")
     w, x = w.detach().float(), x.detach().float()
     x_mean = x.abs().mean(0).clamp(min=1e-8)
     reference = x @ w.T
@@ -91,10 +91,10 @@ def awq(model: nn.Module, data, bits: int = 4, *, group_size: int = 32, symmetri
         grid: alphas tried per layer (0 included: a layer where scaling does not help stays RTN).
         max_rows: input rows per layer kept for the search (evenly spread), to bound its cost.
     """
-    check_int(bits, "bits")
-    check_bool(symmetric, "symmetric")
-    check_int(grid, "grid", low=1, high=1000)
+    _check_options(bits, group_size, symmetric, samples, grid)
     max_rows = check_int(max_rows, "max_rows", low=1, high=10_000_000)
+    check_model(model)
+    calibration.check_calibration_data(data)  # before linear_targets' warning
     names = _layers.linear_targets(model, "awq")
     check_layers(model, names, group_size)
     inputs = calibration.batches(data, samples)
@@ -131,12 +131,15 @@ class AWQConfig:
     grid: int = 20
 
     def __post_init__(self):
-        check_int(self.bits, "bits")
-        check_group_size(self.group_size)
-        check_bool(self.symmetric, "symmetric")
-        check_int(self.samples, "samples", low=1, high=1_000_000)
-        check_int(self.grid, "grid", low=1, high=1000)
+        _check_options(self.bits, self.group_size, self.symmetric, self.samples, self.grid)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return awq(model, data, self.bits, group_size=self.group_size, symmetric=self.symmetric,
                    samples=self.samples, grid=self.grid)  # fmt: skip
+
+
+def _check_options(bits, group_size, symmetric, samples, grid) -> None:
+    """The checks of AWQ's options (shared bounds), in the order of the config's fields."""
+    check_options(bits, group_size, symmetric)
+    check_int(samples, "samples")
+    check_int(grid, "grid")

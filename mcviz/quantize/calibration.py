@@ -22,26 +22,34 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mcviz._checks import check_int
+from mcviz._checks import check_data, check_int
 
 
 class _Stop(Exception):
     """Raised inside a hook to end a forward pass early."""
 
 
+def check_calibration_data(data):
+    """Returns ``data`` if it is a DataBundle. Raises ValueError when it is None (missing, as
+    ``compress`` says too), TypeError when it is anything else."""
+    if data is None:
+        raise ValueError("calibration needs data=, a DataBundle with training inputs, got None")
+    return check_data(data)
+
+
 def batches(data, samples: int, *, batch_size: int = 16) -> list[torch.Tensor]:
     """Returns the first ``samples`` training inputs of ``data`` in batches of ``batch_size``.
 
     Integer inputs (token ids, 0 = padding) are ordered by length first, so a batch holds rows of
-    similar length. Raises ValueError when ``data`` has no training inputs.
+    similar length. Raises as :func:`check_calibration_data`, and ValueError when ``data`` has no
+    training inputs.
     """
-    samples = check_int(samples, "calibration samples", low=1, high=1_000_000)
+    check_calibration_data(data)
+    samples = check_int(samples, "samples")  # the shared bounds of calibration samples
     batch_size = check_int(batch_size, "batch_size", low=1, high=100_000)
-    X = getattr(getattr(data, "train", None), "tensors", (None,))[0]
+    X = getattr(data.train, "tensors", (None,))[0]
     if not isinstance(X, torch.Tensor) or not len(X):
-        raise ValueError(
-            f"calibration needs data=, a DataBundle with training inputs, got {type(data).__name__}"
-        )
+        raise ValueError("calibration needs training inputs; the train split of data is empty")
     X = X[:samples]
     if not X.is_floating_point():
         X = X[torch.argsort((X != 0).sum(1), stable=True)]

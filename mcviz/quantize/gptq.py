@@ -28,12 +28,13 @@ import torch
 from torch import nn
 
 from mcviz import _layers
-from mcviz._checks import check_bool, check_int, check_number
+from mcviz._checks import check_bool, check_int, check_model, check_number
 from mcviz.quantize import calibration
 from mcviz.quantize.groupwise import (
     GroupQuantLinear,
     check_group_size,
     check_layers,
+    check_options,
     group_qparams,
 )
 from mcviz.quantize.tensor import qrange
@@ -131,11 +132,9 @@ def gptq(model: nn.Module, data, bits: int = 4, *, group_size: int = 32, symmetr
         ValueError: bad arguments, a group size that does not divide a layer, or a calibration set
             too small for a layer's Hessian, before any layer is quantized.
     """
-    check_int(bits, "bits")
-    check_bool(symmetric, "symmetric")
-    check_number(damp, "damp", low=0, high=1, low_open=True)
-    for flag, value in (("act_order", act_order), ("sequential", sequential)):
-        check_bool(value, flag)
+    _check_options(bits, group_size, symmetric, samples, damp, act_order, sequential)
+    check_model(model)
+    calibration.check_calibration_data(data)  # before linear_targets' warning
     names = _layers.linear_targets(model, "gptq")
     check_layers(model, names, group_size)
     inputs = calibration.batches(data, samples)
@@ -182,18 +181,22 @@ class GPTQConfig:
     sequential: bool = True
 
     def __post_init__(self):
-        check_int(self.bits, "bits")
-        check_group_size(self.group_size)
-        check_bool(self.symmetric, "symmetric")
-        check_int(self.samples, "samples", low=1, high=1_000_000)
-        check_number(self.damp, "damp", low=0, high=1, low_open=True)
-        check_bool(self.act_order, "act_order")
-        check_bool(self.sequential, "sequential")
+        _check_options(self.bits, self.group_size, self.symmetric, self.samples, self.damp, self.act_order,
+                       self.sequential)  # fmt: skip
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         options = {f: getattr(self, f) for f in ("group_size", "symmetric", "samples", "damp", "act_order",
                                                  "sequential")}  # fmt: skip
         return gptq(model, data, self.bits, **options)
+
+
+def _check_options(bits, group_size, symmetric, samples, damp, act_order, sequential) -> None:
+    """The checks of GPTQ's options (shared bounds), in the order of the config's fields."""
+    check_options(bits, group_size, symmetric)
+    check_int(samples, "samples")
+    check_number(damp, "damp")
+    check_bool(act_order, "act_order")
+    check_bool(sequential, "sequential")
 
 
 def _hessians(model, names, inputs) -> dict[str, tuple[torch.Tensor, int]]:

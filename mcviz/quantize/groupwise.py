@@ -40,7 +40,7 @@ _FP16_TINY = 2.0**-14  # the smallest normal float16: smaller scales are raised 
 
 def check_group_size(group_size, in_features: int | None = None, name: str = "") -> int:
     """Returns ``group_size`` (an int >= 0; 0: one group per row) if it divides ``in_features``."""
-    group_size = check_int(group_size, "group_size", low=0, high=1_000_000)
+    group_size = check_int(group_size, "group_size")  # the shared bounds: BOUNDS["group_size"]
     if in_features is not None and group_size and in_features % group_size:
         where = f"layer {name!r}" if name else "the layer"
         raise ValueError(
@@ -198,6 +198,14 @@ class GroupQuantLinear(nn.Linear):
         return f"{super().extra_repr()}, bits={self.bits}, group_size={g}, {sym}{awq}"
 
 
+def check_options(bits, group_size, symmetric) -> None:
+    """Refuses a storage format outside the shared bounds: the checks of every group-wise method,
+    done before it looks at the model."""
+    check_int(bits, "bits")
+    check_group_size(group_size)
+    check_bool(symmetric, "symmetric")
+
+
 def check_layers(model: nn.Module, names: list[str], group_size: int) -> None:
     """Raises ValueError (before any work) when ``group_size`` does not divide a layer's inputs."""
     for name in names:
@@ -218,8 +226,7 @@ def groupwise(model: nn.Module, bits: int = 4, *, group_size: int = 32, symmetri
     Example:
         >>> small = groupwise(model, 4, group_size=32)  # doctest: +SKIP
     """
-    check_int(bits, "bits")
-    check_bool(symmetric, "symmetric")
+    check_options(bits, group_size, symmetric)
     names = _layers.linear_targets(model, "groupwise")
     check_layers(model, names, group_size)
     out = copy.deepcopy(model)
@@ -242,9 +249,7 @@ class GroupwiseConfig:
     symmetric: bool = True
 
     def __post_init__(self):
-        check_int(self.bits, "bits")
-        check_group_size(self.group_size)
-        check_bool(self.symmetric, "symmetric")
+        check_options(self.bits, self.group_size, self.symmetric)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return groupwise(model, self.bits, group_size=self.group_size, symmetric=self.symmetric)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mcviz import _layers
-from mcviz._checks import check_int, check_number
+from mcviz._checks import check_int, check_model, check_number
 from mcviz.quantize import calibration
 from mcviz.quantize.int8 import int8
 from mcviz.registry import register
@@ -58,7 +58,7 @@ def smooth_scales(act_max: torch.Tensor, w: torch.Tensor, alpha: float = 0.5) ->
     active (a border pixel, a rare token) would otherwise get a tiny ``s_j``, and one later
     activation divided by it would stretch the whole tensor's int8 range.
     """
-    alpha = check_number(alpha, "alpha", low=0, high=1)
+    alpha = check_number(alpha, "alpha")  # the shared bounds: [0, 1]
     a = act_max.detach().float()
     a = a.clamp(min=max(1e-5, 0.01 * float(a.median())))  # a channel never seen active must not blow up
     m = w.detach().float().abs().amax(0).clamp(min=1e-5)
@@ -69,8 +69,9 @@ def smooth(model: nn.Module, data, *, alpha: float = 0.5, samples: int = 32) -> 
     """Returns a float copy of ``model`` whose Linear layers are :class:`Smoothed` with scales from
     the input ranges of ``samples`` training inputs of ``data``; ``model`` is unchanged. The copy
     computes the same function (up to float rounding): only int8 rounding tells the difference."""
-    check_number(alpha, "alpha", low=0, high=1)
-    check_int(samples, "samples", low=1, high=1_000_000)
+    _check_options(alpha, samples)
+    check_model(model)
+    calibration.check_calibration_data(data)  # before linear_targets' warning
     names = _layers.linear_targets(model, "smoothquant")
     ranges: dict[str, torch.Tensor] = {}
 
@@ -115,8 +116,13 @@ class SmoothQuantConfig:
     samples: int = 32
 
     def __post_init__(self):
-        check_number(self.alpha, "alpha", low=0, high=1)
-        check_int(self.samples, "samples", low=1, high=1_000_000)
+        _check_options(self.alpha, self.samples)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return smoothquant(model, data, alpha=self.alpha, samples=self.samples)
+
+
+def _check_options(alpha, samples) -> None:
+    """The checks of SmoothQuant's options (shared bounds), in the order of the config's fields."""
+    check_number(alpha, "alpha")
+    check_int(samples, "samples")
