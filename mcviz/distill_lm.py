@@ -140,9 +140,12 @@ def _check_hints(hints, student, teacher) -> list[tuple[str, str]]:
     ([] for None); raises TypeError or ValueError (one line) otherwise."""
     if hints is None:
         return []
-    what = f"hints must be None or a list of (student_layer, teacher_layer) module names, got {shorten(hints)}"
-    if not isinstance(hints, (list, tuple)) or not hints:
-        raise TypeError(what) if not isinstance(hints, (list, tuple)) else ValueError(what)
+    what = "hints must be None or a list of (student_layer, teacher_layer) module names, got "
+    what += shorten(hints)
+    if not isinstance(hints, (list, tuple)):
+        raise TypeError(what)
+    if not hints:
+        raise ValueError(what)
     pairs = []
     for pair in hints:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(n, str) for n in pair):
@@ -170,7 +173,8 @@ def _hint_loss(out: torch.Tensor, want: torch.Tensor, x: torch.Tensor) -> torch.
     over the positions whose input is not padding (0, for integer inputs)."""
     if out.dim() != 3 or out.shape[0] != want.shape[0] or out.shape[2] != want.shape[2]:
         raise ValueError(
-            f"a hint pair's outputs differ: the student's {tuple(out.shape)}, the teacher's {tuple(want.shape)}"
+            f"a hint pair's outputs differ: the student's {tuple(out.shape)}, "
+            f"the teacher's {tuple(want.shape)}"
         )
     width = out.shape[1]
     cos = F.cosine_similarity(out, want[:, :width], dim=2)

@@ -100,7 +100,9 @@ def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr
     if epochs and data is None:  # refused before any work
         distill_lm.repair(model, model, None, method="layerdrop", epochs=epochs, lr=lr)
     out = drop_layers(model, keep)
-    matched = {"hints": hints(model, _indices(model, keep)), "hint_weight": hint_weight} if hint_weight else {}
+    matched = {}
+    if hint_weight:
+        matched = {"hints": hints(model, _indices(model, keep)), "hint_weight": hint_weight}
     return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples,
                              **matched)  # fmt: skip
 
