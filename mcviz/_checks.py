@@ -297,7 +297,8 @@ METHOD_BOUNDS: dict[str, dict[str, Range]] = {
         **DISTILL,
     },
     "semistructured": {"n": Range(1, 31), "m": Range(2, 32)},  # keep n (< m) of every m weights
-    "layerdrop": {"keep": Range(1, 10_000), **DISTILL},  # keep: the blocks a dropped transformer keeps
+    # keep: the blocks a dropped transformer keeps; hint_weight: of matching their outputs (0: none)
+    "layerdrop": {"keep": Range(1, 10_000), "hint_weight": Range(0.0, 1000.0), **DISTILL},
 }
 
 

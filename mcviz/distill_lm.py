@@ -10,6 +10,13 @@ with ``mcv.train.fit`` (its ``loss`` hook; the teacher's outputs are computed on
   over examples and positions, for logits of a classifier ``(N, C)`` or a language model
   ``(N, vocab, length)``;
 - ``"auto"``: cosine when the teacher's outputs are 2-D unit vectors, else KL.
+
+``hints`` adds the intermediate matching of DistilBERT / TinyBERT students: named student layers'
+outputs ``(batch, length, dim)`` learn the outputs of named teacher layers, with
+``1 - cos(student, teacher)`` per position (DistilBERT's cosine loss on hidden states), averaged
+over the positions that are not padding (integer inputs equal to 0, MiniLM's padding id). A
+layer-dropped student (``mcv.layerdrop``) so learns to hand each kept block the input it had in
+the full model, not only to end at the same embedding.
 """
 
 from __future__ import annotations
@@ -22,7 +29,16 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from mcviz import train
-from mcviz._checks import check_choice, check_data, check_int, check_model, check_number, check_option
+from mcviz._checks import (
+    check_choice,
+    check_data,
+    check_int,
+    check_model,
+    check_number,
+    check_option,
+    shorten,
+)
+from mcviz.distill import _Capture
 
 OBJECTIVES = ("auto", "cosine", "kl")
 
@@ -51,24 +67,27 @@ def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | No
     return epochs, lr, samples
 
 
-def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None):
+def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None,
+           hints=None, hint_weight: float = 1.0):  # fmt: skip
     """Returns ``student`` after :func:`match` with ``teacher`` for ``epochs`` epochs (none when 0),
     in ``teacher``'s train/eval mode: the last step of a method that changes a model's function
     (``lowrank``, ``layerdrop``). The options are checked by :func:`check_repair` (which the method
-    calls first, before any work)."""
+    calls first, before any work); ``hints`` and ``hint_weight`` are :func:`match`'s."""
     epochs, lr, samples = check_repair(data, method=method, epochs=epochs, lr=lr, samples=samples)
+    check_number(hint_weight, "hint_weight", low=0, low_open=True)
     if epochs:
-        match(student, teacher, data, epochs=epochs, lr=lr, samples=samples)
+        match(student, teacher, data, epochs=epochs, lr=lr, samples=samples, hints=hints,
+              hint_weight=hint_weight)  # fmt: skip
         student.train(teacher.training)
     return student
 
 
 def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_size: int = 16,
-          samples: int | None = None, objective: str = "auto", seed: int = 0,
-          progress: bool = False) -> pd.DataFrame:  # fmt: skip
+          samples: int | None = None, objective: str = "auto", hints=None, hint_weight: float = 1.0,
+          seed: int = 0, progress: bool = False) -> pd.DataFrame:  # fmt: skip
     """Trains ``student`` in place to reproduce ``teacher``'s outputs on ``data``'s training inputs;
-    returns the history (epoch, loss: the mean objective). The teacher is unchanged (eval mode,
-    no gradients).
+    returns the history (epoch, loss: the mean objective, plus ``output_loss`` and ``hint_loss``
+    with ``hints``). The teacher is unchanged (eval mode, no gradients).
 
     Args:
         student, teacher: models with the same output shape (e.g. a factorized or layer-dropped
@@ -77,6 +96,10 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         epochs, lr, batch_size, seed, progress: as in ``mcv.train.fit`` (Adam).
         samples: train on the first ``samples`` training inputs only; None uses all.
         objective: "auto", "cosine" or "kl" (see the module doc).
+        hints: None, or a list of ``(student_layer, teacher_layer)`` module names whose outputs
+            (same shape, ``(batch, length, dim)``) are matched too (see the module doc).
+        hint_weight: the weight of the hint loss (the mean over the pairs) added to the
+            objective, > 0; used only with ``hints``.
     """
     check_model(student)
     check_model(teacher)
@@ -86,6 +109,8 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
     check_choice(objective, "objective", OBJECTIVES)
     check_int(epochs, "epochs")
     check_number(lr, "lr")
+    hint_weight = check_number(hint_weight, "hint_weight", low=0, low_open=True)
+    pairs = _check_hints(hints, student, teacher)
     X, y = data.train.tensors
     if samples is not None:
         n = check_int(samples, "samples", low=1, high=len(X))
@@ -93,27 +118,96 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         data = dataclasses.replace(data, train=TensorDataset(X, y))
     was_training = teacher.training
     teacher.eval()
+    found = [_Capture(teacher.get_submodule(t)) for _, t in pairs]
+    outs, hidden = [], [[] for _ in pairs]  # hidden: per pair, the teacher layer's padded outputs
     try:
         with train.num_threads(1), torch.no_grad():
-            target = torch.cat([teacher(X[i : i + 64]) for i in range(0, len(X), 64)])
+            for i in range(0, len(X), 64):
+                outs.append(teacher(X[i : i + 64]))
+                for keep, capture in zip(hidden, found, strict=True):
+                    keep.append(_padded(capture.out, X.shape[1]))
     finally:
         teacher.train(was_training)
+        for capture in found:
+            capture.remove()
+    target = torch.cat(outs)
+    hidden = [torch.cat(h) for h in hidden]
     if objective == "auto":
         unit = target.dim() == 2 and bool(((target.norm(dim=1) - 1).abs() < 1e-3).all())
         objective = "cosine" if unit else "kl"
 
-    def loss(out: torch.Tensor, batch: train.Batch) -> torch.Tensor:
+    def loss(out: torch.Tensor, batch: train.Batch):
         want = target[batch.index]
         if out.shape != want.shape:
             raise ValueError(
                 f"the student's outputs {tuple(out.shape)} differ from the teacher's {tuple(want.shape)}"
             )
         if objective == "cosine":
-            return 1 - F.cosine_similarity(out, want, dim=1).mean()
-        log_p = F.log_softmax(out, dim=1)
-        log_q = F.log_softmax(want, dim=1)
-        return (log_q.exp() * (log_q - log_p)).sum(1).mean()
+            main = 1 - F.cosine_similarity(out, want, dim=1).mean()
+        else:
+            log_p = F.log_softmax(out, dim=1)
+            log_q = F.log_softmax(want, dim=1)
+            main = (log_q.exp() * (log_q - log_p)).sum(1).mean()
+        if not pairs:
+            return main
+        hint = sum(_hint_loss(c.out, h[batch.index], batch.x) for c, h in zip(captures, hidden, strict=True))
+        hint = hint / len(pairs)
+        return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
 
-    history = train.fit(student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                        progress=progress, loss=loss)  # fmt: skip
-    return history[["epoch", "loss"]]
+    captures = [_Capture(student.get_submodule(s)) for s, _ in pairs]
+    try:
+        history = train.fit(student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                            progress=progress, loss=loss)  # fmt: skip
+    finally:
+        for capture in captures:
+            capture.remove()
+    return history[["epoch", "loss", *(["output_loss", "hint_loss"] if pairs else [])]]
+
+
+def _check_hints(hints, student, teacher) -> list[tuple[str, str]]:
+    """Returns ``hints`` as a list of (student_layer, teacher_layer) pairs of existing module names
+    ([] for None); raises TypeError or ValueError (one line) otherwise."""
+    if hints is None:
+        return []
+    what = "hints must be None or a list of (student_layer, teacher_layer) module names, got "
+    what += shorten(hints)
+    if not isinstance(hints, (list, tuple)):
+        raise TypeError(what)
+    if not hints:
+        raise ValueError(what)
+    pairs = []
+    for pair in hints:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(n, str) for n in pair):
+            raise TypeError(what)
+        for who, net, name in (("student", student, pair[0]), ("teacher", teacher, pair[1])):
+            modules = dict(net.named_modules())
+            if name not in modules or name == "":
+                names = ", ".join(n for n in modules if n)
+                raise ValueError(f"{who} has no layer {name!r}; its layers: {shorten(names, 200)}")
+        pairs.append((pair[0], pair[1]))
+    return pairs
+
+
+def _padded(out, length: int) -> torch.Tensor:
+    """Returns a layer's ``(batch, width, dim)`` output padded with zeros to ``length`` positions
+    (MiniLM drops the columns that are padding in a whole batch)."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 3:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"a hint layer must return a (batch, length, dim) tensor, got {got}")
+    return F.pad(out, (0, 0, 0, length - out.shape[1])) if out.shape[1] < length else out
+
+
+def _hint_loss(out: torch.Tensor, want: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Returns ``1 - cos`` between the student's and the teacher's outputs of one hint pair, averaged
+    over the positions whose input is not padding (0, for integer inputs)."""
+    if out.dim() != 3 or out.shape[0] != want.shape[0] or out.shape[2] != want.shape[2]:
+        raise ValueError(
+            f"a hint pair's outputs differ: the student's {tuple(out.shape)}, "
+            f"the teacher's {tuple(want.shape)}"
+        )
+    width = out.shape[1]
+    cos = F.cosine_similarity(out, want[:, :width], dim=2)
+    if x.dim() == 2 and not x.is_floating_point() and x.shape[1] >= width:
+        keep = (x[:, :width] != 0).to(cos.dtype)
+        return 1 - (cos * keep).sum() / keep.sum().clamp(min=1)
+    return 1 - cos.mean()

@@ -5,7 +5,10 @@ teacher's own layers).
 Transformer blocks map a hidden state to one of the same shape, so any subset of them still
 computes; keeping every other one (6 -> 3 layers: 0, 2, 4) halves the work of the encoder. The
 function changes, so :func:`drop_layers` is followed by a short distillation
-(``mcv.distill_lm.match``: the student learns to reproduce the full model's outputs).
+(``mcv.distill_lm.match``: the student learns to reproduce the full model's outputs and, with
+``hint_weight`` > 0, each kept block's output learns the output of the teacher's block just before
+the next kept one, :func:`hints`: student block 0 of 0, 2, 4 learns the output of teacher block 1,
+the input that teacher block 2 expects).
 
 :func:`blocks` finds the stack: the ``nn.ModuleList`` of at least two blocks of one class (MiniLM's
 ``layers``, the tiny GPT's ``blocks``). :class:`LayerDropConfig` (method ``"layerdrop"``) does
@@ -46,6 +49,28 @@ def kept(total: int, keep: int) -> list[int]:
     return [i * total // keep for i in range(keep)]
 
 
+def hints(model: nn.Module, indices: list[int]) -> list[tuple[str, str]]:
+    """Returns the (student block, teacher block) module names whose outputs a student keeping the
+    blocks ``indices`` of ``model``'s stack matches: kept block ``j`` <-> the teacher's block before
+    the next kept one (the last: the teacher's last block). 0, 2, 4 of 6 gives 0-1, 1-3, 2-5."""
+    name = blocks(model)
+    ends = [*indices[1:], len(model.get_submodule(name))]
+    return [(f"{name}.{j}", f"{name}.{end - 1}") for j, end in enumerate(ends)]
+
+
+def _indices(model: nn.Module, keep) -> list[int]:
+    """Returns the block indices that ``keep`` (a count or a list of indices) selects; raises on bad ones."""
+    stack = model.get_submodule(blocks(model))
+    if isinstance(keep, int) and not isinstance(keep, bool):
+        return kept(len(stack), keep)
+    if isinstance(keep, (list, tuple)) and keep:
+        indices = [check_int(i, "keep index", low=0, high=len(stack) - 1) for i in keep]
+        if sorted(set(indices)) != list(indices):
+            raise ValueError(f"keep must list distinct block indices in increasing order, got {keep!r}")
+        return indices
+    raise TypeError(f"keep must be an int or a list of block indices, got {keep!r}")
+
+
 def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
     """Returns a copy of ``model`` with only some blocks of its stack (:func:`blocks`); ``model`` is
     unchanged.
@@ -57,15 +82,7 @@ def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
     check_model(model)
     _check_keep(keep)
     name = blocks(model)
-    stack = model.get_submodule(name)
-    if isinstance(keep, int) and not isinstance(keep, bool):
-        indices = kept(len(stack), keep)
-    elif isinstance(keep, (list, tuple)) and keep:
-        indices = [check_int(i, "keep index", low=0, high=len(stack) - 1) for i in keep]
-        if sorted(set(indices)) != list(indices):
-            raise ValueError(f"keep must list distinct block indices in increasing order, got {keep!r}")
-    else:
-        raise TypeError(f"keep must be an int or a list of block indices, got {keep!r}")
+    indices = _indices(model, keep)
     out = copy.deepcopy(model)
     parent, _, child = name.rpartition(".")
     owner = out.get_submodule(parent) if parent else out
@@ -74,16 +91,24 @@ def drop_layers(model: nn.Module, keep: int | list[int]) -> nn.Module:
 
 
 def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr: float = 1e-4,
-              samples: int | None = None) -> nn.Module:  # fmt: skip
+              samples: int | None = None, hint_weight: float = 0.0) -> nn.Module:  # fmt: skip
     """Returns a copy of ``model`` with ``keep`` of its blocks, distilled from ``model`` for ``epochs``
     epochs on ``data``'s training inputs (0: no distillation; ``samples`` None or 0: all of them);
-    ``model`` is unchanged. Every argument is checked before any work."""
+    ``model`` is unchanged. Every argument is checked before any work.
+
+    ``hint_weight`` >= 0 weighs the matching of the kept blocks' outputs (:func:`hints`) against
+    the final outputs' objective; 0 (the default) matches the final outputs only."""
     _check_keep(keep)
+    hint_weight = check_option("hint_weight", hint_weight, "layerdrop")
     epochs, lr, samples = distill_lm.check_repair(
         data, method="layerdrop", epochs=epochs, lr=lr, samples=samples
     )
     out = drop_layers(model, keep)
-    return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples)
+    matched = {}
+    if hint_weight:
+        matched = {"hints": hints(model, _indices(model, keep)), "hint_weight": hint_weight}
+    return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples,
+                             **matched)  # fmt: skip
 
 
 def _check_keep(keep) -> None:
@@ -104,11 +129,13 @@ class LayerDropConfig:
     epochs: int = 1
     lr: float = 1e-4
     samples: int = 0  # distil on the first samples training inputs; 0: all of them
+    hint_weight: float = 0.0  # weight of matching each kept block's output; 0: final outputs only
 
     def __post_init__(self):
-        for option in ("keep", "epochs", "lr", "samples"):
+        for option in ("keep", "epochs", "lr", "samples", "hint_weight"):
             check_option(option, getattr(self, option), self.method)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         samples = self.samples or None
-        return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples)
+        return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples,
+                         hint_weight=self.hint_weight)  # fmt: skip

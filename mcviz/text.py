@@ -8,7 +8,9 @@ topics, the standard library's docstrings, or the user's own text file.
   windows shifted by one character: ``y[i, t]`` is the character after ``x[i, t]``.
 - :func:`read` returns the cleaned text of a corpus, :func:`paragraphs` the paragraphs of the
   pydoc topics (what ``mcv.minilm`` embeds) and :func:`retrieval_pairs` (summary line, rest of the
-  docstring) pairs from the standard library: a labelled retrieval task that ships with Python.
+  docstring) pairs from the standard library: a labelled retrieval task that ships with Python;
+  :func:`docstrings` the paragraphs of other standard-library modules' docstrings (more
+  unlabelled text to distil a sentence encoder on, disjoint from both).
 
 This module imports only torch and the standard library.
 """
@@ -42,6 +44,20 @@ DOC_MODULES = (
     "secrets", "shlex", "shutil", "socket", "statistics", "string", "struct", "subprocess", "tarfile",
     "tempfile", "textwrap", "threading", "time", "timeit", "tokenize", "traceback", "typing",
     "unicodedata", "urllib.parse", "uuid", "warnings", "weakref", "zipfile", "zlib",
+)  # fmt: skip
+# other standard-library modules whose docstrings are extra distillation text (none of DOC_MODULES,
+# none that mirrors one of them, like _pydecimal; none with side effects on import; fixed, sorted)
+TEXT_MODULES = (
+    "abc", "ast", "asyncio", "bz2", "cProfile", "cmd", "code", "codecs", "colorsys", "compileall",
+    "concurrent.futures", "configparser", "contextvars", "dataclasses", "dbm", "dis", "doctest",
+    "email.message", "filecmp", "fileinput", "fnmatch", "ftplib", "getopt", "gettext", "graphlib",
+    "http.cookiejar", "http.cookies", "http.server", "imaplib", "importlib", "locale", "lzma",
+    "mailbox", "multiprocessing", "numbers", "opcode", "optparse", "pdb", "pickletools", "pkgutil",
+    "platform", "plistlib", "poplib", "profile", "pstats", "py_compile", "pyclbr", "pydoc", "queue",
+    "reprlib", "runpy", "sched", "selectors", "shelve", "signal", "site", "smtplib", "socketserver",
+    "sqlite3", "ssl", "stat", "symtable", "sysconfig", "tomllib", "trace", "tracemalloc", "types",
+    "unittest", "urllib.request", "urllib.robotparser", "venv", "wave", "xml.dom.minidom",
+    "xml.etree.ElementTree", "xmlrpc.client", "zipapp", "zoneinfo",
 )  # fmt: skip
 
 
@@ -190,6 +206,58 @@ def paragraphs(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
             if min_chars <= len(text) <= max_chars:
                 out.append(text)
     return out
+
+
+def docstrings(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
+    """Returns the prose paragraphs of the docstrings of :data:`TEXT_MODULES` (each module's own,
+    and those of the public classes, functions and methods it defines), in a fixed order, without
+    duplicates and without any paragraph of :func:`paragraphs` or any text of a
+    :func:`retrieval_pairs` document (about 1,300).
+
+    Paragraphs are blocks between blank lines with ``min_chars`` to ``max_chars`` characters,
+    not indented and not a doctest; whitespace is collapsed. The list depends only on the Python
+    version; a module missing from this Python build is skipped.
+    """
+    min_chars = check_int(min_chars, "min_chars", low=1, high=100_000)
+    max_chars = check_int(max_chars, "max_chars", low=min_chars, high=1_000_000)
+    seen = set(paragraphs(min_chars=min_chars, max_chars=max_chars))
+    documents = "\n".join(body for _, body in retrieval_pairs())
+    out = []
+    with warnings.catch_warnings():  # deprecated modules and attributes warn when read
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for module_name in TEXT_MODULES:
+            for doc in _docs(module_name):
+                for block in doc.split("\n\n"):
+                    text = " ".join(block.split())
+                    if block.startswith((" ", "\t", ">>>")) or not min_chars <= len(text) <= max_chars:
+                        continue
+                    if text not in seen and text not in documents:
+                        seen.add(text)
+                        out.append(text)
+    return out
+
+
+def _docs(module_name: str) -> list[str]:
+    """Returns the docstrings of a module, of the public classes and functions it or its submodules
+    define (not those it imports from elsewhere) and of those classes' public methods, in name
+    order; [] if the module cannot be imported."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return []
+    docs = [inspect.getdoc(module) or ""]
+    for attr in sorted(vars(module)):
+        obj = vars(module)[attr]
+        home = getattr(obj, "__module__", None) or ""
+        if attr.startswith("_") or not (home == module_name or home.startswith(module_name + ".")):
+            continue
+        if inspect.isclass(obj):
+            docs.append(inspect.getdoc(obj) or "")
+            docs += [inspect.getdoc(f) or "" for name, f in sorted(vars(obj).items())
+                     if inspect.isfunction(f) and not name.startswith("_")]  # fmt: skip
+        elif inspect.isfunction(obj):
+            docs.append(inspect.getdoc(obj) or "")
+    return docs
 
 
 def retrieval_pairs(*, min_chars: int = 60) -> list[tuple[str, str]]:

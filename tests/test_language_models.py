@@ -186,6 +186,63 @@ def test_layer_dropping_keeps_evenly_spread_blocks():
         layerdrop.drop_layers(model, [2, 1])
 
 
+def test_layer_dropping_matches_each_kept_block_to_the_block_before_the_next(corpus, trained):
+    assert layerdrop.hints(gpt.TinyGPT(10, 8, layers=6, dim=16, heads=2), [0, 2, 4]) == [
+        ("blocks.0", "blocks.1"), ("blocks.1", "blocks.3"), ("blocks.2", "blocks.5"),
+    ]  # fmt: skip
+    assert layerdrop.hints(gpt.TinyGPT(10, 8, layers=4, dim=16, heads=2), [1, 3]) == [
+        ("blocks.0", "blocks.2"), ("blocks.1", "blocks.3"),
+    ]  # fmt: skip
+    model, _ = trained
+    options = dict(keep=1, epochs=2, lr=3e-3)
+    one = layerdrop.layerdrop(model, corpus, **options, hint_weight=1.0)
+    again = layerdrop.layerdrop(model, corpus, **options, hint_weight=1.0)
+    pairs = zip(one.state_dict().values(), again.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)  # deterministic
+    plain = layerdrop.layerdrop(model, corpus, **options)  # the default: the final outputs only
+    assert not torch.equal(plain.blocks[0].fc.weight, one.blocks[0].fc.weight)
+    student = layerdrop.drop_layers(model, 1)
+    pairs = [("blocks.0", "blocks.1")]
+    history = mcv.distill_lm.match(student, model, corpus, epochs=2, lr=3e-3, hints=pairs)
+    assert list(history.columns) == ["epoch", "loss", "output_loss", "hint_loss"]
+    assert history["hint_loss"].iloc[-1] < history["hint_loss"].iloc[0]
+    config = mcv.registry.parse("layerdrop:keep=1,epochs=2,lr=0.003,hint_weight=0")[0]
+    assert config == layerdrop.LayerDropConfig(keep=1, epochs=2, lr=0.003, hint_weight=0)
+    applied = config.apply(model, corpus).state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(applied, plain.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"hints": [("blocks.0", "blocks.9")]}, ValueError, "teacher has no layer 'blocks.9'; its layers: "),
+        ({"hints": [("nope", "blocks.1")]}, ValueError, "student has no layer 'nope'; its layers: "),
+        ({"hints": "blocks.0"}, TypeError, "hints must be None or a list of (student_layer, teacher_layer)"),
+        ({"hints": [("blocks.0",)]}, TypeError, "hints must be None or a list of (student_layer, teacher"),
+        ({"hints": []}, ValueError, "hints must be None or a list of (student_layer, teacher_layer)"),
+        ({"hints": [("blocks.0", "blocks.1")], "hint_weight": 0}, ValueError,
+         "hint_weight must be a finite number > 0, got 0"),
+        ({"hints": [("pos", "pos")]}, ValueError, "a hint layer must return a (batch, length, dim) tensor"),
+    ],
+)  # fmt: skip
+def test_match_refuses_bad_hints_in_one_line(corpus, trained, options, error, message):
+    model, _ = trained
+    with pytest.raises(error) as e:
+        mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, epochs=1, **options)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "weight, error", [(-1, ValueError), (1001, ValueError), ("1", TypeError), (True, TypeError)]
+)
+def test_layerdrop_hint_weight_is_checked(corpus, trained, weight, error):
+    model, _ = trained
+    with pytest.raises(error, match=r"hint_weight must be a (finite )?number in \[0, 1000\], got"):
+        layerdrop.LayerDropConfig(hint_weight=weight)
+    with pytest.raises(error, match=r"hint_weight must be a (finite )?number in \[0, 1000\], got"):
+        layerdrop.layerdrop(model, corpus, keep=1, epochs=1, hint_weight=weight)
+
+
 def test_sweep_expands_methods_over_bits_and_group_sizes(corpus, trained):
     model, _ = trained
     table, models = measure_lm.sweep(model, corpus, ["groupwise", "semistructured"], [4, 3], [16], samples=8)

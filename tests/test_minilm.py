@@ -79,3 +79,38 @@ def test_embeddings_match_sentence_transformers(model):
     st = SentenceTransformer(str(minilm.model_dir()), device="cpu")
     expected = st.encode(texts, convert_to_tensor=True)
     assert torch.allclose(model(minilm.tokenize(texts, max_length=256)), expected, atol=1e-5)
+
+
+def test_corpus_with_docstrings_adds_training_text_only():
+    plain = minilm.corpus(max_length=32, test=40, val=8)
+    more = minilm.corpus(max_length=32, test=40, val=8, docstrings=True)
+    n = len(plain.train)
+    assert len(more.train) > n + 500 and more.fingerprint != plain.fingerprint
+    assert torch.equal(more.train.tensors[0][:n], plain.train.tensors[0])  # calibration text unchanged
+    for split in ("val", "test"):
+        assert torch.equal(getattr(more, split).tensors[0], getattr(plain, split).tensors[0])
+    with pytest.raises(TypeError, match="docstrings must be True or False, got 'yes'"):
+        minilm.corpus(docstrings="yes")
+
+
+def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
+    from mcviz import distill_lm, layerdrop
+
+    data = minilm.corpus(max_length=16, test=40, val=8)
+    assert layerdrop.hints(model, layerdrop.kept(6, 3)) == [
+        ("layers.0", "layers.1"), ("layers.1", "layers.3"), ("layers.2", "layers.5"),
+    ]  # fmt: skip
+    student = layerdrop.drop_layers(model, 3)
+    history = distill_lm.match(student, model, data, epochs=1, lr=3e-4, samples=8, batch_size=4,
+                               hints=layerdrop.hints(model, [0, 2, 4]))  # fmt: skip
+    assert list(history.columns) == ["epoch", "loss", "output_loss", "hint_loss"]
+    row = history.iloc[0]
+    assert row["loss"] == pytest.approx(row["output_loss"] + row["hint_loss"], rel=1e-5)
+    assert 0 < row["hint_loss"] < 1
+    # padding (id 0) is left out: the loss of a padded row is the loss of the row alone
+    x = minilm.tokenize(["a short one", "and a somewhat longer sentence than the first"])
+    want = torch.randn(2, x.shape[1], 384)
+    out = torch.randn(2, x.shape[1], 384)
+    alone = distill_lm._hint_loss(out[:1, :5], want[:1, :5], x[:1, :5])
+    assert (x[0, 5:] == 0).all()
+    assert distill_lm._hint_loss(out[:1], want[:1], x[:1]) == pytest.approx(float(alone))

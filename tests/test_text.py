@@ -82,3 +82,15 @@ def test_paragraphs_and_retrieval_pairs_are_fixed_and_offline():
     assert len(pairs) > 250
     assert len({d for _, d in pairs}) == len(pairs)  # one query per document: no ties by construction
     assert pairs == sorted(pairs)
+
+
+def test_docstrings_are_fixed_offline_and_disjoint_from_the_evaluation_text():
+    docs = text.docstrings()
+    assert len(docs) > 500 and all(100 <= len(p) <= 1200 for p in docs)
+    assert docs == text.docstrings() and len(set(docs)) == len(docs)
+    assert not set(docs) & set(text.paragraphs())  # never a test paragraph of mcv.minilm.corpus
+    documents = "\n".join(body for _, body in text.retrieval_pairs())
+    assert not any(p in documents for p in docs)  # never a retrieval document
+    assert not set(text.TEXT_MODULES) & set(text.DOC_MODULES)
+    with pytest.raises(ValueError, match="max_chars must be an int in"):
+        text.docstrings(min_chars=50, max_chars=10)
