@@ -25,6 +25,7 @@ import dataclasses
 
 import pandas as pd
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
@@ -132,6 +133,7 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             capture.remove()
     target = torch.cat(outs)
     hidden = [torch.cat(h) for h in hidden]
+    pad = _padding_id(teacher)
     if objective == "auto":
         unit = target.dim() == 2 and bool(((target.norm(dim=1) - 1).abs() < 1e-3).all())
         objective = "cosine" if unit else "kl"
@@ -150,7 +152,8 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             main = (log_q.exp() * (log_q - log_p)).sum(1).mean()
         if not pairs:
             return main
-        hint = sum(_hint_loss(c.out, h[batch.index], batch.x) for c, h in zip(captures, hidden, strict=True))
+        pairs_out = zip(captures, hidden, strict=True)
+        hint = sum(_hint_loss(c.out, h[batch.index], batch.x, pad) for c, h in pairs_out)
         hint = hint / len(pairs)
         return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
 
@@ -197,9 +200,15 @@ def _padded(out, length: int) -> torch.Tensor:
     return F.pad(out, (0, 0, 0, length - out.shape[1])) if out.shape[1] < length else out
 
 
-def _hint_loss(out: torch.Tensor, want: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _padding_id(model: nn.Module) -> int | None:
+    """Returns the padding token id of ``model``'s first embedding table (MiniLM's 0), or None when
+    it has none (the tiny GPT: its id 0 is a real character)."""
+    return next((m.padding_idx for m in model.modules() if isinstance(m, nn.Embedding)), None)
+
+
+def _hint_loss(out: torch.Tensor, want: torch.Tensor, x: torch.Tensor, pad: int | None) -> torch.Tensor:
     """Returns ``1 - cos`` between the student's and the teacher's outputs of one hint pair, averaged
-    over the positions whose input is not padding (0, for integer inputs)."""
+    over the positions whose input token is not ``pad`` (every position when ``pad`` is None)."""
     if out.dim() != 3 or out.shape[0] != want.shape[0] or out.shape[2] != want.shape[2]:
         raise ValueError(
             f"a hint pair's outputs differ: the student's {tuple(out.shape)}, "
@@ -207,7 +216,7 @@ def _hint_loss(out: torch.Tensor, want: torch.Tensor, x: torch.Tensor) -> torch.
         )
     width = out.shape[1]
     cos = F.cosine_similarity(out, want[:, :width], dim=2)
-    if x.dim() == 2 and not x.is_floating_point() and x.shape[1] >= width:
-        keep = (x[:, :width] != 0).to(cos.dtype)
+    if pad is not None and x.dim() == 2 and not x.is_floating_point() and x.shape[1] >= width:
+        keep = (x[:, :width] != pad).to(cos.dtype)
         return 1 - (cos * keep).sum() / keep.sum().clamp(min=1)
     return 1 - cos.mean()

@@ -97,12 +97,13 @@ def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr
     ``model`` is unchanged. Every argument is checked before any work.
 
     ``hint_weight`` >= 0 weighs the matching of the kept blocks' outputs (:func:`hints`) against
-    the final outputs' objective; 0 (the default) matches the final outputs only."""
+    the final outputs' objective during the distillation (so only when ``epochs`` > 0); 0 (the
+    default) matches the final outputs only."""
     _check_keep(keep)
-    hint_weight = check_option("hint_weight", hint_weight, "layerdrop")
     epochs, lr, samples = distill_lm.check_repair(
         data, method="layerdrop", epochs=epochs, lr=lr, samples=samples
     )
+    hint_weight = check_option("hint_weight", hint_weight, "layerdrop")  # the config's order
     out = drop_layers(model, keep)
     matched = {}
     if hint_weight:

@@ -212,7 +212,7 @@ def docstrings(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
     """Returns the prose paragraphs of the docstrings of :data:`TEXT_MODULES` (each module's own,
     and those of the public classes, functions and methods it defines), in a fixed order, without
     duplicates and without any paragraph of :func:`paragraphs` or any text of a
-    :func:`retrieval_pairs` document (about 1,300).
+    :func:`retrieval_pairs` document (about 1,100).
 
     Paragraphs are blocks between blank lines with ``min_chars`` to ``max_chars`` characters,
     not indented and not a doctest; whitespace is collapsed. The list depends only on the Python

