@@ -136,6 +136,10 @@ class LayerDropConfig:
         for option in ("keep", "epochs", "lr", "samples", "hint_weight"):
             check_option(option, getattr(self, option), self.method)
 
+    def check_applies(self, model: nn.Module) -> None:
+        """Raises ValueError when ``model`` has no stack of blocks (see ``registry.check_applies``)."""
+        blocks(model)
+
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         samples = self.samples or None
         return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples,

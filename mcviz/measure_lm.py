@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mcviz import _layers, engine, measure, train
+from mcviz import _layers, engine, measure, registry, train
 from mcviz._checks import check_bool, check_data, check_int, check_model
 from mcviz.data import DataBundle
 from mcviz.text import CharCorpus
@@ -158,6 +158,7 @@ def run(baseline: nn.Module, data: DataBundle, specs, *, labels=None, retrieval=
     check_bool(files, "files")
     chains, texts = engine._chains(specs)
     labels = engine._labels(labels, chains, texts)
+    registry.check_applies(chains, baseline)  # before any work
     ref = None if isinstance(data, CharCorpus) else reference(baseline, data, retrieval)
     prefixes: dict[tuple, nn.Module] = {(): baseline}
     rows, used, models = [], [], {}

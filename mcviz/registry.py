@@ -4,7 +4,10 @@ A config is a frozen dataclass that validates itself in ``__post_init__`` and ha
 
 - ``method``: a short name that reports use (``"fp16"``),
 - ``apply(self, model, data)``: returns a NEW model and leaves ``model`` unchanged,
-- ``needs_data``: True when ``apply`` needs a DataBundle (calibration, fine-tuning).
+- ``needs_data``: True when ``apply`` needs a DataBundle (calibration, fine-tuning),
+- optionally ``check_applies(self, model)``: raises ValueError (one line) when the method cannot
+  apply to ``model`` at all (``embeddings`` on a model without embedding tables); engines call
+  :func:`check_applies` on every spec before they compute anything.
 
 Technique modules register their configs with ``@register``; reports find them here, so a new
 method needs no change to the report code.
@@ -61,6 +64,16 @@ def register(cls: type) -> type:
         raise ValueError(f"method {name!r} is already registered by {METHODS[name].__name__}")
     METHODS[name] = cls
     return cls
+
+
+def check_applies(chains, model: nn.Module) -> None:
+    """Raises the ValueError of the first config, in any chain of configs, that declares it cannot
+    apply to ``model`` (its ``check_applies``); configs without the method apply to any model."""
+    for chain in chains:
+        for config in chain:
+            check = getattr(config, "check_applies", None)
+            if check is not None:
+                check(model)
 
 
 def compress(model: nn.Module, *configs, data=None) -> nn.Module:

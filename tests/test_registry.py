@@ -149,6 +149,31 @@ def refuses_a_classifier(cls, model, digits) -> None:
         mcv.compress(model, example(cls), data=digits)
     assert "\n" not in str(e.value)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError) as declared:  # what engines ask before any work: the same line
+        registry.check_applies([(example(cls),)], model)
+    assert str(declared.value) == str(e.value)
+
+
+def test_the_methods_that_refuse_a_classifier_are_the_ones_that_declare_it(model):
+    declared = set()
+    for name, cls in registry.METHODS.items():
+        try:
+            registry.check_applies([(example(cls),)], model)
+        except ValueError:
+            declared.add(name)
+    assert declared == NEEDS_LM
+
+
+def test_engines_refuse_a_method_that_cannot_apply_before_any_work(model, digits, monkeypatch):
+    applied = []
+    monkeypatch.setattr(mcv.engine, "_apply", lambda *a: applied.append(a))
+    for specs in (["fp16", "embeddings"], ["", "weights:bits=4 + layerdrop:keep=1"]):
+        with pytest.raises(ValueError, match="needs a model with nn.Embedding|has no stack of blocks") as e:
+            mcv.engine.run(model, digits, specs)
+        one_line(e)
+    with pytest.raises(ValueError, match="has no stack of blocks"):  # a baseline built on demand too
+        mcv.engine.run(lambda: model, digits, ["layerdrop:keep=1"])
+    assert applied == []
 
 
 @CONFIGS

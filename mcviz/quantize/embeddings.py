@@ -108,17 +108,23 @@ def embeddings(model: nn.Module, bits: int = 8, *, symmetric: bool = True) -> nn
     check_int(bits, "bits")
     check_bool(symmetric, "symmetric")
     check_model(model)
-    names = [n for n, m in model.named_modules() if type(m) is nn.Embedding]
-    if not names:
-        raise ValueError(
-            f"embeddings needs a model with nn.Embedding tables; {type(model).__name__} has none"
-        )
+    names = _tables(model)
     out = copy.deepcopy(model)
     for name in names:
         out = _layers.replace(
             out, name, QuantEmbedding.from_float(out.get_submodule(name), bits, symmetric=symmetric)
         )
     return out
+
+
+def _tables(model: nn.Module) -> list[str]:
+    """Returns the names of ``model``'s ``nn.Embedding`` tables; ValueError when it has none."""
+    names = [n for n, m in model.named_modules() if type(m) is nn.Embedding]
+    if not names:
+        raise ValueError(
+            f"embeddings needs a model with nn.Embedding tables; {type(model).__name__} has none"
+        )
+    return names
 
 
 @register
@@ -134,6 +140,10 @@ class EmbeddingsConfig:
     def __post_init__(self):
         check_int(self.bits, "bits")
         check_bool(self.symmetric, "symmetric")
+
+    def check_applies(self, model: nn.Module) -> None:
+        """Raises ValueError when ``model`` has no embedding table (see ``registry.check_applies``)."""
+        _tables(model)
 
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         return embeddings(model, self.bits, symmetric=self.symmetric)
