@@ -14,7 +14,8 @@ with ``mcv.train.fit`` (its ``loss`` hook; the teacher's outputs are computed on
 ``hints`` adds the intermediate matching of DistilBERT / TinyBERT students: named student layers'
 outputs ``(batch, length, dim)`` learn the outputs of named teacher layers, with
 ``1 - cos(student, teacher)`` per position (DistilBERT's cosine loss on hidden states), averaged
-over the positions that are not padding (integer inputs equal to 0, MiniLM's padding id). A
+over the positions that are not padding (inputs equal to the padding id of the teacher's first
+embedding table, MiniLM's 0; a model without one, like the tiny GPT, counts every position). A
 layer-dropped student (``mcv.layerdrop``) so learns to hand each kept block the input it had in
 the full model, not only to end at the same embedding.
 """

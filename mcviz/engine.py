@@ -122,10 +122,9 @@ def run(
         rows = {label: r for label in rows_of if (r := _load(keys[label], label)) is not None}
     models: dict[str, nn.Module] = {}
     todo = [label for label in rows_of if label not in rows]
-    if isinstance(baseline, nn.Module):  # a method that cannot apply is refused before any work
-        registry.check_applies([chain for chain, _ in rows_of.values()], baseline)
     if todo:
         base = baseline if isinstance(baseline, nn.Module) else _call(baseline)
+        # a method that cannot apply to the baseline is refused before any row is computed
         registry.check_applies([rows_of[label][0] for label in todo], base)
         bar = train._progress_bar(len(todo), progress)
         prefixes: dict[tuple, nn.Module] = {(): base}
