@@ -147,6 +147,18 @@ def test_import_is_light():
     assert out.stdout.split() == []
 
 
+def test_reading_a_notebook_compiles_no_grammars():
+    # every `mcviz report`, papermill, nbval and nbgrader process imports nbformat, which imports
+    # jsonschema; from jsonschema 4.24 that imports rfc3987-syntax, which builds 38 lark parsers
+    # (about 2 s per process; requirements.txt pins jsonschema 4.23.0 for this)
+    code = (
+        "import sys, nbformat, mcviz.cli; "
+        "print(' '.join(m for m in ('lark', 'rfc3987_syntax') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
+
+
 def imported_mcviz_modules(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
