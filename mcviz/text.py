@@ -187,23 +187,27 @@ def load(
 
 
 def paragraphs(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
-    """Returns the prose paragraphs of Python's pydoc topics, in a fixed order (about 1,000).
+    """Returns the prose paragraphs of Python's pydoc topics, in a fixed order, each once (about 630
+    with the defaults on Python 3.11).
 
     A paragraph is a block between blank lines with ``min_chars`` to ``max_chars`` characters that
-    is not indented code or a grammar rule; whitespace is collapsed to single spaces. The list
-    depends only on the Python version (its documentation).
+    is not indented code or a grammar rule; whitespace is collapsed to single spaces. Paragraphs
+    that several topics repeat (about one in five) are kept at their first place only, so a split
+    by position (``mcv.minilm.corpus``) never tests on a paragraph it trained on. The list depends
+    only on the Python version (its documentation).
     """
     min_chars = check_int(min_chars, "min_chars", low=1, high=100_000)
     max_chars = check_int(max_chars, "max_chars", low=min_chars, high=1_000_000)
     from pydoc_data import topics
 
-    out = []
+    out, seen = [], set()
     for key in sorted(topics.topics):
         for block in topics.topics[key].split("\n\n"):
             if not block.strip() or block.startswith((" ", "\t")) or "::=" in block:
                 continue
             text = " ".join(block.split())
-            if min_chars <= len(text) <= max_chars:
+            if min_chars <= len(text) <= max_chars and text not in seen:
+                seen.add(text)
                 out.append(text)
     return out
 

@@ -94,6 +94,16 @@ def test_corpus_with_docstrings_adds_training_text_only():
         minilm.corpus(docstrings="yes")
 
 
+def test_the_corpus_never_tests_on_a_training_paragraph():
+    data = minilm.corpus(docstrings=True)  # the setting of the distilled student's benchmark
+    train = {tuple(row.tolist()) for row in data.train.tensors[0]}
+    for split in ("val", "test"):
+        rows = [tuple(row.tolist()) for row in getattr(data, split).tensors[0]]
+        assert not train & set(rows), split
+    test = [tuple(row.tolist()) for row in data.test.tensors[0]]
+    assert len(set(test)) == len(test)  # no twin to be a trivial nearest neighbour
+
+
 def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     from mcviz import distill_lm, layerdrop
 

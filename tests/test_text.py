@@ -78,6 +78,7 @@ def test_paragraphs_and_retrieval_pairs_are_fixed_and_offline():
     paras = text.paragraphs()
     assert len(paras) > 500 and all(100 <= len(p) <= 1200 for p in paras)
     assert paras == text.paragraphs()
+    assert len(set(paras)) == len(paras)  # pydoc repeats paragraphs across topics: each once here
     pairs = text.retrieval_pairs()
     assert len(pairs) > 250
     assert len({d for _, d in pairs}) == len(pairs)  # one query per document: no ties by construction
