@@ -212,6 +212,26 @@ def test_layer_dropping_matches_each_kept_block_to_the_block_before_the_next(cor
     assert all(torch.equal(a, b) for a, b in zip(applied, plain.state_dict().values(), strict=True))
 
 
+def test_match_computes_the_teachers_hint_outputs_per_batch_when_they_would_not_fit(corpus, trained,
+                                                                                  monkeypatch):  # fmt: skip
+    model, _ = trained
+    pairs = [("blocks.0", "blocks.1")]
+    options = dict(epochs=2, lr=3e-3, hints=pairs, samples=64)
+    kept = mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    monkeypatch.setattr(mcv.distill_lm, "CACHE_BYTES", 0)  # as if the rows were too many to keep
+    students = [layerdrop.drop_layers(model, 1) for _ in range(2)]
+    batched = [mcv.distill_lm.match(s, model, corpus, **options) for s in students]
+    assert batched[0].equals(batched[1])  # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(*(s.state_dict().values() for s in students), strict=True))
+    # the same teacher outputs, computed for each batch instead of once: the same training
+    assert batched[0]["loss"].to_numpy() == pytest.approx(kept["loss"].to_numpy(), rel=1e-4)
+    assert not any(m._forward_hooks for m in model.modules())  # the teacher's hooks are gone
+    model.train()  # the teacher is left in the mode it was in
+    mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    assert model.training
+    model.eval()
+
+
 @pytest.mark.parametrize(
     "options, error, message",
     [
