@@ -94,6 +94,23 @@ def test_corpus_with_docstrings_adds_training_text_only():
         minilm.corpus(docstrings="yes")
 
 
+def test_corpus_with_packages_adds_training_text_that_is_never_a_test_or_val_paragraph():
+    plain = minilm.corpus(max_length=32, test=40, val=8, docstrings=True)
+    more = minilm.corpus(max_length=32, test=40, val=8, docstrings=True, packages=True)
+    n = len(plain.train)
+    assert len(more.train) > n + 10_000 and more.fingerprint != plain.fingerprint
+    assert torch.equal(more.train.tensors[0][:n], plain.train.tensors[0])
+    held = torch.cat([more.val.tensors[0], more.test.tensors[0]])
+    for split in ("val", "test"):
+        assert torch.equal(getattr(more, split).tensors[0], getattr(plain, split).tensors[0])
+    added = {tuple(row.tolist()) for row in more.train.tensors[0][n:]}
+    assert not added & {tuple(row.tolist()) for row in held}
+    with pytest.raises(ValueError, match="packages=True adds to the standard library's docstrings"):
+        minilm.corpus(packages=True)
+    with pytest.raises(TypeError, match="packages must be True or False, got 1"):
+        minilm.corpus(docstrings=True, packages=1)
+
+
 def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     from mcviz import distill_lm, layerdrop
 
