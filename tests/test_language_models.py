@@ -186,6 +186,29 @@ def test_layer_dropping_keeps_evenly_spread_blocks():
         layerdrop.drop_layers(model, [2, 1])
 
 
+def test_layer_dropping_can_keep_the_first_and_the_last_blocks():
+    assert layerdrop.kept(6, 3, "last") == [0, 4, 5] and layerdrop.kept(6, 1, "last") == [0]
+    assert layerdrop.kept(6, 6, "last") == list(range(6))
+    model = gpt.TinyGPT(10, 8, layers=4, dim=16, heads=2)
+    small = layerdrop.drop_layers(model, 2, which="last")
+    assert torch.equal(small.blocks[0].fc.weight, model.blocks[0].fc.weight)
+    assert torch.equal(small.blocks[1].fc.weight, model.blocks[3].fc.weight)
+    assert layerdrop.hints(model, layerdrop.kept(4, 2, "last")) == [
+        ("blocks.0", "blocks.2"),
+        ("blocks.1", "blocks.3"),
+    ]
+    config = mcv.registry.parse("layerdrop:keep=2,which=last,epochs=0")[0]
+    assert config == layerdrop.LayerDropConfig(keep=2, which="last", epochs=0)
+    assert torch.equal(config.apply(model).blocks[1].fc.weight, model.blocks[3].fc.weight)
+    for bad in (lambda: layerdrop.LayerDropConfig(which="first"), lambda: layerdrop.kept(6, 3, "odd"),
+                lambda: layerdrop.layerdrop(model, keep=2, which="middle", epochs=0)):  # fmt: skip
+        with pytest.raises(ValueError, match="which must be one of") as e:
+            bad()
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="which='last' places a count of blocks; keep=\\[0, 3\\] lists them"):
+        layerdrop.drop_layers(model, [0, 3], which="last")
+
+
 def test_layer_dropping_matches_each_kept_block_to_the_block_before_the_next(corpus, trained):
     assert layerdrop.hints(gpt.TinyGPT(10, 8, layers=6, dim=16, heads=2), [0, 2, 4]) == [
         ("blocks.0", "blocks.1"), ("blocks.1", "blocks.3"), ("blocks.2", "blocks.5"),
