@@ -3,7 +3,9 @@ teacher's outputs on local text (no labels needed).
 
 Low-rank factorization and layer dropping change a pretrained model's function; a few epochs of
 matching the original's outputs on unlabelled text win most of it back. :func:`match` does it
-with ``mcv.train.fit`` (its ``loss`` hook; the teacher's outputs are computed once):
+with ``mcv.train.fit`` (its ``loss`` hook; the teacher's outputs are computed once, before
+training, unless its hint-layer outputs for every row would take more than :data:`CACHE_BYTES`:
+then each batch computes them, which costs a teacher pass per step and no memory):
 
 - ``"cosine"``: ``1 - cos(student, teacher)`` per row, for sentence embeddings (MiniLM);
 - ``"kl"``: ``KL(softmax(teacher) || softmax(student))`` over the class dimension (dim 1), averaged
@@ -43,6 +45,9 @@ from mcviz._checks import (
 from mcviz.distill import _Capture
 
 OBJECTIVES = ("auto", "cosine", "kl")
+# the teacher's hint-layer outputs of every training row are kept when they fit in this many bytes
+# (1,573 MiniLM paragraphs of 128 tokens with 3 hints: 0.9 GB); beyond, each batch computes its own
+CACHE_BYTES = 2 * 1024**3
 
 
 def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | None = None):
@@ -121,51 +126,70 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
     was_training = teacher.training
     teacher.eval()
     found = [_Capture(teacher.get_submodule(t)) for _, t in pairs]
-    outs, hidden = [], [[] for _ in pairs]  # hidden: per pair, the teacher layer's padded outputs
     try:
         with train.num_threads(1), torch.no_grad():
-            for i in range(0, len(X), 64):
-                outs.append(teacher(X[i : i + 64]))
-                for keep, capture in zip(hidden, found, strict=True):
-                    keep.append(_padded(capture.out, X.shape[1]))
+            first = _teach(teacher, X[:64], found)
+            per_row = sum(h[0].numel() * h[0].element_size() for h in first[1])
+            cached = per_row * len(X) <= CACHE_BYTES
+            if cached:  # every row's outputs, once; else the loss computes each batch's
+                parts = [first] + [_teach(teacher, X[i : i + 64], found) for i in range(64, len(X), 64)]
+                target = torch.cat([out for out, _ in parts])
+                hidden = [torch.cat([h[k] for _, h in parts]) for k in range(len(pairs))]
+                del parts
+        pad = _padding_id(teacher)
+        if objective == "auto":  # judged on every row's outputs when they are kept, else the first 64
+            seen = target if cached else first[0]
+            unit = seen.dim() == 2 and bool(((seen.norm(dim=1) - 1).abs() < 1e-3).all())
+            objective = "cosine" if unit else "kl"
+        del first
+        if cached:  # the teacher runs no more: its hooks go now
+            for capture in found:
+                capture.remove()
+            found = []
+            teacher.train(was_training)
+
+        def loss(out: torch.Tensor, batch: train.Batch):
+            if cached:
+                want, wanted = target[batch.index], [h[batch.index] for h in hidden]
+            else:
+                with torch.no_grad():
+                    want, wanted = _teach(teacher, batch.x, found)
+            if out.shape != want.shape:
+                raise ValueError(
+                    f"the student's outputs {tuple(out.shape)} differ from the teacher's {tuple(want.shape)}"
+                )
+            if objective == "cosine":
+                main = 1 - F.cosine_similarity(out, want, dim=1).mean()
+            else:
+                log_p = F.log_softmax(out, dim=1)
+                log_q = F.log_softmax(want, dim=1)
+                main = (log_q.exp() * (log_q - log_p)).sum(1).mean()
+            if not pairs:
+                return main
+            pairs_out = zip(captures, wanted, strict=True)
+            hint = sum(_hint_loss(c.out, h, batch.x, pad) for c, h in pairs_out)
+            hint = hint / len(pairs)
+            return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
+
+        captures = [_Capture(student.get_submodule(s)) for s, _ in pairs]
+        try:
+            history = train.fit(student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                progress=progress, loss=loss)  # fmt: skip
+        finally:
+            for capture in captures:
+                capture.remove()
     finally:
         teacher.train(was_training)
         for capture in found:
             capture.remove()
-    target = torch.cat(outs)
-    hidden = [torch.cat(h) for h in hidden]
-    pad = _padding_id(teacher)
-    if objective == "auto":
-        unit = target.dim() == 2 and bool(((target.norm(dim=1) - 1).abs() < 1e-3).all())
-        objective = "cosine" if unit else "kl"
-
-    def loss(out: torch.Tensor, batch: train.Batch):
-        want = target[batch.index]
-        if out.shape != want.shape:
-            raise ValueError(
-                f"the student's outputs {tuple(out.shape)} differ from the teacher's {tuple(want.shape)}"
-            )
-        if objective == "cosine":
-            main = 1 - F.cosine_similarity(out, want, dim=1).mean()
-        else:
-            log_p = F.log_softmax(out, dim=1)
-            log_q = F.log_softmax(want, dim=1)
-            main = (log_q.exp() * (log_q - log_p)).sum(1).mean()
-        if not pairs:
-            return main
-        pairs_out = zip(captures, hidden, strict=True)
-        hint = sum(_hint_loss(c.out, h[batch.index], batch.x, pad) for c, h in pairs_out)
-        hint = hint / len(pairs)
-        return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
-
-    captures = [_Capture(student.get_submodule(s)) for s, _ in pairs]
-    try:
-        history = train.fit(student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                            progress=progress, loss=loss)  # fmt: skip
-    finally:
-        for capture in captures:
-            capture.remove()
     return history[["epoch", "loss", *(["output_loss", "hint_loss"] if pairs else [])]]
+
+
+def _teach(teacher, x: torch.Tensor, found) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Returns the teacher's outputs for the inputs ``x`` and, per captured hint layer, its outputs
+    padded to ``x``'s length."""
+    out = teacher(x)
+    return out, [_padded(capture.out, x.shape[1]) for capture in found]
 
 
 def _check_hints(hints, student, teacher) -> list[tuple[str, str]]:

@@ -157,29 +157,35 @@ def tokenize(texts, *, max_length: int = 128) -> torch.Tensor:
     return torch.tensor([e.ids for e in tok.encode_batch(list(texts))], dtype=torch.int64)
 
 
-def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings: bool = False) -> DataBundle:
+def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings: bool = False,
+           packages: bool = False) -> DataBundle:  # fmt: skip
     """Returns the pydoc paragraphs (``mcv.text.paragraphs``) as a DataBundle of token ids, split by
     position: the last ``test`` paragraphs test, the ``val`` before them validate, the rest train
     (calibration and distillation text). With ``docstrings``, the paragraphs of other standard-library
     docstrings (``mcv.text.docstrings``, about 1,100) follow the training paragraphs: more text to
     distil on, while the first training paragraphs (calibration) and the val and test splits stay
-    the same. Labels are all 0 (there are none: measure with ``mcv.measure_lm``). Every row is
-    padded to ``max_length``.
+    the same. With ``packages`` too, the installed third-party packages' docstrings follow them
+    (``mcv.text.docstrings(packages=True)``, about 15,700 training paragraphs in all: the recipe of
+    the 3-layer student, whose test cosine they raise; see ``benchmarks/student.py``). Labels are all
+    0 (there are none: measure with ``mcv.measure_lm``). Every row is padded to ``max_length``.
     """
     test = check_int(test, "test", low=1, high=100_000)
     val = check_int(val, "val", low=1, high=100_000)
     check_bool(docstrings, "docstrings")
+    check_bool(packages, "packages")
+    if packages and not docstrings:
+        raise ValueError("packages=True adds to the standard library's docstrings: pass docstrings=True too")
     texts = text.paragraphs()
     if test + val >= len(texts):
         raise ValueError(f"test + val must leave training paragraphs: {test} + {val} >= {len(texts)}")
     n_train = len(texts) - test - val
-    extra = text.docstrings() if docstrings else []
+    extra = text.docstrings(packages=packages) if docstrings else []
     texts = texts[:n_train] + extra + texts[n_train:]
     n_train += len(extra)
     ids = tokenize(texts, max_length=max_length)
     ids = F.pad(ids, (0, max_length - ids.shape[1]))
     parts = [ids[:n_train], ids[n_train : n_train + val], ids[n_train + val :]]
-    name = "minilm-pydoc+docstrings" if docstrings else "minilm-pydoc"
+    name = "minilm-pydoc" + ("+docstrings" if docstrings else "") + ("+packages" if packages else "")
     digest = hashlib.sha256(f"{name}|{max_length}|{test}|{val}".encode())
     digest.update(ids.numpy().tobytes())
     sets = [TensorDataset(p, torch.zeros(len(p), dtype=torch.int64)) for p in parts]

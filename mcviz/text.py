@@ -9,8 +9,9 @@ topics, the standard library's docstrings, or the user's own text file.
 - :func:`read` returns the cleaned text of a corpus, :func:`paragraphs` the paragraphs of the
   pydoc topics (what ``mcv.minilm`` embeds) and :func:`retrieval_pairs` (summary line, rest of the
   docstring) pairs from the standard library: a labelled retrieval task that ships with Python;
-  :func:`docstrings` the paragraphs of other standard-library modules' docstrings (more
-  unlabelled text to distil a sentence encoder on, disjoint from both).
+  :func:`docstrings` the paragraphs of other standard-library modules' docstrings, and with
+  ``packages=True`` of the installed third-party packages' (more unlabelled text to distil a
+  sentence encoder on, disjoint from both).
 
 This module imports only torch and the standard library.
 """
@@ -30,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from mcviz._checks import check_choice, check_int
+from mcviz._checks import check_bool, check_choice, check_int
+from mcviz._seed import global_rng_kept
 from mcviz.data import DataBundle
 
 NAMES = ("shakespeare", "pydoc", "file")
@@ -58,6 +60,37 @@ TEXT_MODULES = (
     "sqlite3", "ssl", "stat", "symtable", "sysconfig", "tomllib", "trace", "tracemalloc", "types",
     "unittest", "urllib.request", "urllib.robotparser", "venv", "wave", "xml.dom.minidom",
     "xml.etree.ElementTree", "xmlrpc.client", "zipapp", "zoneinfo",
+)  # fmt: skip
+# modules of the installed third-party packages (pinned by requirements.txt) whose docstrings are
+# more distillation text, ten times the standard library's (public API only; none that draws a
+# figure or opens a window on import, so matplotlib.pyplot is left out; fixed, sorted by package)
+PACKAGE_MODULES = (
+    "numpy", "numpy.fft", "numpy.linalg", "numpy.ma", "numpy.polynomial", "numpy.random",
+    "scipy.cluster.hierarchy", "scipy.cluster.vq", "scipy.datasets", "scipy.fft", "scipy.integrate",
+    "scipy.interpolate", "scipy.io", "scipy.linalg", "scipy.ndimage", "scipy.odr", "scipy.optimize",
+    "scipy.signal", "scipy.sparse", "scipy.sparse.csgraph", "scipy.sparse.linalg", "scipy.spatial",
+    "scipy.special", "scipy.stats",
+    "pandas", "pandas.api.types", "pandas.plotting",
+    "sklearn.base", "sklearn.calibration", "sklearn.cluster", "sklearn.compose", "sklearn.covariance",
+    "sklearn.cross_decomposition", "sklearn.datasets", "sklearn.decomposition",
+    "sklearn.discriminant_analysis", "sklearn.dummy", "sklearn.ensemble", "sklearn.feature_extraction",
+    "sklearn.feature_extraction.text", "sklearn.feature_selection", "sklearn.gaussian_process",
+    "sklearn.impute", "sklearn.inspection", "sklearn.isotonic", "sklearn.kernel_approximation",
+    "sklearn.kernel_ridge", "sklearn.linear_model", "sklearn.manifold", "sklearn.metrics",
+    "sklearn.metrics.pairwise", "sklearn.mixture", "sklearn.model_selection", "sklearn.multiclass",
+    "sklearn.multioutput", "sklearn.naive_bayes", "sklearn.neighbors", "sklearn.neural_network",
+    "sklearn.pipeline", "sklearn.preprocessing", "sklearn.random_projection", "sklearn.semi_supervised",
+    "sklearn.svm", "sklearn.tree", "sklearn.utils",
+    "torch", "torch.ao.quantization", "torch.autograd", "torch.distributions", "torch.export", "torch.func",
+    "torch.fx", "torch.jit", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.nn.utils",
+    "torch.nn.utils.parametrize", "torch.nn.utils.prune", "torch.optim", "torch.optim.lr_scheduler",
+    "torch.profiler", "torch.sparse", "torch.testing", "torch.utils.data",
+    "sympy",
+    "matplotlib.animation", "matplotlib.axes", "matplotlib.colors", "matplotlib.figure",
+    "matplotlib.lines", "matplotlib.patches", "matplotlib.text", "matplotlib.ticker",
+    "networkx",
+    "dask.array", "dask.bag", "dask.delayed",
+    "plotly.express",
 )  # fmt: skip
 
 
@@ -212,7 +245,7 @@ def paragraphs(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
     return out
 
 
-def docstrings(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
+def docstrings(*, min_chars: int = 100, max_chars: int = 1200, packages: bool = False) -> list[str]:
     """Returns the prose paragraphs of the docstrings of :data:`TEXT_MODULES` (each module's own,
     and those of the public classes, functions and methods it defines), in a fixed order, without
     duplicates and without any paragraph of :func:`paragraphs` or any text of a
@@ -221,23 +254,38 @@ def docstrings(*, min_chars: int = 100, max_chars: int = 1200) -> list[str]:
     Paragraphs are blocks between blank lines with ``min_chars`` to ``max_chars`` characters,
     not indented and not a doctest; whitespace is collapsed. The list depends only on the Python
     version; a module missing from this Python build is skipped.
+
+    With ``packages``, the paragraphs of :data:`PACKAGE_MODULES` (numpy, scipy, pandas,
+    scikit-learn, torch, sympy, matplotlib, networkx, dask, plotly: about 14,000 more) follow, under
+    the same rules and also leaving out numpy-style section headings (a block holding a ``----``
+    underline) and blocks with a doctest; they depend on the installed versions (pinned by
+    ``requirements.txt``), and a package that is not installed is skipped.
     """
     min_chars = check_int(min_chars, "min_chars", low=1, high=100_000)
     max_chars = check_int(max_chars, "max_chars", low=min_chars, high=1_000_000)
+    check_bool(packages, "packages")
     seen = set(paragraphs(min_chars=min_chars, max_chars=max_chars))
     documents = "\n".join(body for _, body in retrieval_pairs())
     out = []
-    with warnings.catch_warnings():  # deprecated modules and attributes warn when read
+    groups = [(TEXT_MODULES, False), *([(PACKAGE_MODULES, True)] if packages else [])]
+    # deprecated modules and attributes warn when read; first imports of some packages draw from
+    # a global generator (global_rng_kept puts them back)
+    with warnings.catch_warnings(), global_rng_kept():
         warnings.simplefilter("ignore", DeprecationWarning)
-        for module_name in TEXT_MODULES:
-            for doc in _docs(module_name):
-                for block in doc.split("\n\n"):
-                    text = " ".join(block.split())
-                    if block.startswith((" ", "\t", ">>>")) or not min_chars <= len(text) <= max_chars:
-                        continue
-                    if text not in seen and text not in documents:
-                        seen.add(text)
-                        out.append(text)
+        for modules, strict in groups:
+            if strict:  # third-party imports and attributes warn in many ways (FutureWarning...)
+                warnings.simplefilter("ignore")
+            for module_name in modules:
+                for doc in _docs(module_name):
+                    for block in doc.split("\n\n"):
+                        text = " ".join(block.split())
+                        if block.startswith((" ", "\t", ">>>")) or not min_chars <= len(text) <= max_chars:
+                            continue
+                        if strict and ("----" in block or ">>>" in block):
+                            continue
+                        if text not in seen and text not in documents:
+                            seen.add(text)
+                            out.append(text)
     return out
 
 

@@ -186,6 +186,29 @@ def test_layer_dropping_keeps_evenly_spread_blocks():
         layerdrop.drop_layers(model, [2, 1])
 
 
+def test_layer_dropping_can_keep_the_first_and_the_last_blocks():
+    assert layerdrop.kept(6, 3, "last") == [0, 4, 5] and layerdrop.kept(6, 1, "last") == [0]
+    assert layerdrop.kept(6, 6, "last") == list(range(6))
+    model = gpt.TinyGPT(10, 8, layers=4, dim=16, heads=2)
+    small = layerdrop.drop_layers(model, 2, which="last")
+    assert torch.equal(small.blocks[0].fc.weight, model.blocks[0].fc.weight)
+    assert torch.equal(small.blocks[1].fc.weight, model.blocks[3].fc.weight)
+    assert layerdrop.hints(model, layerdrop.kept(4, 2, "last")) == [
+        ("blocks.0", "blocks.2"),
+        ("blocks.1", "blocks.3"),
+    ]
+    config = mcv.registry.parse("layerdrop:keep=2,which=last,epochs=0")[0]
+    assert config == layerdrop.LayerDropConfig(keep=2, which="last", epochs=0)
+    assert torch.equal(config.apply(model).blocks[1].fc.weight, model.blocks[3].fc.weight)
+    for bad in (lambda: layerdrop.LayerDropConfig(which="first"), lambda: layerdrop.kept(6, 3, "odd"),
+                lambda: layerdrop.layerdrop(model, keep=2, which="middle", epochs=0)):  # fmt: skip
+        with pytest.raises(ValueError, match="which must be one of") as e:
+            bad()
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="which='last' places a count of blocks; keep=\\[0, 3\\] lists them"):
+        layerdrop.drop_layers(model, [0, 3], which="last")
+
+
 def test_layer_dropping_matches_each_kept_block_to_the_block_before_the_next(corpus, trained):
     assert layerdrop.hints(gpt.TinyGPT(10, 8, layers=6, dim=16, heads=2), [0, 2, 4]) == [
         ("blocks.0", "blocks.1"), ("blocks.1", "blocks.3"), ("blocks.2", "blocks.5"),
@@ -210,6 +233,26 @@ def test_layer_dropping_matches_each_kept_block_to_the_block_before_the_next(cor
     assert config == layerdrop.LayerDropConfig(keep=1, epochs=2, lr=0.003, hint_weight=0)
     applied = config.apply(model, corpus).state_dict().values()
     assert all(torch.equal(a, b) for a, b in zip(applied, plain.state_dict().values(), strict=True))
+
+
+def test_match_computes_the_teachers_hint_outputs_per_batch_when_they_would_not_fit(corpus, trained,
+                                                                                  monkeypatch):  # fmt: skip
+    model, _ = trained
+    pairs = [("blocks.0", "blocks.1")]
+    options = dict(epochs=2, lr=3e-3, hints=pairs, samples=64)
+    kept = mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    monkeypatch.setattr(mcv.distill_lm, "CACHE_BYTES", 0)  # as if the rows were too many to keep
+    students = [layerdrop.drop_layers(model, 1) for _ in range(2)]
+    batched = [mcv.distill_lm.match(s, model, corpus, **options) for s in students]
+    assert batched[0].equals(batched[1])  # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(*(s.state_dict().values() for s in students), strict=True))
+    # the same teacher outputs, computed for each batch instead of once: the same training
+    assert batched[0]["loss"].to_numpy() == pytest.approx(kept["loss"].to_numpy(), rel=1e-4)
+    assert not any(m._forward_hooks for m in model.modules())  # the teacher's hooks are gone
+    model.train()  # the teacher is left in the mode it was in
+    mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    assert model.training
+    model.eval()
 
 
 @pytest.mark.parametrize(

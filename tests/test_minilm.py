@@ -95,13 +95,30 @@ def test_corpus_with_docstrings_adds_training_text_only():
 
 
 def test_the_corpus_never_tests_on_a_training_paragraph():
-    data = minilm.corpus(docstrings=True)  # the setting of the distilled student's benchmark
+    data = minilm.corpus(docstrings=True)  # the added packages' text: the test below
     train = {tuple(row.tolist()) for row in data.train.tensors[0]}
     for split in ("val", "test"):
         rows = [tuple(row.tolist()) for row in getattr(data, split).tensors[0]]
         assert not train & set(rows), split
     test = [tuple(row.tolist()) for row in data.test.tensors[0]]
     assert len(set(test)) == len(test)  # no twin to be a trivial nearest neighbour
+
+
+def test_corpus_with_packages_adds_training_text_that_is_never_a_test_or_val_paragraph():
+    plain = minilm.corpus(max_length=32, test=40, val=8, docstrings=True)
+    more = minilm.corpus(max_length=32, test=40, val=8, docstrings=True, packages=True)
+    n = len(plain.train)
+    assert len(more.train) > n + 10_000 and more.fingerprint != plain.fingerprint
+    assert torch.equal(more.train.tensors[0][:n], plain.train.tensors[0])
+    held = torch.cat([more.val.tensors[0], more.test.tensors[0]])
+    for split in ("val", "test"):
+        assert torch.equal(getattr(more, split).tensors[0], getattr(plain, split).tensors[0])
+    added = {tuple(row.tolist()) for row in more.train.tensors[0][n:]}
+    assert not added & {tuple(row.tolist()) for row in held}
+    with pytest.raises(ValueError, match="packages=True adds to the standard library's docstrings"):
+        minilm.corpus(packages=True)
+    with pytest.raises(TypeError, match="packages must be True or False, got 1"):
+        minilm.corpus(docstrings=True, packages=1)
 
 
 def test_layerdrop_matches_each_kept_block_on_real_tokens(model):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sys
+
+import numpy as np
 import pytest
 import torch
 
@@ -95,3 +99,21 @@ def test_docstrings_are_fixed_offline_and_disjoint_from_the_evaluation_text():
     assert not set(text.TEXT_MODULES) & set(text.DOC_MODULES)
     with pytest.raises(ValueError, match="max_chars must be an int in"):
         text.docstrings(min_chars=50, max_chars=10)
+
+
+def test_package_docstrings_follow_the_standard_librarys_and_never_hold_evaluation_text():
+    stdlib = text.docstrings()
+    state = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    docs = text.docstrings(packages=True)  # imports the packages, leaving the global generators alone
+    assert random.getstate() == state[0] and (np.random.get_state()[1] == state[1]).all()
+    assert torch.equal(torch.get_rng_state(), state[2])
+    assert docs[: len(stdlib)] == stdlib  # the standard library's paragraphs come first, unchanged
+    more = docs[len(stdlib) :]
+    assert len(more) > 10_000 and len(set(docs)) == len(docs)
+    assert all(100 <= len(p) <= 1200 and ">>>" not in p and "----" not in p for p in more)
+    assert not set(more) & set(text.paragraphs())  # no pydoc paragraph: none of a test or val split
+    documents = "\n".join(body for _, body in text.retrieval_pairs())
+    assert not any(p in documents for p in more)  # never a retrieval document
+    assert not {m.partition(".")[0] for m in text.PACKAGE_MODULES} & set(sys.stdlib_module_names)
+    with pytest.raises(TypeError, match="packages must be True or False, got 'yes'"):
+        text.docstrings(packages="yes")
