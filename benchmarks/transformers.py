@@ -91,7 +91,7 @@ def minilm_study(test: int, max_length: int, epochs: int, student_samples: int =
         "2:4 sparse": "semistructured",
         "low-rank FFN 50% + distill": f"lowrank:fraction=0.5,layers=ffn,epochs={epochs},lr=0.0003,"
         f"samples={pydoc_train}",  # the pydoc paragraphs only: its cost and result as before
-        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and one pass over the ~15,000 paragraphs
+        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and one pass over the ~15,600 paragraphs
         "3 layers + distill": "layerdrop:keep=3,which=last,epochs=1,lr=0.0005,hint_weight=1"
         + (f",samples={student_samples}" if student_samples else ""),
     }

@@ -46,7 +46,7 @@ from mcviz.distill import _Capture
 
 OBJECTIVES = ("auto", "cosine", "kl")
 # the teacher's hint-layer outputs of every training row are kept when they fit in this many bytes
-# (1,573 MiniLM paragraphs of 128 tokens with 3 hints: 0.9 GB); beyond, each batch computes its own
+# (1,428 MiniLM paragraphs of 128 tokens with 3 hints: 0.8 GB); beyond, each batch computes its own
 CACHE_BYTES = 2 * 1024**3
 
 

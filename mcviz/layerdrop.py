@@ -140,7 +140,7 @@ def _check_keep(keep) -> None:
 @register
 @dataclass(frozen=True)
 class LayerDropConfig:
-    """Layer dropping: keep `keep` evenly spread blocks of a transformer, then distill from the original."""
+    """Layer dropping: keep `keep` blocks of a transformer (`which`: spread or last), then distill."""
 
     method: ClassVar[str] = "layerdrop"
     needs_data: ClassVar[bool] = True

@@ -165,7 +165,7 @@ def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings:
     docstrings (``mcv.text.docstrings``, about 1,100) follow the training paragraphs: more text to
     distil on, while the first training paragraphs (calibration) and the val and test splits stay
     the same. With ``packages`` too, the installed third-party packages' docstrings follow them
-    (``mcv.text.docstrings(packages=True)``, about 15,700 training paragraphs in all: the recipe of
+    (``mcv.text.docstrings(packages=True)``, about 15,600 training paragraphs in all: the recipe of
     the 3-layer student, whose test cosine they raise; see ``benchmarks/student.py``). Labels are all
     0 (there are none: measure with ``mcv.measure_lm``). Every row is padded to ``max_length``.
     """

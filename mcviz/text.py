@@ -13,16 +13,23 @@ topics, the standard library's docstrings, or the user's own text file.
   ``packages=True`` of the installed third-party packages' (more unlabelled text to distil a
   sentence encoder on, disjoint from both).
 
-This module imports only torch and the standard library.
+This module imports only numpy, torch and the standard library; :func:`docstrings` with
+``packages=True`` imports the listed packages in a separate Python process.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,10 +267,42 @@ def docstrings(*, min_chars: int = 100, max_chars: int = 1200, packages: bool = 
     the same rules and also leaving out numpy-style section headings (a block holding a ``----``
     underline) and blocks with a doctest; they depend on the installed versions (pinned by
     ``requirements.txt``), and a package that is not installed is skipped.
+
+    The text is read in a fresh Python process that imports only mcviz, with a fixed hash seed
+    (``PYTHONHASHSEED=0``): in the calling process, earlier imports would add names to a module
+    (``concurrent.futures`` loads ``ProcessPoolExecutor`` lazily) and the hash seed would reorder
+    a docstring that prints a set (scipy's deprecation notes), and so change the corpus. The result
+    is kept for the rest of the process.
     """
     min_chars = check_int(min_chars, "min_chars", low=1, high=100_000)
     max_chars = check_int(max_chars, "max_chars", low=min_chars, high=1_000_000)
     check_bool(packages, "packages")
+    return list(_fresh_docstrings(min_chars, max_chars, packages))
+
+
+@functools.lru_cache(maxsize=4)
+def _fresh_docstrings(min_chars: int, max_chars: int, packages: bool) -> tuple[str, ...]:
+    """Returns :func:`_collect_docstrings` run in a fresh interpreter (see :func:`docstrings`)."""
+    with tempfile.TemporaryDirectory(prefix="mcviz-docstrings-") as tmp:
+        out = Path(tmp) / "docstrings.json"
+        code = (
+            "import json, sys; from mcviz import text; "
+            f"json.dump(text._collect_docstrings({min_chars}, {max_chars}, {packages}), "
+            "open(sys.argv[1], 'w', encoding='utf-8'))"
+        )
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        root = str(Path(__file__).resolve().parent.parent)  # this mcviz, installed or not
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        res = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True,
+                             text=True, check=False)  # fmt: skip
+        if res.returncode != 0 or not out.exists():
+            last = (res.stderr.strip().splitlines() or ["no error output"])[-1]
+            raise RuntimeError(f"reading the docstrings in a fresh Python process failed: {last}")
+        return tuple(json.loads(out.read_text(encoding="utf-8")))
+
+
+def _collect_docstrings(min_chars: int, max_chars: int, packages: bool) -> list[str]:
+    """The paragraphs of :func:`docstrings`, read in this process."""
     seen = set(paragraphs(min_chars=min_chars, max_chars=max_chars))
     documents = "\n".join(body for _, body in retrieval_pairs())
     out = []

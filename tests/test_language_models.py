@@ -240,10 +240,15 @@ def test_match_computes_the_teachers_hint_outputs_per_batch_when_they_would_not_
     model, _ = trained
     pairs = [("blocks.0", "blocks.1")]
     options = dict(epochs=2, lr=3e-3, hints=pairs, samples=64)
+    calls = []  # the teacher's passes: once per 64 rows when kept, once per batch when not
+    teach = mcv.distill_lm._teach
+    monkeypatch.setattr(mcv.distill_lm, "_teach", lambda *a: calls.append(1) or teach(*a))
     kept = mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    n_kept = len(calls)
     monkeypatch.setattr(mcv.distill_lm, "CACHE_BYTES", 0)  # as if the rows were too many to keep
     students = [layerdrop.drop_layers(model, 1) for _ in range(2)]
     batched = [mcv.distill_lm.match(s, model, corpus, **options) for s in students]
+    assert n_kept == 1 and len(calls) - n_kept > 2 * 2  # two runs of two epochs of several batches
     assert batched[0].equals(batched[1])  # deterministic
     assert all(torch.equal(a, b) for a, b in zip(*(s.state_dict().values() for s in students), strict=True))
     # the same teacher outputs, computed for each batch instead of once: the same training

@@ -117,3 +117,26 @@ def test_package_docstrings_follow_the_standard_librarys_and_never_hold_evaluati
     assert not {m.partition(".")[0] for m in text.PACKAGE_MODULES} & set(sys.stdlib_module_names)
     with pytest.raises(TypeError, match="packages must be True or False, got 'yes'"):
         text.docstrings(packages="yes")
+
+
+def test_docstrings_do_not_depend_on_the_callers_imports_or_hash_seed():
+    import concurrent.futures
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    first = text.docstrings()
+    assert concurrent.futures.ProcessPoolExecutor  # loads a class lazily into the module
+    text._fresh_docstrings.cache_clear()
+    assert text.docstrings() == first
+    digest = hashlib.sha256("\n".join(first).encode()).hexdigest()
+    code = (
+        "import hashlib; from mcviz import text; "
+        "print(hashlib.sha256(chr(10).join(text.docstrings()).encode()).hexdigest())"
+    )
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        assert out.stdout.strip() == digest, seed
