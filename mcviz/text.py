@@ -39,7 +39,6 @@ import torch
 from torch.utils.data import TensorDataset
 
 from mcviz._checks import check_bool, check_choice, check_int
-from mcviz._seed import global_rng_kept
 from mcviz.data import DataBundle
 
 NAMES = ("shakespeare", "pydoc", "file")
@@ -307,9 +306,9 @@ def _collect_docstrings(min_chars: int, max_chars: int, packages: bool) -> list[
     documents = "\n".join(body for _, body in retrieval_pairs())
     out = []
     groups = [(TEXT_MODULES, False), *([(PACKAGE_MODULES, True)] if packages else [])]
-    # deprecated modules and attributes warn when read; first imports of some packages draw from
-    # a global generator (global_rng_kept puts them back)
-    with warnings.catch_warnings(), global_rng_kept():
+    # deprecated modules and attributes warn when read (this runs in docstrings()' own process, so
+    # the packages' first imports, some of which draw from a global generator, touch no caller)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         for modules, strict in groups:
             if strict:  # third-party imports and attributes warn in many ways (FutureWarning...)

@@ -104,7 +104,7 @@ def test_docstrings_are_fixed_offline_and_disjoint_from_the_evaluation_text():
 def test_package_docstrings_follow_the_standard_librarys_and_never_hold_evaluation_text():
     stdlib = text.docstrings()
     state = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
-    docs = text.docstrings(packages=True)  # imports the packages, leaving the global generators alone
+    docs = text.docstrings(packages=True)  # imports the packages in its own process: no generator moves
     assert random.getstate() == state[0] and (np.random.get_state()[1] == state[1]).all()
     assert torch.equal(torch.get_rng_state(), state[2])
     assert docs[: len(stdlib)] == stdlib  # the standard library's paragraphs come first, unchanged
