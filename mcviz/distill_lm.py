@@ -34,6 +34,7 @@ from torch.utils.data import TensorDataset
 
 from mcviz import train
 from mcviz._checks import (
+    check_bool,
     check_choice,
     check_data,
     check_int,
@@ -75,23 +76,25 @@ def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | No
 
 
 def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None,
-           hints=None, hint_weight: float = 1.0):  # fmt: skip
+           hints=None, hint_weight: float = 1.0, **options):  # fmt: skip
     """Returns ``student`` after :func:`match` with ``teacher`` for ``epochs`` epochs (none when 0),
     in ``teacher``'s train/eval mode: the last step of a method that changes a model's function
     (``lowrank``, ``layerdrop``). The options are checked by :func:`check_repair` (which the method
-    calls first, before any work); ``hints`` and ``hint_weight`` are :func:`match`'s."""
+    calls first, before any work); ``hints``, ``hint_weight`` and ``options`` (``schedule``,
+    ``freeze_embeddings``, ``by_length``) are :func:`match`'s."""
     epochs, lr, samples = check_repair(data, method=method, epochs=epochs, lr=lr, samples=samples)
     check_number(hint_weight, "hint_weight", low=0, low_open=True)
     if epochs:
         match(student, teacher, data, epochs=epochs, lr=lr, samples=samples, hints=hints,
-              hint_weight=hint_weight)  # fmt: skip
+              hint_weight=hint_weight, **options)  # fmt: skip
         student.train(teacher.training)
     return student
 
 
 def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_size: int = 16,
           samples: int | None = None, objective: str = "auto", hints=None, hint_weight: float = 1.0,
-          seed: int = 0, progress: bool = False) -> pd.DataFrame:  # fmt: skip
+          seed: int = 0, progress: bool = False, schedule: str = "constant", freeze_embeddings: bool = False,
+          by_length: bool = False) -> pd.DataFrame:  # fmt: skip
     """Trains ``student`` in place to reproduce ``teacher``'s outputs on ``data``'s training inputs;
     returns the history (epoch, loss: the mean objective, plus ``output_loss`` and ``hint_loss``
     with ``hints``). The teacher is unchanged (eval mode, no gradients).
@@ -107,6 +110,13 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             (same shape, ``(batch, length, dim)``) are matched too (see the module doc).
         hint_weight: the weight of the hint loss (the mean over the pairs) added to the
             objective, > 0; used only with ``hints``.
+        schedule: the learning rate's schedule, "constant" or "cosine" (``mcv.train.fit``).
+        freeze_embeddings: keep the student's embedding tables (``nn.Embedding``) as they are: a
+            layer-dropped student keeps the teacher's, and Adam then updates only the blocks
+            (MiniLM's token table is half its parameters, and the text seen touches few of its rows).
+        by_length: batch inputs of about one length together (``mcv.train.fit``'s ``lengths``:
+            the tokens that are not the teacher's padding id; every input counts as full length
+            when it has none), so a batch of short paragraphs is not padded to a long one's length.
     """
     check_model(student)
     check_model(teacher)
@@ -114,10 +124,13 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         raise ValueError("student and teacher must be different models")
     check_data(data)
     check_choice(objective, "objective", OBJECTIVES)
+    check_choice(schedule, "schedule", train.SCHEDULES)
     check_int(epochs, "epochs")
     check_number(lr, "lr")
     hint_weight = check_number(hint_weight, "hint_weight", low=0, low_open=True)
     pairs = _check_hints(hints, student, teacher)
+    check_bool(freeze_embeddings, "freeze_embeddings")
+    check_bool(by_length, "by_length")
     X, y = data.train.tensors
     if samples is not None:
         n = check_int(samples, "samples", low=1, high=len(X))
@@ -171,11 +184,18 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             hint = hint / len(pairs)
             return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
 
+        lengths = _lengths(X, pad) if by_length else None
+        frozen = [p for m in student.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
+        frozen = [p for p in frozen if p.requires_grad] if freeze_embeddings else []
         captures = [_Capture(student.get_submodule(s)) for s, _ in pairs]
         try:
+            for p in frozen:
+                p.requires_grad_(False)
             history = train.fit(student, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                progress=progress, loss=loss)  # fmt: skip
+                                progress=progress, loss=loss, schedule=schedule, lengths=lengths)  # fmt: skip
         finally:
+            for p in frozen:
+                p.requires_grad_(True)
             for capture in captures:
                 capture.remove()
     finally:
@@ -190,6 +210,14 @@ def _teach(teacher, x: torch.Tensor, found) -> tuple[torch.Tensor, list[torch.Te
     padded to ``x``'s length."""
     out = teacher(x)
     return out, [_padded(capture.out, x.shape[1]) for capture in found]
+
+
+def _lengths(X: torch.Tensor, pad: int | None) -> torch.Tensor:
+    """Returns each input's length for grouping batches: its entries that are not ``pad`` (token
+    ids), or its full length when there is no padding id or the inputs are not token ids."""
+    if pad is None or X.is_floating_point() or X.dim() != 2:
+        return torch.full((len(X),), X[0].numel() if len(X) else 0, dtype=torch.long)
+    return (X != pad).sum(1)
 
 
 def _check_hints(hints, student, teacher) -> list[tuple[str, str]]:

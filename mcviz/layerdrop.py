@@ -25,8 +25,8 @@ from typing import ClassVar
 
 from torch import nn
 
-from mcviz import distill_lm
-from mcviz._checks import check_choice, check_int, check_model, check_option
+from mcviz import distill_lm, train
+from mcviz._checks import check_bool, check_choice, check_int, check_model, check_option
 from mcviz.registry import register
 
 # which blocks a count keeps: "even" spreads them from the first (0, 2, 4 of 6); "last" keeps the
@@ -107,7 +107,8 @@ def drop_layers(model: nn.Module, keep: int | list[int], which: str = "even") ->
 
 def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr: float = 1e-4,
               samples: int | None = None, hint_weight: float = 0.0,
-              which: str = "even") -> nn.Module:  # fmt: skip
+              which: str = "even", schedule: str = "constant", freeze_embeddings: bool = False,
+              by_length: bool = False) -> nn.Module:  # fmt: skip
     """Returns a copy of ``model`` with ``keep`` of its blocks (placed by ``which``: :func:`kept`),
     distilled from ``model`` for ``epochs`` epochs on ``data``'s training inputs (0: no
     distillation; ``samples`` None or 0: all of them); ``model`` is unchanged. Every argument is
@@ -115,18 +116,24 @@ def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr
 
     ``hint_weight`` >= 0 weighs the matching of the kept blocks' outputs (:func:`hints`) against
     the final outputs' objective during the distillation (so only when ``epochs`` > 0); 0 (the
-    default) matches the final outputs only."""
+    default) matches the final outputs only. ``schedule``, ``freeze_embeddings`` and ``by_length``
+    are ``mcv.distill_lm.match``'s (a cosine learning rate; the embedding tables kept as the
+    teacher's; batches grouped by length)."""
     _check_keep(keep)
     epochs, lr, samples = distill_lm.check_repair(
         data, method="layerdrop", epochs=epochs, lr=lr, samples=samples
     )
     hint_weight = check_option("hint_weight", hint_weight, "layerdrop")  # the config's order
     check_choice(which, "which", WHICH)
+    check_choice(schedule, "schedule", train.SCHEDULES)
+    check_bool(freeze_embeddings, "freeze_embeddings")
+    check_bool(by_length, "by_length")
     out = drop_layers(model, keep, which)
     matched = {}
     if hint_weight:
         matched = {"hints": hints(model, _indices(model, keep, which)), "hint_weight": hint_weight}
     return distill_lm.repair(out, model, data, method="layerdrop", epochs=epochs, lr=lr, samples=samples,
+                             schedule=schedule, freeze_embeddings=freeze_embeddings, by_length=by_length,
                              **matched)  # fmt: skip
 
 
@@ -150,11 +157,17 @@ class LayerDropConfig:
     samples: int = 0  # distil on the first samples training inputs; 0: all of them
     hint_weight: float = 0.0  # weight of matching each kept block's output; 0: final outputs only
     which: str = "even"  # "even": blocks spread from the first (0, 2, 4 of 6); "last": 0, 4, 5
+    schedule: str = "constant"  # the distillation's learning rate: "constant" or "cosine"
+    freeze_embeddings: bool = False  # keep the teacher's embedding tables; train the blocks only
+    by_length: bool = False  # batch paragraphs of about one length together (less padding)
 
     def __post_init__(self):
         for option in ("keep", "epochs", "lr", "samples", "hint_weight"):
             check_option(option, getattr(self, option), self.method)
         check_choice(self.which, "which", WHICH)
+        check_choice(self.schedule, "schedule", train.SCHEDULES)
+        check_bool(self.freeze_embeddings, "freeze_embeddings")
+        check_bool(self.by_length, "by_length")
 
     def check_applies(self, model: nn.Module) -> None:
         """Raises ValueError when ``model`` has no stack of blocks (see ``registry.check_applies``)."""
@@ -163,4 +176,5 @@ class LayerDropConfig:
     def apply(self, model: nn.Module, data=None) -> nn.Module:
         samples = self.samples or None
         return layerdrop(model, data, keep=self.keep, epochs=self.epochs, lr=self.lr, samples=samples,
-                         hint_weight=self.hint_weight, which=self.which)  # fmt: skip
+                         hint_weight=self.hint_weight, which=self.which, schedule=self.schedule,
+                         freeze_embeddings=self.freeze_embeddings, by_length=self.by_length)  # fmt: skip

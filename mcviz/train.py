@@ -6,7 +6,8 @@ generator, the global RNG is forked and restored, and training runs on one threa
 ``fit`` is mcviz's only training loop. What other techniques need goes through its hooks, not
 through a loop of their own: a ``loss`` (distillation), ``extra_parameters`` (a hint regressor),
 an input ``transform`` on fit's generator (jitter), an ``accuracy_mask`` (scarce labels), an
-``on_step`` callback (gradual pruning) and a ``regularizer`` (Lagrangian sweeps).
+``on_step`` callback (gradual pruning) and a ``regularizer`` (Lagrangian sweeps); a learning-rate
+``schedule`` and ``lengths`` to group batches by (a language model's distillation) are options.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ from mcviz.registry import register  # registry imports nothing from mcviz
 # bump when the training loop changes what a cached entry means (2: an entry holds its key and format)
 CACHE_FORMAT = 2
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
+# how fit's learning rate moves: "constant"; "cosine": up linearly over the first tenth of the steps
+# (warm-up), then down along a half cosine to 0 at the last step
+SCHEDULES = ("constant", "cosine")
+# with lengths=, each epoch's shuffled order is cut into runs of this many batches, each run sorted
+# by length: a batch holds inputs of about one length, the order stays random (Hugging Face's
+# LengthGroupedSampler uses 50 too)
+LENGTH_GROUP = 50
 # what fit's ``loss`` hook returns: the loss, or the loss and its named components
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -83,6 +91,8 @@ def fit(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     accuracy_mask: torch.Tensor | None = None,
     on_step: Callable[[int], None] | None = None,
+    schedule: str = "constant",
+    lengths: torch.Tensor | None = None,
 ) -> pd.DataFrame:
     """Trains ``model`` in place with Adam and cross-entropy; returns one history row per epoch.
 
@@ -125,6 +135,13 @@ def fit(
         on_step: None, or a function called after every optimizer step with the global step
             number (1, 2, ..., ``epochs`` times the steps per epoch), e.g. to prune on a
             schedule. Changing parameters in place there is allowed.
+        schedule: the learning rate over the run (:data:`SCHEDULES`): "constant" (``lr`` at every
+            step) or "cosine" (linear warm-up over the first tenth of the steps to ``lr``, then a
+            half cosine down to 0 at the last step).
+        lengths: None, or one int per training example (e.g. its tokens that are not padding):
+            each epoch's shuffled order is then grouped by length (:data:`LENGTH_GROUP` batches at
+            a time are sorted by it), so a batch of token sequences pads less. The batches still
+            come in a random order, drawn from fit's generator.
 
     Raises:
         TypeError, ValueError: a bad argument, before anything is trained (one line each).
@@ -146,7 +163,10 @@ def fit(
     n = len(y)
     extra = _check_extra_parameters(extra_parameters, model)
     _check_accuracy_mask(accuracy_mask, n)
+    check_choice(schedule, "schedule", SCHEDULES)
+    _check_lengths(lengths, n)
     steps = (n + batch_size - 1) // batch_size
+    rate = _schedule(schedule, lr, epochs * steps)
     rows, parts = [], None  # parts: the names of the loss components, from the first step
     step = 0
     with num_threads(threads), torch.random.fork_rng(devices=[]):
@@ -157,6 +177,8 @@ def fit(
         for epoch in range(1, epochs + 1):
             model.train()
             order = torch.randperm(n, generator=generator)
+            if lengths is not None:
+                order = _grouped_by_length(order, lengths, batch_size, generator)
             total_loss, correct, seen = 0.0, 0, 0
             sums = dict.fromkeys(parts or (), 0.0)
             for start in range(0, n, batch_size):
@@ -182,6 +204,8 @@ def fit(
                         f"weights from before that step. Lower lr (now {lr:g}) or check the data and model"
                     )
                 batch_loss.backward()
+                for group in optimizer.param_groups:
+                    group["lr"] = rate(step)
                 optimizer.step()
                 step += 1
                 if on_step is not None:
@@ -207,6 +231,47 @@ def fit(
             bar.close()
     model.eval()
     return pd.DataFrame(rows, columns=[*HISTORY_COLUMNS, *(parts or ())])
+
+
+def _schedule(schedule: str, lr: float, total: int) -> Callable[[int], float]:
+    """Returns the learning rate of step ``k`` (0, 1, ..., ``total`` - 1) under ``schedule``."""
+    if schedule == "constant":
+        return lambda k: lr
+    warm = max(1, total // 10)
+
+    def cosine(k: int) -> float:
+        if k < warm:
+            return lr * (k + 1) / warm
+        return lr * 0.5 * (1 + math.cos(math.pi * (k - warm + 1) / max(1, total - warm)))
+
+    return cosine
+
+
+def _check_lengths(lengths, n: int) -> None:
+    """Refuses ``lengths`` that are not None or a 1-D integer tensor of ``n`` entries (one line)."""
+    if lengths is None:
+        return
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.is_floating_point():
+        raise TypeError(f"lengths must be None or a 1-D integer tensor, got {shorten(lengths)}")
+    if len(lengths) != n:
+        raise ValueError(f"lengths must have one entry per training example ({n:,}), got {len(lengths):,}")
+
+
+def _grouped_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int,
+                       generator: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """Returns ``order`` with every run of :data:`LENGTH_GROUP` batches sorted by ``lengths``
+    (longest first, ties in ``order``'s order), then its full batches shuffled with ``generator``
+    (a last, shorter batch stays last: fit cuts the order into batches from the start)."""
+    run = LENGTH_GROUP * batch_size
+    parts = []
+    for start in range(0, len(order), run):
+        part = order[start : start + run]
+        parts.append(part[torch.sort(lengths[part], descending=True, stable=True).indices])
+    grouped = torch.cat(parts)
+    full = len(grouped) // batch_size
+    batches = list(torch.split(grouped[: full * batch_size], batch_size))
+    shuffled = [batches[i] for i in torch.randperm(full, generator=generator)]
+    return torch.cat([*shuffled, grouped[full * batch_size :]])
 
 
 def fine_tune(

@@ -280,6 +280,51 @@ def test_match_refuses_bad_hints_in_one_line(corpus, trained, options, error, me
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+def test_match_can_keep_the_embeddings_and_group_by_length(corpus, trained):
+    model, _ = trained
+    options = dict(keep=1, epochs=2, lr=3e-3, hint_weight=1.0, schedule="cosine")
+    frozen = layerdrop.layerdrop(model, corpus, **options, freeze_embeddings=True, by_length=True)
+    again = layerdrop.layerdrop(model, corpus, **options, freeze_embeddings=True, by_length=True)
+    pairs = zip(frozen.state_dict().values(), again.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)  # deterministic
+    for name in ("tok", "pos"):  # the teacher's tables, untouched, and trainable again afterwards
+        table = getattr(frozen, name).weight
+        assert torch.equal(table, getattr(model, name).weight) and table.requires_grad
+    assert not torch.equal(frozen.blocks[0].fc.weight, model.blocks[0].fc.weight)
+    trained_tables = layerdrop.layerdrop(model, corpus, **options)
+    assert not torch.equal(trained_tables.tok.weight, model.tok.weight)
+    config = mcv.registry.parse(
+        "layerdrop:keep=1,epochs=2,lr=0.003,hint_weight=1,schedule=cosine,freeze_embeddings=true,by_length=true"
+    )[0]
+    applied = config.apply(model, corpus).state_dict().values()
+    assert all(torch.equal(a, b) for a, b in zip(applied, frozen.state_dict().values(), strict=True))
+    # the tiny GPT has no padding id: every window counts as full length
+    x = corpus.train.tensors[0]
+    assert torch.equal(mcv.distill_lm._lengths(x, None), torch.full((len(x),), x.shape[1]))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"schedule": "linear"}, ValueError, "schedule must be one of 'constant', 'cosine', got 'linear'"),
+        ({"freeze_embeddings": 1}, TypeError, "freeze_embeddings must be True or False, got 1"),
+        ({"by_length": "yes"}, TypeError, "by_length must be True or False, got 'yes'"),
+    ],
+)  # fmt: skip
+def test_layerdrop_distillation_options_are_checked_before_any_work(corpus, trained, monkeypatch, options,
+                                                                    error, message):  # fmt: skip
+    model, _ = trained
+    monkeypatch.setattr(mcv.distill_lm, "_teach", lambda *a: pytest.fail("the teacher ran"))
+    student = layerdrop.drop_layers(model, 1)
+    calls = (lambda: layerdrop.LayerDropConfig(**options),
+             lambda: layerdrop.layerdrop(model, corpus, keep=1, epochs=1, **options),
+             lambda: mcv.distill_lm.match(student, model, corpus, **options))  # fmt: skip
+    for call in calls:
+        with pytest.raises(error) as e:
+            call()
+        assert str(e.value) == message
+
+
 @pytest.mark.parametrize(
     "weight, error", [(-1, ValueError), (1001, ValueError), ("1", TypeError), (True, TypeError)]
 )

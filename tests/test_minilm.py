@@ -147,3 +147,6 @@ def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     assert distill_lm._padding_id(mcv.gpt.TinyGPT(10, 8, layers=2, dim=16, heads=2)) is None
     every = 1 - torch.nn.functional.cosine_similarity(out[:1], want[:1], dim=2).mean()
     assert distill_lm._hint_loss(out[:1], want[:1], x[:1], None) == pytest.approx(float(every))
+    # by_length groups paragraphs by their tokens that are not padding
+    assert distill_lm._lengths(x, 0).tolist() == [int((row != 0).sum()) for row in x]
+    assert distill_lm._lengths(x, 0)[0] < distill_lm._lengths(x, 0)[1]

@@ -199,12 +199,65 @@ def test_fit_leaves_model_in_eval_mode(digits):
         ({"seed": 2**32}, ValueError, "seed must be an int in [0, 4,294,967,295], got 4294967296"),
         ({"threads": 0}, ValueError, "threads must be an int in [1, 256], got 0"),
         ({"progress": 1}, TypeError, "progress must be True or False, got 1"),
+        ({"schedule": "linear"}, ValueError, "schedule must be one of 'constant', 'cosine', got 'linear'"),
+        ({"schedule": None}, TypeError, "schedule must be one of 'constant', 'cosine', got None"),
+        ({"lengths": torch.ones(5, dtype=torch.long)}, ValueError,
+         "lengths must have one entry per training example"),
+        ({"lengths": torch.ones(1)}, TypeError, "lengths must be None or a 1-D integer tensor, got"),
+        ({"lengths": [1, 2]}, TypeError, "lengths must be None or a 1-D integer tensor, got"),
     ],
-)
+)  # fmt: skip
 def test_fit_rejects_bad_arguments(digits, kw, error, pattern):
     with pytest.raises(error, match=re.escape(pattern)) as e:
         fit(tiny(digits), digits, **kw)
     one_line(e)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    rates = [train._schedule("cosine", 0.1, 100)(k) for k in range(100)]
+    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1) == max(rates)
+    assert rates[:10] == sorted(rates[:10]) and rates[9:] == sorted(rates[9:], reverse=True)
+    assert rates[-1] == pytest.approx(0, abs=1e-12) and rates[-2] > 0
+    assert {train._schedule("constant", 0.1, 100)(k) for k in range(100)} == {0.1}
+    assert train._schedule("cosine", 0.1, 1)(0) == pytest.approx(0.1)  # one step: no decay to 0 yet
+
+
+def test_fit_steps_with_the_scheduled_learning_rate(digits, monkeypatch):
+    seen = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a: seen.append(self.param_groups[0]["lr"])
+                        or step(self, *a))  # fmt: skip
+    fit(tiny(digits), digits, epochs=2, batch_size=512, lr=0.01, schedule="cosine")
+    steps = 2 * -(-len(digits.train) // 512)
+    assert seen == pytest.approx([train._schedule("cosine", 0.01, steps)(k) for k in range(steps)])
+    seen.clear()
+    fit(tiny(digits), digits, epochs=1, batch_size=512, lr=0.01)
+    assert set(seen) == {0.01}  # the default: constant
+
+
+def test_fit_groups_batches_by_length(digits):
+    n = len(digits.train)
+    lengths = torch.randint(1, 129, (n,), generator=torch.Generator().manual_seed(1))
+
+    def spreads(**kw):
+        batches = []
+
+        def loss(logits, batch):
+            batches.append(batch.index)
+            return F.cross_entropy(logits, batch.y)
+
+        fit(tiny(digits), digits, batch_size=16, loss=loss, **kw)
+        assert sorted(torch.cat(batches).tolist()) == list(range(n))  # every example once
+        return [int(lengths[b].max() - lengths[b].min()) for b in batches], batches
+
+    grouped, order = spreads(lengths=lengths)
+    plain, _ = spreads()
+    assert sum(grouped) * 10 < sum(plain)  # about one length per batch
+    assert max(grouped[:-1]) < 16 and len({len(b) for b in order[:-1]}) == 1  # full ones, one short last
+    again, order2 = spreads(lengths=lengths)
+    assert all(torch.equal(a, b) for a, b in zip(order, order2, strict=True))  # reproducible
+    by_length = sorted(range(len(order)), key=lambda i: -int(lengths[order[i]].max()))
+    assert by_length != list(range(len(order)))  # the batches themselves come in a random order
 
 
 def test_fit_rejects_bad_arguments_before_training(digits):
