@@ -111,9 +111,10 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         hint_weight: the weight of the hint loss (the mean over the pairs) added to the
             objective, > 0; used only with ``hints``.
         schedule: the learning rate's schedule, "constant" or "cosine" (``mcv.train.fit``).
-        freeze_embeddings: keep the student's embedding tables (``nn.Embedding``) as they are: a
-            layer-dropped student keeps the teacher's, and Adam then updates only the blocks
-            (MiniLM's token table is half its parameters, and the text seen touches few of its rows).
+        freeze_embeddings: keep the student's embedding tables (its ``nn.Embedding`` modules) as
+            they are: a layer-dropped student keeps the teacher's, and everything else learns
+            (MiniLM's token table is half its parameters, and the text seen touches few of its
+            rows). A student without an ``nn.Embedding`` is refused.
         by_length: batch inputs of about one length together (``mcv.train.fit``'s ``lengths``:
             the tokens that are not the teacher's padding id; every input counts as full length
             when it has none), so a batch of short paragraphs is not padded to a long one's length.
@@ -131,6 +132,10 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
     pairs = _check_hints(hints, student, teacher)
     check_bool(freeze_embeddings, "freeze_embeddings")
     check_bool(by_length, "by_length")
+    tables = [p for m in student.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
+    if freeze_embeddings and not tables:
+        raise ValueError(f"freeze_embeddings=True, but the student ({type(student).__name__}) has no "
+                         "nn.Embedding table to keep; use freeze_embeddings=False")  # fmt: skip
     X, y = data.train.tensors
     if samples is not None:
         n = check_int(samples, "samples", low=1, high=len(X))
@@ -185,8 +190,7 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             return main + hint_weight * hint, {"output_loss": main, "hint_loss": hint}
 
         lengths = _lengths(X, pad) if by_length else None
-        frozen = [p for m in student.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
-        frozen = [p for p in frozen if p.requires_grad] if freeze_embeddings else []
+        frozen = [p for p in tables if p.requires_grad] if freeze_embeddings else []
         captures = [_Capture(student.get_submodule(s)) for s, _ in pairs]
         try:
             for p in frozen:

@@ -46,7 +46,7 @@ from mcviz.registry import register  # registry imports nothing from mcviz
 CACHE_FORMAT = 2
 HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
 # how fit's learning rate moves: "constant"; "cosine": up linearly over the first tenth of the steps
-# (warm-up), then down along a half cosine to 0 at the last step
+# (warm-up), then down along a half cosine that would reach 0 one step after the last
 SCHEDULES = ("constant", "cosine")
 # with lengths=, each epoch's shuffled order is cut into runs of this many batches, each run sorted
 # by length: a batch holds inputs of about one length, the order stays random (Hugging Face's
@@ -137,7 +137,8 @@ def fit(
             schedule. Changing parameters in place there is allowed.
         schedule: the learning rate over the run (:data:`SCHEDULES`): "constant" (``lr`` at every
             step) or "cosine" (linear warm-up over the first tenth of the steps to ``lr``, then a
-            half cosine down to 0 at the last step).
+            half cosine down towards 0, which it would reach one step after the last; under 20
+            steps the warm-up is the first step alone, at ``lr``).
         lengths: None, or one int per training example (e.g. its tokens that are not padding):
             each epoch's shuffled order is then grouped by length (:data:`LENGTH_GROUP` batches at
             a time are sorted by it), so a batch of token sequences pads less. The batches still
@@ -167,6 +168,9 @@ def fit(
     _check_lengths(lengths, n)
     steps = (n + batch_size - 1) // batch_size
     rate = _schedule(schedule, lr, epochs * steps)
+
+    def at_step(k: int) -> str:  # what NonFiniteLoss says of a scheduled rate
+        return "" if schedule == "constant" else f" at its peak, {rate(k):g} at that step"
     rows, parts = [], None  # parts: the names of the loss components, from the first step
     step = 0
     with num_threads(threads), torch.random.fork_rng(devices=[]):
@@ -201,7 +205,8 @@ def fit(
                     raise NonFiniteLoss(
                         f"training stopped: the loss is {value} at epoch {epoch} of {epochs}, step "
                         f"{step + 1} (batch {start // batch_size + 1} of {steps}); the model keeps its "
-                        f"weights from before that step. Lower lr (now {lr:g}) or check the data and model"
+                        f"weights from before that step. Lower lr (now {lr:g}{at_step(step)}) or check the "
+                        "data and model"
                     )
                 batch_loss.backward()
                 for group in optimizer.param_groups:
@@ -239,10 +244,10 @@ def _schedule(schedule: str, lr: float, total: int) -> Callable[[int], float]:
         return lambda k: lr
     warm = max(1, total // 10)
 
-    def cosine(k: int) -> float:
+    def cosine(k: int) -> float:  # every step learns: 0 would come one step after the last
         if k < warm:
             return lr * (k + 1) / warm
-        return lr * 0.5 * (1 + math.cos(math.pi * (k - warm + 1) / max(1, total - warm)))
+        return lr * 0.5 * (1 + math.cos(math.pi * (k - warm + 1) / (total - warm + 1)))
 
     return cosine
 
@@ -251,8 +256,10 @@ def _check_lengths(lengths, n: int) -> None:
     """Refuses ``lengths`` that are not None or a 1-D integer tensor of ``n`` entries (one line)."""
     if lengths is None:
         return
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.is_floating_point():
-        raise TypeError(f"lengths must be None or a 1-D integer tensor, got {shorten(lengths)}")
+    integer = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.dtype not in integer:
+        raise TypeError(f"lengths must be None or a 1-D tensor of ints (torch.int64 or another integer "
+                        f"dtype), got {shorten(lengths)}")  # fmt: skip
     if len(lengths) != n:
         raise ValueError(f"lengths must have one entry per training example ({n:,}), got {len(lengths):,}")
 

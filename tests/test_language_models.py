@@ -303,6 +303,26 @@ def test_match_can_keep_the_embeddings_and_group_by_length(corpus, trained):
     assert torch.equal(mcv.distill_lm._lengths(x, None), torch.full((len(x),), x.shape[1]))
 
 
+def test_match_makes_the_tables_trainable_again_when_training_fails(corpus, trained, monkeypatch):
+    model, _ = trained
+    student = layerdrop.drop_layers(model, 1)
+
+    def failing(net, *args, **kwargs):
+        assert not net.tok.weight.requires_grad and not net.pos.weight.requires_grad
+        assert net.blocks[0].fc.weight.requires_grad
+        raise mcv.train.NonFiniteLoss("diverged")
+
+    monkeypatch.setattr(mcv.train, "fit", failing)
+    with pytest.raises(mcv.train.NonFiniteLoss):
+        mcv.distill_lm.match(student, model, corpus, freeze_embeddings=True)
+    assert all(p.requires_grad for p in student.parameters())
+    with pytest.raises(ValueError) as e:  # nothing to keep: refused, not ignored
+        mcv.distill_lm.match(nn.Sequential(nn.Linear(2, 2)), nn.Sequential(nn.Linear(2, 2)), corpus,
+                             freeze_embeddings=True)  # fmt: skip
+    assert str(e.value) == ("freeze_embeddings=True, but the student (Sequential) has no nn.Embedding table "
+                            "to keep; use freeze_embeddings=False")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "options, error, message",
     [

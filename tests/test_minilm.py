@@ -150,3 +150,24 @@ def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     # by_length groups paragraphs by their tokens that are not padding
     assert distill_lm._lengths(x, 0).tolist() == [int((row != 0).sum()) for row in x]
     assert distill_lm._lengths(x, 0)[0] < distill_lm._lengths(x, 0)[1]
+
+
+def test_by_length_batches_paragraphs_of_about_one_length(model):
+    from mcviz import distill_lm, layerdrop
+
+    data = minilm.corpus(max_length=128, test=40, val=8)
+    lengths = distill_lm._lengths(data.train.tensors[0][:96], 0)
+    assert lengths.min() < 32 and lengths.max() == 128  # the paragraphs differ in length
+
+    def spreads(**options):
+        student = layerdrop.drop_layers(model, 1)
+        seen = []  # each training batch's lengths (not the validation pass's)
+        student.register_forward_pre_hook(
+            lambda m, args: seen.append(distill_lm._lengths(args[0], 0)) if m.training else None
+        )
+        distill_lm.match(student, model, data, epochs=1, lr=1e-5, samples=96, batch_size=8, **options)
+        return [int(s.max() - s.min()) for s in seen]
+
+    grouped, plain = spreads(by_length=True), spreads()
+    assert len(grouped) == len(plain) == 12
+    assert sum(grouped) * 4 < sum(plain)

@@ -203,8 +203,9 @@ def test_fit_leaves_model_in_eval_mode(digits):
         ({"schedule": None}, TypeError, "schedule must be one of 'constant', 'cosine', got None"),
         ({"lengths": torch.ones(5, dtype=torch.long)}, ValueError,
          "lengths must have one entry per training example"),
-        ({"lengths": torch.ones(1)}, TypeError, "lengths must be None or a 1-D integer tensor, got"),
-        ({"lengths": [1, 2]}, TypeError, "lengths must be None or a 1-D integer tensor, got"),
+        ({"lengths": torch.ones(1)}, TypeError, "lengths must be None or a 1-D tensor of ints"),
+        ({"lengths": torch.ones(1, dtype=torch.bool)}, TypeError, "lengths must be None or a 1-D tensor of"),
+        ({"lengths": [1, 2]}, TypeError, "lengths must be None or a 1-D tensor of ints"),
     ],
 )  # fmt: skip
 def test_fit_rejects_bad_arguments(digits, kw, error, pattern):
@@ -217,9 +218,10 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     rates = [train._schedule("cosine", 0.1, 100)(k) for k in range(100)]
     assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1) == max(rates)
     assert rates[:10] == sorted(rates[:10]) and rates[9:] == sorted(rates[9:], reverse=True)
-    assert rates[-1] == pytest.approx(0, abs=1e-12) and rates[-2] > 0
+    assert 0 < rates[-1] < 1e-4  # every step learns; 0 would come one step after the last
     assert {train._schedule("constant", 0.1, 100)(k) for k in range(100)} == {0.1}
-    assert train._schedule("cosine", 0.1, 1)(0) == pytest.approx(0.1)  # one step: no decay to 0 yet
+    assert train._schedule("cosine", 0.1, 1)(0) == pytest.approx(0.1)  # one step: at lr
+    assert [train._schedule("cosine", 0.1, 3)(k) for k in range(3)] == pytest.approx([0.1, 0.075, 0.025])
 
 
 def test_fit_steps_with_the_scheduled_learning_rate(digits, monkeypatch):
@@ -256,8 +258,10 @@ def test_fit_groups_batches_by_length(digits):
     assert max(grouped[:-1]) < 16 and len({len(b) for b in order[:-1]}) == 1  # full ones, one short last
     again, order2 = spreads(lengths=lengths)
     assert all(torch.equal(a, b) for a, b in zip(order, order2, strict=True))  # reproducible
-    by_length = sorted(range(len(order)), key=lambda i: -int(lengths[order[i]].max()))
-    assert by_length != list(range(len(order)))  # the batches themselves come in a random order
+    # the batches themselves come in a random order, not longest first within each run of 50
+    longest = [int(lengths[b].max()) for b in order[:-1]]
+    falls = sum(a >= b for a, b in zip(longest, longest[1:], strict=False))
+    assert falls < 0.75 * len(longest)
 
 
 def test_fit_rejects_bad_arguments_before_training(digits):
