@@ -7,7 +7,8 @@ measured in this run on this machine; timings run on ONE torch thread, interleav
 times every model in turn), and the thread count and CPU kernel path are printed with them.
 ``--quick`` uses smaller evaluation sets (for a smoke run; the full run took 20-40 minutes on a
 loaded 2-core machine before the student's recipe changed: its distillation alone now takes about
-31 min CPU, see ``benchmarks/student.py``; ``--quick`` distils it on 2,000 paragraphs).
+55 min CPU, see ``benchmarks/student.py``, whose SPEC it uses; ``--quick`` distils it on 2,000
+paragraphs).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import warnings
 
 import pandas as pd
+import student  # benchmarks/student.py (this script's folder is on sys.path): the student's SPEC
 import torch
 
 import mcviz as mcv
@@ -91,9 +93,8 @@ def minilm_study(test: int, max_length: int, epochs: int, student_samples: int =
         "2:4 sparse": "semistructured",
         "low-rank FFN 50% + distill": f"lowrank:fraction=0.5,layers=ffn,epochs={epochs},lr=0.0003,"
         f"samples={pydoc_train}",  # the pydoc paragraphs only: its cost and result as before
-        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and one pass over the ~15,600 paragraphs
-        "3 layers + distill": "layerdrop:keep=3,which=last,epochs=1,lr=0.0005,hint_weight=1"
-        + (f",samples={student_samples}" if student_samples else ""),
+        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and three passes over the ~15,600 paragraphs
+        "3 layers + distill": student.SPEC + (f",samples={student_samples}" if student_samples else ""),
     }
     start = time.perf_counter()
     table, models = mcv.measure_lm.run(
