@@ -158,7 +158,7 @@ class LayerDropConfig:
     hint_weight: float = 0.0  # weight of matching each kept block's output; 0: final outputs only
     which: str = "even"  # "even": blocks spread from the first (0, 2, 4 of 6); "last": 0, 4, 5
     schedule: str = "constant"  # the distillation's learning rate: "constant" or "cosine"
-    freeze_embeddings: bool = False  # keep the teacher's embedding tables; train the blocks only
+    freeze_embeddings: bool = False  # keep the teacher's embedding tables (nn.Embedding); the rest learns
     by_length: bool = False  # batch paragraphs of about one length together (less padding)
 
     def __post_init__(self):
