@@ -75,6 +75,15 @@ def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | No
     return epochs, lr, samples
 
 
+def check_options(schedule: str, freeze_embeddings: bool, by_length: bool) -> None:
+    """Refuses, in one line, a ``schedule`` that is not one of ``mcv.train.SCHEDULES`` or a
+    ``freeze_embeddings`` / ``by_length`` that is not a bool: :func:`match`'s options that
+    ``layerdrop`` and its config check before any work."""
+    check_choice(schedule, "schedule", train.SCHEDULES)
+    check_bool(freeze_embeddings, "freeze_embeddings")
+    check_bool(by_length, "by_length")
+
+
 def repair(student, teacher, data, *, method: str, epochs: int, lr: float, samples: int | None = None,
            hints=None, hint_weight: float = 1.0, **options):  # fmt: skip
     """Returns ``student`` after :func:`match` with ``teacher`` for ``epochs`` epochs (none when 0),
@@ -125,13 +134,11 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         raise ValueError("student and teacher must be different models")
     check_data(data)
     check_choice(objective, "objective", OBJECTIVES)
-    check_choice(schedule, "schedule", train.SCHEDULES)
+    check_options(schedule, freeze_embeddings, by_length)
     check_int(epochs, "epochs")
     check_number(lr, "lr")
     hint_weight = check_number(hint_weight, "hint_weight", low=0, low_open=True)
     pairs = _check_hints(hints, student, teacher)
-    check_bool(freeze_embeddings, "freeze_embeddings")
-    check_bool(by_length, "by_length")
     tables = [p for m in student.modules() if isinstance(m, nn.Embedding) for p in m.parameters()]
     if freeze_embeddings and not tables:
         raise ValueError(f"freeze_embeddings=True, but the student ({type(student).__name__}) has no "

@@ -25,8 +25,8 @@ from typing import ClassVar
 
 from torch import nn
 
-from mcviz import distill_lm, train
-from mcviz._checks import check_bool, check_choice, check_int, check_model, check_option
+from mcviz import distill_lm
+from mcviz._checks import check_choice, check_int, check_model, check_option
 from mcviz.registry import register
 
 # which blocks a count keeps: "even" spreads them from the first (0, 2, 4 of 6); "last" keeps the
@@ -125,9 +125,7 @@ def layerdrop(model: nn.Module, data=None, *, keep: int = 3, epochs: int = 1, lr
     )
     hint_weight = check_option("hint_weight", hint_weight, "layerdrop")  # the config's order
     check_choice(which, "which", WHICH)
-    check_choice(schedule, "schedule", train.SCHEDULES)
-    check_bool(freeze_embeddings, "freeze_embeddings")
-    check_bool(by_length, "by_length")
+    distill_lm.check_options(schedule, freeze_embeddings, by_length)
     out = drop_layers(model, keep, which)
     matched = {}
     if hint_weight:
@@ -165,9 +163,7 @@ class LayerDropConfig:
         for option in ("keep", "epochs", "lr", "samples", "hint_weight"):
             check_option(option, getattr(self, option), self.method)
         check_choice(self.which, "which", WHICH)
-        check_choice(self.schedule, "schedule", train.SCHEDULES)
-        check_bool(self.freeze_embeddings, "freeze_embeddings")
-        check_bool(self.by_length, "by_length")
+        distill_lm.check_options(self.schedule, self.freeze_embeddings, self.by_length)
 
     def check_applies(self, model: nn.Module) -> None:
         """Raises ValueError when ``model`` has no stack of blocks (see ``registry.check_applies``)."""

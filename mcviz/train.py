@@ -50,7 +50,7 @@ HISTORY_COLUMNS = ("epoch", "loss", "train_accuracy", "val_accuracy")
 SCHEDULES = ("constant", "cosine")
 # with lengths=, each epoch's shuffled order is cut into runs of this many batches, each run sorted
 # by length: a batch holds inputs of about one length, the order stays random (Hugging Face's
-# LengthGroupedSampler uses 50 too)
+# LengthGroupedSampler sorts up to 50 batches at a time)
 LENGTH_GROUP = 50
 # what fit's ``loss`` hook returns: the loss, or the loss and its named components
 LossOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -168,9 +168,6 @@ def fit(
     _check_lengths(lengths, n)
     steps = (n + batch_size - 1) // batch_size
     rate = _schedule(schedule, lr, epochs * steps)
-
-    def at_step(k: int) -> str:  # what NonFiniteLoss says of a scheduled rate
-        return "" if schedule == "constant" else f" at its peak, {rate(k):g} at that step"
     rows, parts = [], None  # parts: the names of the loss components, from the first step
     step = 0
     with num_threads(threads), torch.random.fork_rng(devices=[]):
@@ -202,10 +199,11 @@ def fit(
                     batch_loss = batch_loss + regularizer(model)
                 value = batch_loss.item()
                 if not math.isfinite(value):  # stop before the step: the weights stay finite
+                    now = "" if schedule == "constant" else f" at its peak, {rate(step):g} at that step"
                     raise NonFiniteLoss(
                         f"training stopped: the loss is {value} at epoch {epoch} of {epochs}, step "
                         f"{step + 1} (batch {start // batch_size + 1} of {steps}); the model keeps its "
-                        f"weights from before that step. Lower lr (now {lr:g}{at_step(step)}) or check the "
+                        f"weights from before that step. Lower lr (now {lr:g}{now}) or check the "
                         "data and model"
                     )
                 batch_loss.backward()

@@ -237,6 +237,21 @@ def test_fit_steps_with_the_scheduled_learning_rate(digits, monkeypatch):
     assert set(seen) == {0.01}  # the default: constant
 
 
+def test_a_scheduled_run_that_diverges_names_its_rate_at_that_step(digits):
+    def loss(logits, batch):  # finite for three steps, then inf
+        if int(batch.index[0]) == order[3]:
+            return torch.tensor(float("inf"))
+        return F.cross_entropy(logits, batch.y)
+
+    order = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0)).tolist()[::64]
+    with pytest.raises(train.NonFiniteLoss) as e:
+        fit(tiny(digits), digits, batch_size=64, lr=0.01, epochs=2, schedule="cosine", loss=loss)
+    rate = train._schedule("cosine", 0.01, 2 * -(-len(digits.train) // 64))(3)
+    message = one_line(e)
+    assert "step 4 (batch 4 of 20); the model keeps its weights from before that step." in message
+    assert f"Lower lr (now 0.01 at its peak, {rate:g} at that step)" in message
+
+
 def test_fit_groups_batches_by_length(digits):
     n = len(digits.train)
     lengths = torch.randint(1, 129, (n,), generator=torch.Generator().manual_seed(1))
