@@ -125,9 +125,13 @@ class LocalPool:
             return _failed("WorkerLost: the worker was stopped (SIGTERM)", "the run", None, lost=True)
 
     def close(self, now: bool = False, grace: float = 20.0) -> None:
-        """Stop the workers; ``now``: stop running reports too (SIGTERM, then SIGKILL after ``grace`` s)."""
+        """Stop the workers; ``now``: stop running reports too (SIGTERM, then SIGKILL after ``grace`` s),
+        and wait for their kernels to end as well (SIGKILL after ``grace`` s): a kernel that outlived
+        its worker would otherwise print its "Parent appears to have exited" warning to the terminal
+        after the sweep's last line, or be left running."""
         executors = [ex for ex in self._slots if ex is not None]
         processes = [p for ex in executors for p in (getattr(ex, "_processes", None) or {}).values()]
+        kernels = _descendants(processes) if now else []
         if now:
             for p in processes:
                 with contextlib.suppress(OSError, ValueError):
@@ -139,8 +143,28 @@ class LocalPool:
             if p.is_alive():
                 p.kill()
                 p.join()
+        if kernels:
+            import psutil
+
+            _, alive = psutil.wait_procs(kernels, timeout=grace)
+            for k in alive:
+                with contextlib.suppress(psutil.Error):
+                    k.kill()
+            psutil.wait_procs(alive, timeout=grace)
         self._slots = [None] * self.capacity
         self._busy.clear()
+
+
+def _descendants(processes) -> list:
+    """Returns the ``psutil.Process`` of every process started under the worker ``processes``
+    (their kernels), found while the workers still live (an orphan is re-parented and lost)."""
+    import psutil
+
+    out = []
+    for p in processes:
+        with contextlib.suppress(psutil.Error, ValueError, TypeError):
+            out += psutil.Process(p.pid).children(recursive=True)
+    return out
 
 
 class DaskPool:
