@@ -158,7 +158,7 @@ def tokenize(texts, *, max_length: int = 128) -> torch.Tensor:
 
 
 def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings: bool = False,
-           packages: bool = False) -> DataBundle:  # fmt: skip
+           packages: bool = False, pydoc_weight: int = 1) -> DataBundle:  # fmt: skip
     """Returns the pydoc paragraphs (``mcv.text.paragraphs``) as a DataBundle of token ids, split by
     position: the last ``test`` paragraphs test, the ``val`` before them validate, the rest train
     (calibration and distillation text). With ``docstrings``, the paragraphs of other standard-library
@@ -166,13 +166,17 @@ def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings:
     distil on, while the first training paragraphs (calibration) and the val and test splits stay
     the same. With ``packages`` too, the installed third-party packages' docstrings follow them
     (``mcv.text.docstrings(packages=True)``, about 15,600 training paragraphs in all: the recipe of
-    the 3-layer student, whose test cosine they raise; see ``benchmarks/student.py``). Labels are all
-    0 (there are none: measure with ``mcv.measure_lm``). Every row is padded to ``max_length``.
+    the 3-layer student, whose test cosine they raise; see ``benchmarks/student.py``).
+    ``pydoc_weight`` > 1 repeats the pydoc training paragraphs that many times in all, the copies
+    after every other training paragraph (so the first ones and a run's first ``samples`` stay the
+    same): the test's own kind of text weighs more in a distillation than the docstrings. Labels are
+    all 0 (there are none: measure with ``mcv.measure_lm``). Every row is padded to ``max_length``.
     """
     test = check_int(test, "test", low=1, high=100_000)
     val = check_int(val, "val", low=1, high=100_000)
     check_bool(docstrings, "docstrings")
     check_bool(packages, "packages")
+    pydoc_weight = check_int(pydoc_weight, "pydoc_weight", low=1, high=100)
     if packages and not docstrings:
         raise ValueError("packages=True adds to the standard library's docstrings: pass docstrings=True too")
     texts = text.paragraphs()
@@ -180,12 +184,14 @@ def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings:
         raise ValueError(f"test + val must leave training paragraphs: {test} + {val} >= {len(texts)}")
     n_train = len(texts) - test - val
     extra = text.docstrings(packages=packages) if docstrings else []
-    texts = texts[:n_train] + extra + texts[n_train:]
-    n_train += len(extra)
+    copies = texts[:n_train] * (pydoc_weight - 1)
+    texts = texts[:n_train] + extra + copies + texts[n_train:]
+    n_train += len(extra) + len(copies)
     ids = tokenize(texts, max_length=max_length)
     ids = F.pad(ids, (0, max_length - ids.shape[1]))
     parts = [ids[:n_train], ids[n_train : n_train + val], ids[n_train + val :]]
     name = "minilm-pydoc" + ("+docstrings" if docstrings else "") + ("+packages" if packages else "")
+    name += f"+pydoc*{pydoc_weight}" if pydoc_weight > 1 else ""
     digest = hashlib.sha256(f"{name}|{max_length}|{test}|{val}".encode())
     digest.update(ids.numpy().tobytes())
     sets = [TensorDataset(p, torch.zeros(len(p), dtype=torch.int64)) for p in parts]

@@ -121,6 +121,25 @@ def test_corpus_with_packages_adds_training_text_that_is_never_a_test_or_val_par
         minilm.corpus(docstrings=True, packages=1)
 
 
+def test_corpus_pydoc_weight_repeats_the_pydoc_training_paragraphs_after_the_rest():
+    plain = minilm.corpus(max_length=32, test=40, val=8, docstrings=True)
+    heavy = minilm.corpus(max_length=32, test=40, val=8, docstrings=True, pydoc_weight=3)
+    n_pydoc = len(mcv.text.paragraphs()) - 40 - 8
+    X, Y = plain.train.tensors[0], heavy.train.tensors[0]
+    assert len(Y) == len(X) + 2 * n_pydoc and heavy.fingerprint != plain.fingerprint
+    assert torch.equal(Y[: len(X)], X)  # calibration text and a run's first samples unchanged
+    assert torch.equal(Y[len(X) :], X[:n_pydoc].repeat(2, 1))
+    for split in ("val", "test"):
+        assert torch.equal(getattr(heavy, split).tensors[0], getattr(plain, split).tensors[0])
+    assert minilm.corpus(max_length=32, test=40, val=8, pydoc_weight=1).fingerprint == minilm.corpus(
+        max_length=32, test=40, val=8
+    ).fingerprint
+    with pytest.raises(ValueError, match=r"pydoc_weight must be an int in \[1, 100\], got 0"):
+        minilm.corpus(pydoc_weight=0)
+    with pytest.raises(TypeError, match="pydoc_weight must be an int .*, got 2.0"):
+        minilm.corpus(pydoc_weight=2.0)
+
+
 def test_layerdrop_matches_each_kept_block_on_real_tokens(model):
     from mcviz import distill_lm, layerdrop
 
