@@ -131,9 +131,10 @@ def test_corpus_pydoc_weight_repeats_the_pydoc_training_paragraphs_after_the_res
     assert torch.equal(Y[len(X) :], X[:n_pydoc].repeat(2, 1))
     for split in ("val", "test"):
         assert torch.equal(getattr(heavy, split).tensors[0], getattr(plain, split).tensors[0])
-    assert minilm.corpus(max_length=32, test=40, val=8, pydoc_weight=1).fingerprint == minilm.corpus(
-        max_length=32, test=40, val=8
-    ).fingerprint
+    assert (
+        minilm.corpus(max_length=32, test=40, val=8, pydoc_weight=1).fingerprint
+        == minilm.corpus(max_length=32, test=40, val=8).fingerprint
+    )
     with pytest.raises(ValueError, match=r"pydoc_weight must be an int in \[1, 100\], got 0"):
         minilm.corpus(pydoc_weight=0)
     with pytest.raises(TypeError, match="pydoc_weight must be an int .*, got 2.0"):
