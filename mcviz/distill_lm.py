@@ -3,9 +3,13 @@ teacher's outputs on local text (no labels needed).
 
 Low-rank factorization and layer dropping change a pretrained model's function; a few epochs of
 matching the original's outputs on unlabelled text win most of it back. :func:`match` does it
-with ``mcv.train.fit`` (its ``loss`` hook; the teacher's outputs are computed once, before
-training, unless its hint-layer outputs for every row would take more than :data:`CACHE_BYTES`:
-then each batch computes them, which costs a teacher pass per step and no memory):
+with ``mcv.train.fit`` (its ``loss`` hook). The teacher's outputs are computed once, before
+training, when its outputs (final and hint layers') for every row fit in :data:`CACHE_BYTES`. When
+they do not but the rows are token ids, each distinct row's outputs are kept as the first epoch's
+batches compute them: the final output in float32, the hint layers' in float16 and only at the
+positions that are not padding (:class:`_Kept`; the 3 hints of 15,500 MiniLM paragraphs of 60
+tokens on average: 2.0 GiB), so later epochs skip the teacher's pass, about 40% of a step's work.
+Beyond that, each batch computes them, which costs a teacher pass per step and no memory.
 
 - ``"cosine"``: ``1 - cos(student, teacher)`` per row, for sentence embeddings (MiniLM);
 - ``"kl"``: ``KL(softmax(teacher) || softmax(student))`` over the class dimension (dim 1), averaged
@@ -46,9 +50,10 @@ from mcviz._checks import (
 from mcviz.distill import _Capture
 
 OBJECTIVES = ("auto", "cosine", "kl")
-# the teacher's hint-layer outputs of every training row are kept when they fit in this many bytes
-# (1,428 MiniLM paragraphs of 128 tokens with 3 hints: 0.8 GB); beyond, each batch computes its own
-CACHE_BYTES = 2 * 1024**3
+# the teacher's outputs of every training row are kept when they fit in this many bytes: as float32
+# (1,428 MiniLM paragraphs of 128 tokens with 3 hints: 0.8 GB), else as float16 at the positions that
+# are not padding (_Kept: 15,500 paragraphs: 2.0 GiB); beyond, each batch computes its own
+CACHE_BYTES = 3 * 1024**3
 
 
 def check_repair(data, *, method: str, epochs: int, lr: float, samples: int | None = None):
@@ -154,7 +159,7 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
     try:
         with train.num_threads(1), torch.no_grad():
             first = _teach(teacher, X[:64], found)
-            per_row = sum(h[0].numel() * h[0].element_size() for h in first[1])
+            per_row = sum(h[0].numel() * h[0].element_size() for h in [first[0], *first[1]])
             cached = per_row * len(X) <= CACHE_BYTES
             if cached:  # every row's outputs, once; else the loss computes each batch's
                 parts = [first] + [_teach(teacher, X[i : i + 64], found) for i in range(64, len(X), 64)]
@@ -162,6 +167,7 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
                 hidden = [torch.cat([h[k] for _, h in parts]) for k in range(len(pairs))]
                 del parts
         pad = _padding_id(teacher)
+        kept = None if cached else _Kept.plan(X, pad, first)
         if objective == "auto":  # judged on every row's outputs when they are kept, else the first 64
             seen = target if cached else first[0]
             unit = seen.dim() == 2 and bool(((seen.norm(dim=1) - 1).abs() < 1e-3).all())
@@ -176,9 +182,13 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         def loss(out: torch.Tensor, batch: train.Batch):
             if cached:
                 want, wanted = target[batch.index], [h[batch.index] for h in hidden]
+            elif kept is not None and kept.has(batch.index):
+                want, wanted = kept.get(batch.index)
             else:
                 with torch.no_grad():
                     want, wanted = _teach(teacher, batch.x, found)
+                if kept is not None:
+                    kept.put(batch.index, want, wanted)
             if out.shape != want.shape:
                 raise ValueError(
                     f"the student's outputs {tuple(out.shape)} differ from the teacher's {tuple(want.shape)}"
@@ -214,6 +224,72 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
         for capture in found:
             capture.remove()
     return history[["epoch", "loss", *(["output_loss", "hint_loss"] if pairs else [])]]
+
+
+class _Kept:
+    """The teacher's outputs for each distinct training row, kept as the batches first compute them:
+    the final output as computed, each hint layer's output in float16 at the row's positions that
+    are not padding (all of them when there is no padding id). Repeated rows share one entry."""
+
+    def __init__(self, inverse, mask, out_shape, out_dtype, dims):
+        self.inverse, self.mask = inverse, mask  # training row -> distinct row; its positions kept
+        counts = mask.sum(1)
+        self.start = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)]).tolist()
+        self.out = torch.empty((len(mask), *out_shape), dtype=out_dtype)
+        self.hidden = [torch.empty((self.start[-1], dim), dtype=torch.float16) for dim in dims]
+        self.filled = torch.zeros(len(mask), dtype=torch.bool)
+        self.usable = True  # False once a hint output overflows float16: the teacher runs again
+
+    @classmethod
+    def plan(cls, X: torch.Tensor, pad: int | None, first) -> _Kept | None:
+        """Returns a store for the training inputs ``X`` when they are token ids (2-D integers)
+        and their teacher outputs (shapes as in ``first``, :func:`_teach` of the first rows) fit in
+        :data:`CACHE_BYTES` so kept; else None."""
+        out, hints = first
+        if not hints or X.dim() != 2 or X.is_floating_point() or len(X) == 0:
+            return None
+        if any(h.shape[1] != X.shape[1] for h in hints):  # a hint not one output per input position
+            return None
+        rows, inverse = torch.unique(X, dim=0, return_inverse=True)
+        mask = rows != pad if pad is not None else torch.ones_like(rows, dtype=torch.bool)
+        dims = [h.shape[2] for h in hints]
+        size = int(mask.sum()) * sum(dims) * 2 + len(rows) * out[0].numel() * out.element_size()
+        if size > CACHE_BYTES:
+            return None
+        return cls(inverse, mask, out.shape[1:], out.dtype, dims)
+
+    def has(self, index: torch.Tensor) -> bool:
+        """Whether every training row of ``index`` is kept."""
+        return self.usable and bool(self.filled[self.inverse[index]].all())
+
+    def get(self, index: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Returns the kept outputs of the training rows ``index``, as :func:`_teach` does (hint
+        outputs in float32, zeros at the padding)."""
+        rows = self.inverse[index].tolist()
+        wanted = []
+        for h in self.hidden:
+            full = torch.zeros((len(rows), self.mask.shape[1], h.shape[1]))
+            for i, r in enumerate(rows):
+                full[i, self.mask[r]] = h[self.start[r] : self.start[r + 1]].float()
+            wanted.append(full)
+        return self.out[rows], wanted
+
+    def put(self, index: torch.Tensor, want: torch.Tensor, wanted: list[torch.Tensor]) -> None:
+        """Keeps the outputs the teacher just computed for the training rows ``index`` (those not
+        kept yet)."""
+        if not self.usable:
+            return
+        for i, r in enumerate(self.inverse[index].tolist()):
+            if self.filled[r]:
+                continue
+            self.out[r] = want[i]
+            for h, w in zip(self.hidden, wanted, strict=True):
+                half = w[i, self.mask[r]].half()
+                if not torch.isfinite(half).all():  # beyond float16: compute every batch from now on
+                    self.usable = False
+                    return
+                h[self.start[r] : self.start[r + 1]] = half
+            self.filled[r] = True
 
 
 def _teach(teacher, x: torch.Tensor, found) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -260,6 +260,50 @@ def test_match_computes_the_teachers_hint_outputs_per_batch_when_they_would_not_
     model.eval()
 
 
+def test_match_keeps_the_teachers_outputs_after_the_first_epoch_in_float16(corpus, trained, monkeypatch):
+    model, _ = trained
+    pairs = [("blocks.0", "blocks.1")]
+    options = dict(epochs=3, lr=3e-3, hints=pairs, samples=64, batch_size=16)
+    kept = mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **options)
+    x = corpus.train.tensors[0][:1]
+    out_bytes = model(x)[0].numel() * 4
+    hint_bytes = x.shape[1] * model.tok.embedding_dim  # one output per position
+    # room for 64 rows in float16, not in float32
+    monkeypatch.setattr(mcv.distill_lm, "CACHE_BYTES", 64 * (hint_bytes * 2 + out_bytes))
+    calls = []
+    teach = mcv.distill_lm._teach
+    monkeypatch.setattr(mcv.distill_lm, "_teach", lambda *a: calls.append(1) or teach(*a))
+    students = [layerdrop.drop_layers(model, 1) for _ in range(2)]
+    runs = [mcv.distill_lm.match(s, model, corpus, **options) for s in students]
+    assert len(calls) == 2 * (1 + 64 // 16)  # the first rows, then each batch of the first epoch only
+    assert runs[0].equals(runs[1])  # deterministic
+    assert all(torch.equal(a, b) for a, b in zip(*(s.state_dict().values() for s in students), strict=True))
+    # the same teacher outputs, rounded to float16 after the first epoch: about the same training
+    assert runs[0]["loss"].iloc[0] == pytest.approx(kept["loss"].iloc[0], rel=1e-5)
+    assert runs[0]["loss"].to_numpy() == pytest.approx(kept["loss"].to_numpy(), rel=1e-3)
+
+
+def test_kept_outputs_skip_padding_share_repeated_rows_and_give_up_beyond_float16():
+    X = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0], [5, 6, 0, 0], [8, 9, 3, 1]])
+    out = torch.randn(4, 3)
+    hint = torch.randn(4, 4, 2) * (X != 0).unsqueeze(2)  # zeros at the padding, as _teach pads
+    store = mcv.distill_lm._Kept.plan(X, 0, (out, [hint]))
+    assert store.hidden[0].shape == (2 + 1 + 4, 2)  # the positions that are not padding, row 2 = row 0
+    assert not store.has(torch.tensor([0]))
+    store.put(torch.tensor([0, 1]), out[:2], [hint[:2]])
+    assert store.has(torch.tensor([2, 1])) and not store.has(torch.tensor([2, 3]))  # row 2 is row 0
+    want, wanted = store.get(torch.tensor([2, 1]))
+    assert torch.equal(want, out[[0, 1]])
+    assert torch.allclose(wanted[0], hint[[0, 1]], rtol=1e-3, atol=1e-3) and wanted[0].dtype == torch.float32
+    assert torch.equal(wanted[0][0, 2:], torch.zeros(2, 2))
+    assert mcv.distill_lm._Kept.plan(X, None, (out, [hint])).hidden[0].shape == (12, 2)  # no padding id
+    assert mcv.distill_lm._Kept.plan(X.float(), 0, (out, [hint])) is None  # not token ids
+    big = hint.clone()
+    big[3, 0, 0] = 1e6  # beyond float16
+    store.put(torch.tensor([3]), out[3:], [big[3:]])
+    assert not store.has(torch.tensor([0]))  # the teacher runs again for every batch
+
+
 @pytest.mark.parametrize(
     "options, error, message",
     [
