@@ -5,11 +5,12 @@ Low-rank factorization and layer dropping change a pretrained model's function; 
 matching the original's outputs on unlabelled text win most of it back. :func:`match` does it
 with ``mcv.train.fit`` (its ``loss`` hook). The teacher's outputs are computed once, before
 training, when its outputs (final and hint layers') for every row fit in :data:`CACHE_BYTES`. When
-they do not but the rows are token ids, each distinct row's outputs are kept as the first epoch's
-batches compute them: the final output in float32, the hint layers' in float16 and only at the
-positions that are not padding (:class:`_Kept`; the 3 hints of 15,500 MiniLM paragraphs of 60
-tokens on average: 2.0 GiB), so later epochs skip the teacher's pass, about 40% of a step's work.
-Beyond that, each batch computes them, which costs a teacher pass per step and no memory.
+they do not, the rows are token ids, there are ``hints`` and a second epoch, each distinct row's
+outputs are kept as the first epoch's batches compute them: the final output as it is, the hint
+layers' in float16 and only at the positions that are not padding (:class:`_Kept`; the 3 hints of
+15,500 MiniLM paragraphs of 60 tokens on average: 2.0 GiB), so later epochs skip the teacher's
+pass, about a third of a step's work. Otherwise each batch computes them, which costs a teacher
+pass per step and no memory.
 
 - ``"cosine"``: ``1 - cos(student, teacher)`` per row, for sentence embeddings (MiniLM);
 - ``"kl"``: ``KL(softmax(teacher) || softmax(student))`` over the class dimension (dim 1), averaged
@@ -50,9 +51,9 @@ from mcviz._checks import (
 from mcviz.distill import _Capture
 
 OBJECTIVES = ("auto", "cosine", "kl")
-# the teacher's outputs of every training row are kept when they fit in this many bytes: as float32
-# (1,428 MiniLM paragraphs of 128 tokens with 3 hints: 0.8 GB), else as float16 at the positions that
-# are not padding (_Kept: 15,500 paragraphs: 2.0 GiB); beyond, each batch computes its own
+# the teacher's outputs of every training row are kept when they fit in this many bytes: as computed
+# (1,428 MiniLM paragraphs of 128 tokens with 3 hints: 0.8 GB), else the hints as float16 at the
+# positions that are not padding (_Kept: 15,500 paragraphs: 2.0 GiB); beyond, each batch computes its own
 CACHE_BYTES = 3 * 1024**3
 
 
@@ -161,13 +162,16 @@ def match(student, teacher, data, *, epochs: int = 1, lr: float = 1e-4, batch_si
             first = _teach(teacher, X[:64], found)
             per_row = sum(h[0].numel() * h[0].element_size() for h in [first[0], *first[1]])
             cached = per_row * len(X) <= CACHE_BYTES
-            if cached:  # every row's outputs, once; else the loss computes each batch's
-                parts = [first] + [_teach(teacher, X[i : i + 64], found) for i in range(64, len(X), 64)]
-                target = torch.cat([out for out, _ in parts])
-                hidden = [torch.cat([h[k] for _, h in parts]) for k in range(len(pairs))]
-                del parts
+            if cached:  # every row's outputs, once, written in place (no second copy at any time)
+                target = first[0].new_empty((len(X), *first[0].shape[1:]))
+                hidden = [h.new_empty((len(X), *h.shape[1:])) for h in first[1]]
+                for i in range(0, len(X), 64):
+                    out, hints = first if i == 0 else _teach(teacher, X[i : i + 64], found)
+                    for whole, part in zip([target, *hidden], [out, *hints], strict=True):
+                        whole[i : i + len(part)] = part
         pad = _padding_id(teacher)
-        kept = None if cached else _Kept.plan(X, pad, first)
+        # else, with a second epoch to use them, each row's outputs as the first epoch computes them
+        kept = None if cached or epochs < 2 else _Kept.plan(X, pad, first)
         if objective == "auto":  # judged on every row's outputs when they are kept, else the first 64
             seen = target if cached else first[0]
             unit = seen.dim() == 2 and bool(((seen.norm(dim=1) - 1).abs() < 1e-3).all())
@@ -248,7 +252,7 @@ class _Kept:
         out, hints = first
         if not hints or X.dim() != 2 or X.is_floating_point() or len(X) == 0:
             return None
-        if any(h.shape[1] != X.shape[1] for h in hints):  # a hint not one output per input position
+        if any(h.shape[1] != X.shape[1] for h in hints):  # longer than the inputs (_teach pads shorter)
             return None
         rows, inverse = torch.unique(X, dim=0, return_inverse=True)
         mask = rows != pad if pad is not None else torch.ones_like(rows, dtype=torch.bool)
@@ -263,8 +267,9 @@ class _Kept:
         return self.usable and bool(self.filled[self.inverse[index]].all())
 
     def get(self, index: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Returns the kept outputs of the training rows ``index``, as :func:`_teach` does (hint
-        outputs in float32, zeros at the padding)."""
+        """Returns the kept outputs of the training rows ``index`` in :func:`_teach`'s shapes: the
+        hint outputs in float32 with zeros at the padding, where the teacher's own are left out by
+        :func:`_hint_loss` (it averages over the positions that are not padding)."""
         rows = self.inverse[index].tolist()
         wanted = []
         for h in self.hidden:
@@ -286,7 +291,7 @@ class _Kept:
             for h, w in zip(self.hidden, wanted, strict=True):
                 half = w[i, self.mask[r]].half()
                 if not torch.isfinite(half).all():  # beyond float16: compute every batch from now on
-                    self.usable = False
+                    self.usable, self.hidden, self.out = False, [], None  # the memory goes too
                     return
                 h[self.start[r] : self.start[r + 1]] = half
             self.filled[r] = True

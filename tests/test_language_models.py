@@ -281,14 +281,20 @@ def test_match_keeps_the_teachers_outputs_after_the_first_epoch_in_float16(corpu
     # the same teacher outputs, rounded to float16 after the first epoch: about the same training
     assert runs[0]["loss"].iloc[0] == pytest.approx(kept["loss"].iloc[0], rel=1e-5)
     assert runs[0]["loss"].to_numpy() == pytest.approx(kept["loss"].to_numpy(), rel=1e-3)
+    calls.clear()  # one epoch: nothing to keep them for, so nothing is kept
+    plans = []
+    plan = mcv.distill_lm._Kept.plan
+    monkeypatch.setattr(mcv.distill_lm._Kept, "plan", lambda *a: plans.append(1) or plan(*a))
+    mcv.distill_lm.match(layerdrop.drop_layers(model, 1), model, corpus, **{**options, "epochs": 1})
+    assert plans == [] and len(calls) == 1 + 64 // 16
 
 
 def test_kept_outputs_skip_padding_share_repeated_rows_and_give_up_beyond_float16():
-    X = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0], [5, 6, 0, 0], [8, 9, 3, 1]])
+    X = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0], [5, 6, 0, 0], [8, 0, 3, 1]])  # padding mid-row too
     out = torch.randn(4, 3)
     hint = torch.randn(4, 4, 2) * (X != 0).unsqueeze(2)  # zeros at the padding, as _teach pads
     store = mcv.distill_lm._Kept.plan(X, 0, (out, [hint]))
-    assert store.hidden[0].shape == (2 + 1 + 4, 2)  # the positions that are not padding, row 2 = row 0
+    assert store.hidden[0].shape == (2 + 1 + 3, 2)  # the positions that are not padding, row 2 = row 0
     assert not store.has(torch.tensor([0]))
     store.put(torch.tensor([0, 1]), out[:2], [hint[:2]])
     assert store.has(torch.tensor([2, 1])) and not store.has(torch.tensor([2, 3]))  # row 2 is row 0
@@ -301,7 +307,10 @@ def test_kept_outputs_skip_padding_share_repeated_rows_and_give_up_beyond_float1
     big = hint.clone()
     big[3, 0, 0] = 1e6  # beyond float16
     store.put(torch.tensor([3]), out[3:], [big[3:]])
-    assert not store.has(torch.tensor([0]))  # the teacher runs again for every batch
+    assert not store.has(torch.tensor([0])) and store.hidden == []  # the teacher runs every batch again
+    store = mcv.distill_lm._Kept.plan(X, 0, (out, [hint]))
+    store.put(torch.tensor([3]), out[3:], [hint[3:]])
+    assert torch.allclose(store.get(torch.tensor([3]))[1][0], hint[3:], rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize(
