@@ -7,8 +7,8 @@ measured in this run on this machine; timings run on ONE torch thread, interleav
 times every model in turn), and the thread count and CPU kernel path are printed with them.
 ``--quick`` uses smaller evaluation sets (for a smoke run; the full run took 20-40 minutes on a
 loaded 2-core machine before the student's recipe changed: its distillation alone now takes about
-55 min CPU, see ``benchmarks/student.py``, whose SPEC it uses; ``--quick`` distils it on 2,000
-paragraphs).
+an hour of CPU, see ``benchmarks/student.py``, whose SPEC and PYDOC_WEIGHT it uses; ``--quick``
+distils it on the first 2,000 training paragraphs).
 """
 
 from __future__ import annotations
@@ -74,8 +74,10 @@ def minilm_study(test: int, max_length: int, epochs: int, student_samples: int =
     # paragraphs alone, 447 before pydoc's repeated paragraphs were removed, left it at cosine 0.77:
     # it fit them and not the test paragraphs; with the standard library's, 0.82; with the
     # packages' too and blocks 0, 4, 5, 0.905 on that earlier split); calibration reads the first
-    # paragraphs, the same as before
-    data = mcv.minilm.corpus(max_length=max_length, test=test, docstrings=True, packages=True)
+    # paragraphs, the same as before; the student's pydoc paragraphs repeat as benchmarks/student.py's
+    # (after every other training paragraph: the low-rank model's and --quick's first ones unchanged)
+    data = mcv.minilm.corpus(max_length=max_length, test=test, docstrings=True, packages=True,
+                             pydoc_weight=student.PYDOC_WEIGHT)  # fmt: skip
     pydoc_train = len(mcv.text.paragraphs()) - test - len(data.val)  # what the low-rank model distils on
     retrieval = mcv.minilm.retrieval(max_length=max_length)
     specs = {
@@ -93,7 +95,7 @@ def minilm_study(test: int, max_length: int, epochs: int, student_samples: int =
         "2:4 sparse": "semistructured",
         "low-rank FFN 50% + distill": f"lowrank:fraction=0.5,layers=ffn,epochs={epochs},lr=0.0003,"
         f"samples={pydoc_train}",  # the pydoc paragraphs only: its cost and result as before
-        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and three passes over the ~15,600 paragraphs
+        # benchmarks/student.py's SPEC: blocks 0, 4, 5 and seven passes over the ~17,700 paragraphs
         "3 layers + distill": student.SPEC + (f",samples={student_samples}" if student_samples else ""),
     }
     start = time.perf_counter()

@@ -165,8 +165,9 @@ def corpus(*, max_length: int = 128, test: int = 300, val: int = 32, docstrings:
     docstrings (``mcv.text.docstrings``, about 1,100) follow the training paragraphs: more text to
     distil on, while the first training paragraphs (calibration) and the val and test splits stay
     the same. With ``packages`` too, the installed third-party packages' docstrings follow them
-    (``mcv.text.docstrings(packages=True)``, about 15,600 training paragraphs in all: the recipe of
-    the 3-layer student, whose test cosine they raise; see ``benchmarks/student.py``).
+    (``mcv.text.docstrings(packages=True)``, about 15,600 training paragraphs in all; with
+    ``pydoc_weight=8``, 17,700: the recipe of the 3-layer student, whose test cosine they raise; see
+    ``benchmarks/student.py``).
     ``pydoc_weight`` > 1 repeats the pydoc training paragraphs that many times in all, the copies
     after every other training paragraph (so the first ones and a run's first ``samples`` stay the
     same): the test's own kind of text weighs more in a distillation than the docstrings. Labels are
