@@ -70,7 +70,7 @@ def gpt_study(eval_windows: int, samples: int):
 def minilm_study(test: int, max_length: int, epochs: int, student_samples: int = 0):
     model = mcv.minilm.load()
     # the docstrings of the standard library and of the installed packages follow the pydoc
-    # training paragraphs: 35x the text for the layer-dropped student to distil on (the pydoc
+    # training paragraphs: about 50x the text for the layer-dropped student to distil on (the pydoc
     # paragraphs alone, 447 before pydoc's repeated paragraphs were removed, left it at cosine 0.77:
     # it fit them and not the test paragraphs; with the standard library's, 0.82; with the
     # packages' too and blocks 0, 4, 5, 0.905 on that earlier split); calibration reads the first
