@@ -29,17 +29,17 @@ all keep=3,which=last,lr=0.0005, rows 2-8 schedule=cosine,freeze_embeddings=true
 (CPU s: building and measuring the student, not the timing; they vary between runs on a shared
 machine. Rows 2-3 ran on commit 6436269, whose cosine schedule ended at lr 0 on the last step (since
 16917fd the last step learns, so a rerun differs slightly); row 4 before ``distill_lm.match`` kept
-the teacher's outputs, rows 5-8 with them: epochs after the first skip the teacher's pass, about 470
-s CPU each here, and 800 paragraphs took 0.75x the CPU for 3 epochs with the same test cosine to 5
-digits.) A cosine schedule, the teacher's embedding tables kept and batches of one length make an
-epoch about half as costly and reach 0.932 in two. The test's own kind of text weighs more when
-pydoc's 302 training paragraphs come 8 times (+14% rows), and a hint weight of 3 makes the 6-layer
-model's inner outputs count more (scratch runs of one epoch: 0.9200 -> 0.9281 with pydoc x8 ->
-0.9316 with hint_weight=3 too). The student memorizes more than it generalizes (a 3-epoch scratch
-run: seen pydoc paragraphs 0.992, test 0.942), so more passes buy less each: +0.0044 from 3 to 5
-epochs, +0.0022 from 5 to 7, +0.0014 from 7 to 9. (On the earlier split, where 59 test paragraphs
-were also training ones: the first row's spec 0.905; the 0, 2, 4 student of 4 epochs on 1,573
-paragraphs 0.818.)
+the teacher's outputs, rows 5-8 with them: epochs after the first skip the teacher's pass, about
+470-590 s CPU each here (rows 5, 6 and 8), and 800 paragraphs took 0.75x the CPU for 3 epochs with
+the same test cosine to 5 digits.) A cosine schedule, the teacher's embedding tables kept and
+batches of one length make an epoch about half as costly and reach 0.932 in two. The test's own kind
+of text weighs more when pydoc's 302 training paragraphs come 8 times (+14% rows), and a hint weight
+of 3 makes the 6-layer model's inner outputs count more (scratch runs of one epoch: 0.9200 -> 0.9281
+with pydoc x8 -> 0.9316 with hint_weight=3 too). The student memorizes more than it generalizes (a
+3-epoch scratch run: seen pydoc paragraphs 0.992, test 0.942), so more passes buy less each: +0.0044
+from 3 to 5 epochs, +0.0022 from 5 to 7, +0.0014 from 7 to 9. (On the earlier split, where 59 test
+paragraphs were also training ones: the first row's spec 0.905; the 0, 2, 4 student of 4 epochs on
+1,573 paragraphs 0.818.)
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ import mcviz as mcv
 # minilm_study's "3 layers + distill" at the full setting: blocks 0, 4 and 5 (the last two: the
 # dropped model starts at cosine 0.67 instead of 0.34 with 0, 2, 4), seven passes over the
 # paragraphs with a cosine learning rate, the hint loss (the kept blocks' outputs) weighed 3, the
-# teacher's embedding tables kept, batches by length (the docstring's table: the fewest of 3, 5, 7
-# and 9 epochs that reaches the target, on both kernel paths tried)
+# teacher's embedding tables kept, batches by length (the docstring's table: of 3, 5, 7 and 9
+# epochs, the fewest that reaches the target; 7 did on both kernel paths tried)
 SPEC = ("layerdrop:keep=3,which=last,epochs=7,lr=0.0005,hint_weight=3,schedule=cosine,"
         "freeze_embeddings=true,by_length=true")  # fmt: skip
 PYDOC_WEIGHT = 8  # the pydoc training paragraphs 8 times: the test paragraphs' kind of text
